@@ -1,0 +1,232 @@
+"""Read pickled weight files without torch or paddle, and without running their code.
+
+Official CMFNet checkpoints are ``torch.save``d dicts (zip or legacy format);
+the PaddlePaddle article's ``.pdparams`` are pickles of numpy arrays. Both
+are pickles, and a pickle can run any code it names. This module unpickles
+with an allow-list: containers, numpy array reconstruction and torch's
+tensor/storage rebuild functions, which are mapped onto numpy. Any other
+name in the file is refused with :class:`UnsafePickleError`.
+"""
+from __future__ import annotations
+
+import collections
+import io
+import pickle
+import struct
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+try:  # numpy >= 2
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _multiarray
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+_TORCH_DTYPES = {
+    "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
+    "BFloat16Storage": "bfloat16", "LongStorage": np.int64, "IntStorage": np.int32,
+    "ShortStorage": np.int16, "CharStorage": np.int8, "ByteStorage": np.uint8,
+    "BoolStorage": np.bool_,
+}
+
+
+class CheckpointError(ValueError):
+    """The file is not a readable checkpoint."""
+
+
+class UnsafePickleError(CheckpointError):
+    """The pickle names something outside the allow-list (it could run code)."""
+
+
+@dataclass
+class _StorageType:
+    name: str
+
+
+@dataclass
+class _Storage:
+    dtype: object
+    key: str
+    numel: int
+    data: np.ndarray | None = None
+
+
+@dataclass
+class _TensorRef:
+    storage: _Storage
+    offset: int
+    size: tuple
+    stride: tuple
+
+    def materialise(self) -> np.ndarray:
+        flat = self.storage.data
+        if flat is None:
+            raise CheckpointError(f"storage {self.storage.key} has no data (truncated file?)")
+        if not self.size:
+            return flat[self.offset:self.offset + 1].reshape(()).copy()
+        count = 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride))
+        if self.offset + count > flat.size:
+            raise CheckpointError("a tensor reaches past the end of its storage (truncated file?)")
+        item = flat.itemsize
+        view = np.lib.stride_tricks.as_strided(
+            flat[self.offset:], shape=self.size, strides=[s * item for s in self.stride])
+        return np.ascontiguousarray(view)
+
+
+def _rebuild_tensor(storage, offset, size, stride, *unused):
+    return _TensorRef(storage, int(offset), tuple(size), tuple(stride))
+
+
+def _rebuild_parameter(data, *unused):
+    return data
+
+
+def _bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
+    return (raw.astype(np.uint32) << 16).view(np.float32)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    _allowed = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
+        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+        ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
+        ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
+        ("_codecs", "encode"): lambda text, encoding="latin1": text.encode(encoding),
+    }
+
+    def __init__(self, file, storages: dict[str, _Storage], zip_reader=None):
+        super().__init__(file)
+        self._storages = storages
+        self._zip_reader = zip_reader
+
+    def find_class(self, module, name):
+        if module == "torch" and name in _TORCH_DTYPES:
+            return _StorageType(name)
+        if (module, name) in self._allowed:
+            return self._allowed[(module, name)]
+        if module.startswith("torch.nn"):
+            raise UnsafePickleError(
+                f"the file holds a pickled model object ({module}.{name}), not a state dict; "
+                "save model.state_dict() instead")
+        raise UnsafePickleError(
+            f"refused to load: the file asks to import {module}.{name}, "
+            "which a weights file never needs (it could run code)")
+
+    def persistent_load(self, pid):
+        if not isinstance(pid, tuple) or not pid or pid[0] != "storage":
+            raise UnsafePickleError(f"unexpected persistent id {pid!r:.60}")
+        storage_type, key, numel = pid[1], str(pid[2]), pid[4] if len(pid) > 4 else None
+        if not isinstance(storage_type, _StorageType):
+            raise CheckpointError(f"unknown storage type {storage_type!r:.60}")
+        if key not in self._storages:
+            dtype = _TORCH_DTYPES[storage_type.name]
+            storage = _Storage(dtype, key, int(numel) if numel is not None else -1)
+            if self._zip_reader is not None:
+                storage.data = self._zip_reader(key, dtype)
+            self._storages[key] = storage
+        return self._storages[key]
+
+
+def _frombuffer(raw: bytes, dtype) -> np.ndarray:
+    if dtype == "bfloat16":
+        return _bfloat16_to_float32(np.frombuffer(raw, dtype="<u2"))
+    return np.frombuffer(raw, dtype=np.dtype(dtype).newbyteorder("<"))
+
+
+def _resolve(obj):
+    """Replace tensor references by numpy arrays, walking the loaded structure."""
+    if isinstance(obj, _TensorRef):
+        return obj.materialise()
+    if isinstance(obj, collections.OrderedDict):
+        return collections.OrderedDict((k, _resolve(v)) for k, v in obj.items())
+    if isinstance(obj, dict):
+        return {k: _resolve(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_resolve(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_resolve(v) for v in obj)
+    return obj
+
+
+def _load_torch_zip(path: Path):
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+        if not pkl:
+            raise CheckpointError("zip file without data.pkl: not a PyTorch checkpoint")
+        root = pkl[0][: -len("data.pkl")]
+        byteorder = root + "byteorder"
+        if byteorder in names and archive.read(byteorder).strip() != b"little":
+            raise CheckpointError("big-endian checkpoints are not supported")
+
+        def read_storage(key, dtype):
+            try:
+                return _frombuffer(archive.read(f"{root}data/{key}"), dtype)
+            except KeyError:
+                raise CheckpointError(f"storage data/{key} is missing from the archive") from None
+
+        unpickler = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), {}, read_storage)
+        return _resolve(unpickler.load())
+
+
+def _load_torch_legacy(handle) -> object:
+    # layout: magic, protocol version, sys info, the object pickle, the storage keys, raw storages
+    for expected in ("magic", "protocol", "sysinfo"):
+        value = _RestrictedUnpickler(handle, {}).load()
+        if expected == "magic" and value != LEGACY_MAGIC:
+            raise CheckpointError("not a PyTorch legacy checkpoint (bad magic number)")
+    storages: dict[str, _Storage] = {}
+    result = _RestrictedUnpickler(handle, storages).load()
+    keys = _RestrictedUnpickler(handle, {}).load()
+    for key in keys:
+        storage = storages[str(key)]
+        header = handle.read(8)
+        if len(header) < 8:
+            raise CheckpointError("the file ends before all tensors were read (truncated file?)")
+        (numel,) = struct.unpack("<q", header)
+        itemsize = 2 if storage.dtype == "bfloat16" else np.dtype(storage.dtype).itemsize
+        raw = handle.read(numel * itemsize)
+        if len(raw) < numel * itemsize:
+            raise CheckpointError("the file ends before all tensors were read (truncated file?)")
+        storage.data = _frombuffer(raw, storage.dtype)
+    return _resolve(result)
+
+
+def load_pickled(path: str | Path):
+    """Load a torch (zip or legacy) checkpoint or a pickled ``.pdparams``, safely.
+
+    Tensors come back as numpy arrays; containers as dicts, lists and tuples.
+    Raises :class:`CheckpointError` (or its subclass :class:`UnsafePickleError`).
+    """
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            return _load_torch_zip(path)
+        with open(path, "rb") as handle:
+            head = handle.read(2)
+            if not head:
+                raise CheckpointError("the file is empty")
+            if head[:1] != b"\x80":
+                raise CheckpointError("not a pickle or zip checkpoint")
+            handle.seek(0)
+            first = _RestrictedUnpickler(handle, {}).load()
+            if first == LEGACY_MAGIC:
+                handle.seek(0)
+                return _load_torch_legacy(handle)
+            return _resolve(first)
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error) as exc:
+        raise CheckpointError(f"the file is damaged or truncated ({exc.__class__.__name__}: {exc})") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+        raise CheckpointError(f"the file's contents are not a checkpoint ({exc.__class__.__name__}: {exc})") from None

@@ -1,0 +1,322 @@
+"""Weights files: read any supported format, check it, store it, find it.
+
+Supported inputs:
+
+* official PyTorch checkpoints (``{'state_dict': ...}``, zip or legacy format,
+  keys with or without ``module.``), read without torch;
+* PaddlePaddle ``.pdparams`` (the article's format: a pickled dict of arrays);
+* the project's own format: ``NAME.pdparams`` plus ``NAME.json`` beside it,
+  holding task, network config, sha256 of the ``.pdparams`` and provenance.
+
+Installed weights live in ``resources/weights/`` (bundled defaults, trained by
+this project) and in the user data dir (imported, e.g. the authors' official
+files). :func:`default_weights` prefers imported official weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError, load_pickled
+from .network_config import Config, expected_shapes
+
+TASKS = ("deblur", "dehaze", "deraindrop")
+FORMAT = "cmfnet-restore/1"
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+BUNDLED_DIR = RESOURCES / "weights"
+
+# Keys that give away which network a foreign checkpoint belongs to.
+_FINGERPRINTS = [
+    ("NAFNet", ("intro.weight", "ending.weight")),
+    ("MPRNet", ("sam12.conv1.weight", "concat12.weight", "stage3_orsnet.orb1.body.0.body.0.weight")),
+    ("Restormer", ("patch_embed.proj.weight", "output.weight")),
+    ("Real-ESRGAN/ESRGAN", ("conv_first.weight", "conv_body.weight")),
+    ("SwinIR", ("conv_first.weight", "patch_embed.norm.weight")),
+]
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, unreadable or does not fit CMFNet (one-line message)."""
+
+
+@dataclass
+class Weights:
+    """A checked state dict, its network config and what is known about it."""
+
+    state: dict[str, np.ndarray]
+    config: Config
+    meta: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def task(self) -> str | None:
+        return self.meta.get("task")
+
+
+def _user_data_dir() -> Path:
+    override = os.environ.get("CMFNET_DATA_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("cmfnet-restore", appauthor=False))
+
+
+def user_weights_dir() -> Path:
+    return _user_data_dir() / "weights"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- reading -----------------------------------------------------------------
+
+def _extract_state(obj) -> dict:
+    if isinstance(obj, dict):
+        for key in ("state_dict", "params_ema", "params", "model"):
+            if isinstance(obj.get(key), dict):
+                return obj[key]
+        return obj
+    raise WeightsError(f"the file holds a {type(obj).__name__}, not a dict of weights")
+
+
+def _normalise_keys(state: dict) -> dict[str, np.ndarray]:
+    out = {}
+    for key, value in state.items():
+        if not isinstance(key, str):
+            continue
+        if not isinstance(value, np.ndarray):
+            continue  # e.g. paddle's "StructuredToParameterName@@" name table
+        if key.startswith("module."):
+            key = key[len("module."):]
+        if key.endswith("._weight"):  # paddle.nn.PReLU names its slope _weight
+            key = key[: -len("._weight")] + ".weight"
+        out[key] = value
+    return out
+
+
+def infer_config(state: dict[str, np.ndarray]) -> Config:
+    """Work out the network widths from tensor shapes (files without a config)."""
+    try:
+        n_feat, _, k, _ = state["shallow_feat1.2.weight"].shape
+        s = state["stage1_encoder.down12.down.1.weight"].shape[0] - n_feat
+        squeezed = state["stage1_encoder.encoder_level1.0.CA.conv_du.0.weight"].shape[0]
+    except (KeyError, ValueError):
+        raise WeightsError(_foreign_message(state)) from None
+    return Config(n_feat=int(n_feat), scale_unetfeats=int(s),
+                  reduction=max(1, int(n_feat) // max(1, int(squeezed))), kernel_size=int(k))
+
+
+def _foreign_message(state: dict) -> str:
+    keys = set(state)
+    for name, marks in _FINGERPRINTS:
+        if any(mark in keys for mark in marks):
+            return f"this looks like a {name} checkpoint, not CMFNet"
+    sample = ", ".join(sorted(keys)[:3]) or "none"
+    return f"not a CMFNet checkpoint (first keys: {sample})"
+
+
+def check_state(state: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
+    """Every expected key present with the expected shape, as float32; else WeightsError."""
+    expected = expected_shapes(config)
+    missing = [k for k in expected if k not in state]
+    if missing:
+        hint = _foreign_message(state) if len(missing) > len(expected) // 2 else "incomplete CMFNet checkpoint"
+        raise WeightsError(f"missing {len(missing)} keys, first: {missing[0]}; {hint}")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise WeightsError(f"{len(unexpected)} unexpected keys, first: {unexpected[0]}; "
+                           "not the CMFNet architecture this tool runs")
+    wrong = [(k, tuple(state[k].shape), shape) for k, shape in expected.items()
+             if tuple(state[k].shape) != shape]
+    if wrong:
+        key, got, want = wrong[0]
+        raise WeightsError(f"{len(wrong)} tensors have the wrong shape, first: {key} is {got}, expected {want}")
+    out = {}
+    for key in expected:
+        value = state[key]
+        if not np.issubdtype(value.dtype, np.floating):
+            raise WeightsError(f"{key} holds {value.dtype} values, expected floating point")
+        if not np.all(np.isfinite(value)):
+            raise WeightsError(f"{key} contains NaN or infinite values")
+        out[key] = np.ascontiguousarray(value, dtype=np.float32)
+    return out
+
+
+def read_weights(path: str | os.PathLike) -> Weights:
+    """Read and check any supported weights file. Raises WeightsError with one clear line."""
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path}: no such file")
+    if path.is_dir():
+        raise WeightsError(f"{path}: is a folder, expected a weights file")
+    try:
+        obj = load_pickled(path)
+    except CheckpointError as exc:
+        raise WeightsError(f"{path.name}: {exc}") from None
+    meta = {}
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"{sidecar.name}: unreadable sidecar ({exc})") from None
+    try:
+        state = _normalise_keys(_extract_state(obj))
+        if not state:
+            raise WeightsError("the file holds no tensors")
+        config = Config(**meta["config"]) if "config" in meta else infer_config(state)
+        state = check_state(state, config)
+    except WeightsError as exc:
+        raise WeightsError(f"{path.name}: {exc}") from None
+    if meta.get("sha256") and meta["sha256"] != sha256(path):
+        raise WeightsError(f"{path.name}: sha256 does not match its sidecar (file changed or corrupt)")
+    return Weights(state=state, config=config, meta=meta, path=path)
+
+
+def load_network(path: str | os.PathLike, local_window: int = 0):
+    """Build the Paddle CMFNet from any supported weights file, in eval mode.
+
+    Calling the result on an N x 3 x H x W float32 RGB tensor in [0, 1]
+    (H, W multiples of 4) returns the restored N x 3 x H x W tensor: the
+    official output 0, not clamped.
+    """
+    return build_network(read_weights(path), local_window=local_window)
+
+
+def build_network(weights: Weights, local_window: int = 0):
+    import paddle
+
+    from .network import CMFNet
+
+    network = CMFNet(weights.config)
+    network.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.state.items()})
+    if local_window:
+        network.set_local_statistics(local_window)
+    network.eval()
+    return network
+
+
+# --- writing -------------------------------------------------------------------
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, provenance: dict) -> Path:
+    """Write the project format: ``path`` (.pdparams, a plain pickle of float32 arrays
+    that ``paddle.load`` also reads) and its ``.json`` sidecar."""
+    path = Path(path).with_suffix(".pdparams")
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in weights.state.items()}, protocol=4)
+    _atomic_write_bytes(path, payload)
+    meta = {
+        "format": FORMAT,
+        "task": task,
+        "config": weights.config.as_dict(),
+        "sha256": hashlib.sha256(payload).hexdigest(),
+        "provenance": provenance,
+    }
+    _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    return path
+
+
+def import_weights(task: str, source: str | os.PathLike, name: str | None = None,
+                   kind: str = "official") -> Path:
+    """Convert ``source`` (any supported format) into the user's weights folder."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    source = Path(source)
+    weights = read_weights(source)
+    if weights.task and weights.task != task:
+        raise WeightsError(f"{source.name} was made for {weights.task}, not {task}")
+    target = user_weights_dir() / task / f"{name or source.stem}.pdparams"
+    provenance = {"kind": kind, "source_file": source.name, "source_sha256": sha256(source)}
+    provenance.update(weights.meta.get("provenance", {}) if weights.meta else {})
+    provenance["kind"] = kind
+    return save_weights(weights, target, task=task, provenance=provenance)
+
+
+# --- the registry of installed weights --------------------------------------------
+
+@dataclass
+class Installed:
+    task: str
+    path: Path
+    meta: dict
+    bundled: bool
+
+    @property
+    def kind(self) -> str:
+        return "bundled" if self.bundled else self.meta.get("provenance", {}).get("kind", "imported")
+
+    @property
+    def config(self) -> dict:
+        return self.meta.get("config", {})
+
+
+def _scan(folder: Path, task: str, bundled: bool) -> list[Installed]:
+    found = []
+    for sidecar in sorted(folder.glob("*.json")):
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        params = sidecar.with_suffix(".pdparams")
+        if meta.get("format") == FORMAT and meta.get("task") == task and params.exists():
+            found.append(Installed(task, params, meta, bundled))
+    return found
+
+
+def installed_weights(task: str) -> list[Installed]:
+    """Bundled weights first, then those imported by the user."""
+    return _scan(BUNDLED_DIR, task, True) + _scan(user_weights_dir() / task, task, False)
+
+
+def default_weights(task: str) -> Installed | None:
+    """Imported official weights when present (newest first), else the bundled default."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    entries = installed_weights(task)
+    official = [e for e in entries if e.kind == "official"]
+    if official:
+        return max(official, key=lambda e: e.path.stat().st_mtime)
+    bundled = [e for e in entries if e.bundled]
+    if bundled:
+        return bundled[0]
+    return entries[-1] if entries else None
+
+
+def resolve_weights(task: str, weights: str | os.PathLike | None = None) -> Path:
+    """The weights file to use for ``task``; a clear WeightsError if there is none."""
+    if weights is not None:
+        return Path(weights)
+    entry = default_weights(task)
+    if entry is None:
+        raise WeightsError(
+            f"no weights installed for {task}: import the official CMFNet weights with "
+            f"'cmfnet weights import {task} FILE.pth', or pass --weights FILE")
+    return entry.path
