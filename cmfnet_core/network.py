@@ -295,7 +295,12 @@ class CMFNet(nn.Layer):
         return self.forward_all(x)[0]
 
     def set_local_statistics(self, window: int) -> None:
-        """Use a windowed channel-attention pool of ``window`` pixels (0: global, official)."""
-        for layer in self.sublayers():
+        """Channel attention pools over a ``window``-pixel square (0: global, as official).
+
+        The window is given at input resolution and halves with each U-Net level.
+        """
+        for name, layer in self.named_sublayers():
             if isinstance(layer, CALayer):
-                layer.local_window = window
+                level = next((int(part[-1]) for part in name.split(".")
+                              if part[:-1] in ("encoder_level", "decoder_level", "skip_attn")), 1)
+                layer.local_window = window // 2 ** (level - 1) if window else 0
