@@ -1,0 +1,1 @@
+"""Front ends of CMFNet Restore: Qt app, GIMP bridge, file-manager integration."""

@@ -1,0 +1,1 @@
+"""File-manager integration (freedesktop, Nautilus, Nemo, Dolphin, Windows, macOS)."""

@@ -1,0 +1,648 @@
+"""Install and remove the per-user desktop integration of CMFNet Restore.
+
+``install.py`` calls::
+
+    from plugin.desktop.integration import install_integrations, uninstall_integrations
+    report = install_integrations(python_exe, project_dir)   # after the venv is ready
+    report = uninstall_integrations()                        # install.py --uninstall
+
+What gets written (all per user, no root):
+
+Linux / BSD (XDG; ``$XDG_DATA_HOME`` defaults to ``~/.local/share``)
+  * ``$XDG_DATA_HOME/applications/cmfnet-restore.desktop`` - an application
+    entry with ``MimeType=`` (so "Open With CMFNet Restore" works) and
+    ``Actions=`` for Deblur / Dehaze / Deraindrop, in the app or saved beside.
+  * ``$XDG_DATA_HOME/nautilus/scripts/Restore/<item>`` - Nautilus scripts.
+  * ``$XDG_DATA_HOME/nemo/actions/cmfnet-restore-<task>-<mode>.nemo_action``.
+  * ``$XDG_DATA_HOME/kio/servicemenus/cmfnet-restore.desktop`` - the KDE
+    Dolphin service menu "Restore ▸ ..." (executable, as KF >= 5.85 wants).
+Windows
+  * ``HKCU\\Software\\Classes\\SystemFileAssociations\\image\\shell\\CMFNetRestore``
+    - a cascading "Restore" menu on image files (written with ``winreg``).
+macOS
+  * ``~/Library/Services/CMFNet Restore - <Item>.workflow`` - Quick Actions
+    (Automator "Run Shell Script" bundles; generated, not tested on a Mac).
+Every platform
+  * the GIMP 3 plug-in, see :mod:`plugin.gimp.installer`.
+
+Every entry runs ``<project python> <project>/plugin/desktop/restore_here.py
+--task T (--open | --save) FILES``, so it works from a desktop session without
+an activated venv. Every path written (and every directory created, and every
+registry key) is recorded in a manifest, ``<user data dir>/cmfnet-restore/
+integrations.json``; uninstalling removes exactly those and nothing else.
+
+This module uses only the standard library: ``install.py`` may import it
+from a Python that is not the project's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+APP_ID = "cmfnet-restore"
+APP_NAME = "CMFNet Restore"
+TASKS = ("deblur", "dehaze", "deraindrop")
+TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+MODES = ("open", "save")
+SUBMENU = "Restore"
+# image types the engine reads (cmfnet_core.imageio): JPEG, PNG, TIFF, BMP, WebP
+MIME_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp", "image/webp")
+EXTENSIONS = ("jpg", "jpeg", "jpe", "png", "tif", "tiff", "bmp", "webp")
+MANIFEST_NAME = "integrations.json"
+REGISTRY_ROOT = r"Software\Classes\SystemFileAssociations\image\shell\CMFNetRestore"
+
+RUNNER_RELPATH = Path("plugin") / "desktop" / "restore_here.py"
+
+
+def item_label(task: str, mode: str) -> str:
+    """Menu text of one entry: "Deblur…" opens the app, "Deblur and save copy" writes beside."""
+    return f"{TASK_LABELS[task]}…" if mode == "open" else f"{TASK_LABELS[task]} and save copy"
+
+
+def item_comment(task: str, mode: str) -> str:
+    if mode == "open":
+        return f"Open the photo in {APP_NAME} with {task} selected"
+    return f"Restore ({task}) straight to NAME.{task}.EXT beside the photo"
+
+
+# --------------------------------------------------------------------------- places
+
+def user_data_dir(platform: str | None = None) -> Path:
+    """Where the manifest lives (``$XDG_DATA_HOME/cmfnet-restore`` on Linux)."""
+    platform = platform or sys.platform
+    if platform == "win32":
+        return Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming") / APP_ID
+    if platform == "darwin":
+        return Path.home() / "Library" / "Application Support" / APP_ID
+    return xdg_data_home() / APP_ID
+
+
+def xdg_data_home() -> Path:
+    value = os.environ.get("XDG_DATA_HOME", "")
+    return Path(value) if os.path.isabs(value) else Path.home() / ".local" / "share"
+
+
+def manifest_path(platform: str | None = None) -> Path:
+    return user_data_dir(platform) / MANIFEST_NAME
+
+
+# --------------------------------------------------------------------------- quoting
+
+def desktop_exec_arg(arg: str) -> str:
+    """Quote one argument for a desktop-entry ``Exec`` value (already string-escaped).
+
+    Desktop Entry spec: an argument with reserved characters goes in double
+    quotes, inside which ``"`` `` ` `` ``$`` ``\\`` are backslash-escaped; a
+    literal ``%`` is ``%%``; and the whole value is then a ``string`` whose
+    backslashes are escaped again.
+    """
+    arg = arg.replace("%", "%%")
+    reserved = set(" \t\n\"'\\><~|&;$*?#()`=")
+    if arg and not (set(arg) & reserved):
+        quoted = arg
+    else:
+        quoted = '"' + "".join("\\" + c if c in '"`$\\' else c for c in arg) + '"'
+    return keyfile_escape(quoted)
+
+
+def keyfile_escape(value: str) -> str:
+    """Escape a value for a GKeyFile / desktop-entry ``string`` (``\\``, newline, tab)."""
+    return (value.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+            .replace("\r", "\\r"))
+
+
+def sh_quote(arg: str) -> str:
+    return shlex.quote(arg)
+
+
+def windows_quote(arg: str) -> str:
+    """Quote for a Windows command line (CommandLineToArgvW rules)."""
+    if arg and not any(c in arg for c in ' \t"'):
+        return arg
+    out, backslashes = ['"'], 0
+    for c in arg:
+        if c == "\\":
+            backslashes += 1
+            continue
+        if c == '"':
+            out.append("\\" * (2 * backslashes + 1) + '"')
+        else:
+            out.append("\\" * backslashes + c)
+        backslashes = 0
+    out.append("\\" * (2 * backslashes) + '"')
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- commands
+
+@dataclass(frozen=True)
+class Target:
+    """What every entry runs: the project's interpreter and the runner script."""
+
+    python: str
+    project_dir: str
+
+    @property
+    def runner(self) -> str:
+        return str(Path(self.project_dir) / RUNNER_RELPATH)
+
+    def argv(self, task: str | None, mode: str) -> list[str]:
+        """Command line without the files."""
+        args = [self.python, self.runner]
+        if task:
+            args += ["--task", task]
+        return args + ["--open" if mode == "open" else "--save"]
+
+    def icon(self) -> str:
+        """An icon for the entries: the project's own if it ships one, else a themed name."""
+        for name in ("cmfnet-restore.svg", "cmfnet-restore.png", "app.svg", "app.png"):
+            p = Path(self.project_dir) / "resources" / "icons" / name
+            if p.is_file():
+                return str(p)
+        return "image-x-generic"
+
+
+def desktop_exec(target: Target, task: str | None, mode: str, field_code: str = "%F") -> str:
+    return " ".join(desktop_exec_arg(a) for a in target.argv(task, mode)) + " " + field_code
+
+
+# --------------------------------------------------------------------------- Linux files
+
+def _entry_lines(pairs: list[tuple[str, str]]) -> list[str]:
+    return [f"{k}={v}" for k, v in pairs]
+
+
+def freedesktop_entry(target: Target) -> str:
+    """The application entry: "Open With" for images, plus one action per task and mode."""
+    actions = [f"{t}-{m}" for m in MODES for t in TASKS]
+    lines = ["[Desktop Entry]"] + _entry_lines([
+        ("Type", "Application"),
+        ("Version", "1.5"),
+        ("Name", APP_NAME),
+        ("GenericName", "Photo Restoration"),
+        ("Comment", "Remove blur, haze or raindrops from photos with CMFNet"),
+        ("Icon", keyfile_escape(target.icon())),
+        ("Exec", desktop_exec(target, None, "open")),
+        ("TryExec", keyfile_escape(target.python)),
+        ("Terminal", "false"),
+        ("StartupNotify", "true"),
+        ("Categories", "Graphics;Photography;"),
+        ("Keywords", "deblur;dehaze;derain;raindrop;restore;photo;sharpen;"),
+        ("MimeType", ";".join(MIME_TYPES) + ";"),
+        ("Actions", ";".join(actions) + ";"),
+    ])
+    for m in MODES:
+        for t in TASKS:
+            lines += ["", f"[Desktop Action {t}-{m}]"] + _entry_lines([
+                ("Name", item_label(t, m)),
+                ("Icon", keyfile_escape(target.icon())),
+                ("Exec", desktop_exec(target, t, m)),
+            ])
+    return "\n".join(lines) + "\n"
+
+
+def dolphin_service_menu(target: Target) -> str:
+    """KDE service menu: "Restore ▸ Deblur… / … / Deblur and save copy / …" on images."""
+    actions = [f"{t}-{m}" for m in MODES for t in TASKS]
+    lines = ["[Desktop Entry]"] + _entry_lines([
+        ("Type", "Service"),
+        ("Name", APP_NAME),
+        ("Icon", keyfile_escape(target.icon())),
+        ("MimeType", ";".join(MIME_TYPES) + ";"),
+        # KF5 < 5.85 looked for this key (in kservices5/ServiceMenus); harmless in KF6
+        ("X-KDE-ServiceTypes", "KonqPopupMenu/Plugin"),
+        ("X-KDE-Submenu", SUBMENU),
+        ("Actions", ";".join(actions) + ";"),
+    ])
+    for m in MODES:
+        for t in TASKS:
+            lines += ["", f"[Desktop Action {t}-{m}]"] + _entry_lines([
+                ("Name", item_label(t, m)),
+                ("Icon", keyfile_escape(target.icon())),
+                ("Exec", desktop_exec(target, t, m)),
+            ])
+    return "\n".join(lines) + "\n"
+
+
+def nautilus_script(target: Target, task: str, mode: str) -> str:
+    """A Nautilus script. Nautilus runs it with the selection as arguments (relative to
+    the working directory it sets) and in NAUTILUS_SCRIPT_SELECTED_FILE_PATHS; the
+    runner reads the variable when there are no arguments (remote folders)."""
+    cmd = " ".join(sh_quote(a) for a in target.argv(task, mode))
+    return (
+        "#!/bin/sh\n"
+        f"# {APP_NAME}: {item_label(task, mode)}\n"
+        "# Installed by install.py; removed by install.py --uninstall.\n"
+        f'exec {cmd} -- "$@"\n'
+    )
+
+
+def nemo_action(target: Target, task: str, mode: str) -> str:
+    """A Nemo action. Nemo substitutes %F with the selected paths, each in double quotes
+    (Quote=double), and splits the line like a shell (no shell runs)."""
+    exec_line = " ".join(_nemo_arg(a) for a in target.argv(task, mode)) + " -- %F"
+    lines = ["[Nemo Action]"] + _entry_lines([
+        ("Name", f"{SUBMENU}: {item_label(task, mode)}"),
+        ("Comment", item_comment(task, mode).replace("%", "%%")),
+        ("Exec", keyfile_escape(exec_line)),
+        ("Icon-Name", keyfile_escape(target.icon())),
+        ("Selection", "notnone"),
+        ("Extensions", ";".join(EXTENSIONS) + ";"),
+        ("Quote", "double"),
+    ])
+    return "\n".join(lines) + "\n"
+
+
+def _nemo_arg(arg: str) -> str:
+    return sh_quote(arg).replace("%", "%%")
+
+
+# --------------------------------------------------------------------------- Windows
+
+def windows_registry_entries(target: Target) -> list[tuple[str, str, str]]:
+    """``(key under HKCU, value name, REG_SZ value)`` for the Explorer "Restore" menu.
+
+    ``SystemFileAssociations\\image`` applies to every file whose PerceivedType
+    is image. An empty ``SubCommands`` plus a ``shell`` subkey makes a cascading
+    menu (Windows 7+). Explorer starts one process per selected file for a
+    ``%1`` verb; ``MultiSelectModel=Player`` keeps the verb for large selections.
+    ``pythonw.exe`` (beside python.exe) avoids a console window.
+    """
+    py = Path(target.python)
+    pyw = py.with_name("pythonw.exe") if py.name.lower() == "python.exe" else py
+    entries = [
+        (REGISTRY_ROOT, "MUIVerb", SUBMENU),
+        (REGISTRY_ROOT, "SubCommands", ""),
+        (REGISTRY_ROOT, "Icon", target.icon() if target.icon().endswith((".ico", ".exe")) else ""),
+        (REGISTRY_ROOT, "MultiSelectModel", "Player"),
+    ]
+    n = 0
+    for m in MODES:
+        for t in TASKS:
+            n += 1
+            key = REGISTRY_ROOT + rf"\shell\{n:02d}-{t}-{m}"
+            argv = [str(pyw)] + target.argv(t, m)[1:]
+            cmd = " ".join(windows_quote(a) for a in argv) + ' "%1"'
+            entries += [
+                (key, "MUIVerb", item_label(t, m)),
+                (key, "MultiSelectModel", "Player"),
+                (key + r"\command", "", cmd),
+            ]
+    return [e for e in entries if not (e[1] == "Icon" and not e[2])]
+
+
+def write_windows_registry(entries, winreg_mod=None) -> list[str]:
+    """Write ``entries`` under HKEY_CURRENT_USER; return the keys created (outermost first)."""
+    if winreg_mod is None:
+        import winreg as winreg_mod  # noqa: PLC0415 (Windows only)
+    keys: list[str] = []
+    for key, name, value in entries:
+        with winreg_mod.CreateKeyEx(winreg_mod.HKEY_CURRENT_USER, key, 0,
+                                    winreg_mod.KEY_WRITE) as handle:
+            winreg_mod.SetValueEx(handle, name, 0, winreg_mod.REG_SZ, value)
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
+def delete_windows_registry_tree(key: str, winreg_mod=None) -> bool:
+    """Delete ``HKCU\\key`` and everything below it; False if it was not there."""
+    if winreg_mod is None:
+        import winreg as winreg_mod  # noqa: PLC0415
+    try:
+        handle = winreg_mod.OpenKey(winreg_mod.HKEY_CURRENT_USER, key, 0,
+                                    winreg_mod.KEY_READ | winreg_mod.KEY_WRITE)
+    except OSError:
+        return False
+    with handle:
+        subkeys = []
+        i = 0
+        while True:
+            try:
+                subkeys.append(winreg_mod.EnumKey(handle, i))
+            except OSError:
+                break
+            i += 1
+    for sub in subkeys:
+        delete_windows_registry_tree(key + "\\" + sub, winreg_mod)
+    winreg_mod.DeleteKey(winreg_mod.HKEY_CURRENT_USER, key)
+    return True
+
+
+# --------------------------------------------------------------------------- macOS
+
+def macos_workflow_files(target: Target, task: str, mode: str) -> dict[str, bytes]:
+    """``{relative path: bytes}`` of one Automator Quick Action bundle (Finder, images).
+
+    NOT TESTED ON A MAC (none at hand): the bundle follows the layout Automator
+    saves for a "Run Shell Script" Quick Action that receives image files in
+    Finder and passes them as arguments. If macOS refuses it, make the same
+    Quick Action by hand (plugin/desktop/README.md) with the shell command
+    in ``macos_shell_command``.
+    """
+    title = f"{APP_NAME} - {item_label(task, mode)}"
+    info = {
+        "CFBundleName": title,
+        "CFBundleIdentifier": f"org.cmfnet-restore.{task}-{mode}",
+        "NSServices": [{
+            "NSMenuItem": {"default": title},
+            "NSMessage": "runWorkflowAsService",
+            "NSRequiredContext": {"NSApplicationIdentifier": "com.apple.finder"},
+            "NSSendFileTypes": ["public.image"],
+        }],
+    }
+    action = {
+        "action": {
+            "AMAccepts": {"Container": "List", "Optional": True,
+                          "Types": ["com.apple.cocoa.string"]},
+            "AMActionVersion": "2.0.3",
+            "AMApplication": ["Automator"],
+            "AMParameterProperties": {"COMMAND_STRING": {}, "CheckedForUserDefaultShell": {},
+                                      "inputMethod": {}, "shell": {}, "source": {}},
+            "AMProvides": {"Container": "List", "Types": ["com.apple.cocoa.string"]},
+            "ActionBundlePath": "/System/Library/Automator/Run Shell Script.action",
+            "ActionName": "Run Shell Script",
+            "ActionParameters": {
+                "COMMAND_STRING": macos_shell_command(target, task, mode),
+                "CheckedForUserDefaultShell": True,
+                "inputMethod": 1,  # pass input as arguments
+                "shell": "/bin/sh",
+                "source": "",
+            },
+            "BundleIdentifier": "com.apple.RunShellScript",
+            "CFBundleVersion": "2.0.3",
+            "CanShowSelectedItemsWhenRun": False,
+            "CanShowWhenRun": True,
+            "Category": ["AMCategoryUtilities"],
+            "Class Name": "RunShellScriptAction",
+            "InputUUID": "0B5F1D7E-6A2C-4B8E-9E0A-000000000001",
+            "Keywords": ["Shell", "Script", "Command", "Run", "Unix"],
+            "OutputUUID": "0B5F1D7E-6A2C-4B8E-9E0A-000000000002",
+            "UUID": "0B5F1D7E-6A2C-4B8E-9E0A-000000000003",
+            "UnlocalizedApplications": ["Automator"],
+            "arguments": {},
+            "isViewVisible": 1,
+            "location": "309.000000:253.000000",
+            "nibPath": "/System/Library/Automator/Run Shell Script.action/Contents/Resources/Base.lproj/main.nib",
+        },
+        "isViewVisible": 1,
+    }
+    wflow = {
+        "AMApplicationBuild": "523",
+        "AMApplicationVersion": "2.10",
+        "AMDocumentVersion": "2",
+        "actions": [action],
+        "connectors": {},
+        "workflowMetaData": {
+            "applicationBundleIDsByPath": {},
+            "applicationPaths": [],
+            "inputTypeIdentifier": "com.apple.Automator.fileSystemObject.image",
+            "outputTypeIdentifier": "com.apple.Automator.nothing",
+            "presentationMode": 15,
+            "processesInput": 0,
+            "serviceInputTypeIdentifier": "com.apple.Automator.fileSystemObject.image",
+            "serviceOutputTypeIdentifier": "com.apple.Automator.nothing",
+            "serviceProcessesInput": 0,
+            "systemImageName": "NSActionTemplate",
+            "useAutomaticInputType": 0,
+            "workflowTypeIdentifier": "com.apple.Automator.servicesMenu",
+        },
+    }
+    return {
+        "Contents/Info.plist": plistlib.dumps(info),
+        "Contents/document.wflow": plistlib.dumps(wflow),
+    }
+
+
+def macos_shell_command(target: Target, task: str, mode: str) -> str:
+    return " ".join(sh_quote(a) for a in target.argv(task, mode)) + ' -- "$@"'
+
+
+# --------------------------------------------------------------------------- plan
+
+@dataclass
+class PlannedFile:
+    path: Path
+    content: bytes
+    executable: bool = False
+
+
+@dataclass
+class Report:
+    """What an install or uninstall did, for install.py to print."""
+
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    registry: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        return ([f"wrote   {p}" for p in self.written] + [f"removed {p}" for p in self.removed]
+                + [f"registry HKCU\\{k}" for k in self.registry]
+                + [f"skipped {s}" for s in self.skipped])
+
+
+def linux_files(target: Target) -> list[PlannedFile]:
+    data = xdg_data_home()
+    files = [
+        PlannedFile(data / "applications" / f"{APP_ID}.desktop",
+                    freedesktop_entry(target).encode()),
+        PlannedFile(data / "kio" / "servicemenus" / f"{APP_ID}.desktop",
+                    dolphin_service_menu(target).encode(), executable=True),
+    ]
+    for m in MODES:
+        for t in TASKS:
+            files.append(PlannedFile(data / "nautilus" / "scripts" / SUBMENU / item_label(t, m),
+                                     nautilus_script(target, t, m).encode(), executable=True))
+            files.append(PlannedFile(data / "nemo" / "actions" / f"{APP_ID}-{t}-{m}.nemo_action",
+                                     nemo_action(target, t, m).encode()))
+    return files
+
+
+def macos_files(target: Target) -> list[PlannedFile]:
+    services = Path.home() / "Library" / "Services"
+    files = []
+    for m in MODES:
+        for t in TASKS:
+            bundle = services / f"{APP_NAME} - {item_label(t, m)}.workflow"
+            for rel, content in macos_workflow_files(target, t, m).items():
+                files.append(PlannedFile(bundle / rel, content))
+    return files
+
+
+def planned_files(target: Target, platform: str | None = None) -> list[PlannedFile]:
+    platform = platform or sys.platform
+    if platform == "win32":
+        return []
+    if platform == "darwin":
+        return macos_files(target)
+    return linux_files(target)
+
+
+# --------------------------------------------------------------------------- manifest
+
+def _load_manifest(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"files": [], "dirs": [], "registry": []}
+    for k in ("files", "dirs", "registry"):
+        data.setdefault(k, [])
+    return data
+
+
+def _save_manifest(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _makedirs(path: Path, created: list[str]) -> None:
+    """mkdir -p, remembering each directory it had to create (outermost first)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        d.mkdir()
+        created.append(str(d))
+
+
+def write_files(files: list[PlannedFile], manifest: dict) -> list[str]:
+    written = []
+    for f in files:
+        _makedirs(f.path.parent, manifest["dirs"])
+        tmp = f.path.with_name(f.path.name + ".cmfnet-tmp")
+        tmp.write_bytes(f.content)
+        mode = 0o755 if f.executable else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, f.path)
+        if str(f.path) not in manifest["files"]:
+            manifest["files"].append(str(f.path))
+        written.append(str(f.path))
+    return written
+
+
+def _refresh_desktop_caches(platform: str) -> None:
+    """Best effort: let menus pick up the new entry now rather than at next login."""
+    if platform in ("win32", "darwin"):
+        return
+    apps = xdg_data_home() / "applications"
+    if shutil.which("update-desktop-database") and apps.is_dir():
+        subprocess.run(["update-desktop-database", "-q", str(apps)], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------- API
+
+def _gimp_installer(project_dir: str):
+    try:
+        from plugin.gimp import installer  # noqa: PLC0415
+    except ImportError:  # run as a script from elsewhere
+        sys.path.insert(0, project_dir)
+        from plugin.gimp import installer  # noqa: PLC0415
+    return installer
+
+
+def install_integrations(python_exe: str | os.PathLike, project_dir: str | os.PathLike, *,
+                         gimp: bool = True, file_manager: bool = True,
+                         platform: str | None = None, winreg_mod=None) -> Report:
+    """Install every integration for the current user; returns what was done.
+
+    ``python_exe``: the project's interpreter (the venv's ``bin/python`` or
+    ``Scripts\\python.exe``); ``project_dir``: the checkout (holds
+    ``plugin/desktop/restore_here.py`` and ``plugin/gimp/cmfnet-restore/``).
+    Re-running replaces the previous installation (it is uninstalled first).
+    """
+    platform = platform or sys.platform
+    python_exe = os.path.abspath(os.fspath(python_exe))
+    project_dir = os.path.abspath(os.fspath(project_dir))
+    target = Target(python_exe, project_dir)
+    report = uninstall_integrations(platform=platform, winreg_mod=winreg_mod)
+    report = Report(removed=report.removed)
+    mpath = manifest_path(platform)
+    manifest = {"version": 1, "python": python_exe, "project_dir": project_dir,
+                "files": [], "dirs": [], "registry": []}
+    _makedirs(mpath.parent, manifest["dirs"])
+    try:
+        if file_manager:
+            report.written += write_files(planned_files(target, platform), manifest)
+            if platform == "win32":
+                keys = write_windows_registry(windows_registry_entries(target), winreg_mod)
+                manifest["registry"].append(REGISTRY_ROOT)
+                report.registry += keys
+        if gimp:
+            installer = _gimp_installer(project_dir)
+            profile = installer.gimp_profile_dir(platform)
+            if profile is None:
+                report.skipped.append(
+                    "GIMP plug-in: no GIMP 3 profile found (start GIMP 3 once, then run "
+                    "install.py again)")
+            else:
+                files = installer.plugin_files(python_exe, project_dir, profile)
+                report.written += write_files(files, manifest)
+    finally:
+        _save_manifest(mpath, manifest)
+    _refresh_desktop_caches(platform)
+    return report
+
+
+def uninstall_integrations(*, platform: str | None = None, winreg_mod=None) -> Report:
+    """Remove exactly what the manifest lists: files, then the directories the
+    install created (only if empty), then registry keys; finally the manifest."""
+    platform = platform or sys.platform
+    mpath = manifest_path(platform)
+    report = Report()
+    if not mpath.exists():
+        return report
+    manifest = _load_manifest(mpath)
+    for f in manifest["files"]:
+        p = Path(f)
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+            report.removed.append(f)
+    for key in manifest["registry"]:
+        if delete_windows_registry_tree(key, winreg_mod):
+            report.registry.append(key)
+    mpath.unlink()
+    for d in sorted(manifest["dirs"], key=len, reverse=True):
+        try:
+            os.rmdir(d)  # only if empty: never removes what someone else put there
+            report.removed.append(d + os.sep)
+        except OSError:
+            pass
+    _refresh_desktop_caches(platform)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(description="Install/remove CMFNet Restore's desktop integration")
+    p.add_argument("--uninstall", action="store_true")
+    p.add_argument("--python", default=sys.executable, help="the project's interpreter")
+    p.add_argument("--project-dir", default=str(Path(__file__).resolve().parents[2]))
+    p.add_argument("--no-gimp", action="store_true")
+    a = p.parse_args(argv)
+    if a.uninstall:
+        rep = uninstall_integrations()
+    else:
+        rep = install_integrations(a.python, a.project_dir, gimp=not a.no_gimp)
+    for line in rep.lines():
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

@@ -1,0 +1,176 @@
+"""Runner behind the file-manager entries (right-click "Restore ▸ ...").
+
+Every entry that ``plugin/desktop/integration.py`` installs (freedesktop
+actions, Nautilus scripts, Nemo actions, the Dolphin service menu, Windows
+verbs, macOS Quick Actions) runs::
+
+    <project python> restore_here.py --task TASK --open [FILE...]   # open the app
+    <project python> restore_here.py --task TASK --save [FILE...]   # NAME.TASK.EXT beside
+
+It is started by the project's own Python (the one ``install.py`` set up), so
+``cmfnet_core`` is importable in the child processes it starts; the file
+itself uses only the standard library and is run by path, so it works from a
+desktop session without an activated venv.
+
+File names come from the command line; when a file manager runs it as a
+script with no usable arguments, from ``NAUTILUS_SCRIPT_SELECTED_FILE_PATHS``
+or ``NEMO_SCRIPT_SELECTED_FILE_PATHS`` (newline-separated absolute paths).
+
+``--save`` runs ``cmfnet restore FILE... --task TASK`` once for all files (the
+model is loaded once), and reports with ``notify-send`` when it is present
+(``osascript`` on macOS), otherwise on stderr. A log of each run is kept in
+the user state directory (``$XDG_STATE_HOME/cmfnet-restore/restore-here.log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+APP_NAME = "CMFNet Restore"
+TASKS = ("deblur", "dehaze", "deraindrop")
+TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
+SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
+
+
+def state_dir() -> Path:
+    """Per-user state directory for the log (XDG on Linux, the OS place elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+        return base / "cmfnet-restore"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Logs" / "cmfnet-restore"
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cmfnet-restore"
+
+
+def _as_path(item: str) -> Path:
+    if item.startswith("file://"):
+        return Path(unquote(urlparse(item).path))
+    return Path(item)
+
+
+def selected_files(args: list[str], environ=os.environ) -> list[Path]:
+    """The files to work on: arguments first, else a file manager's selection variable.
+
+    Nautilus and Nemo also pass the selection as (relative) arguments when the
+    folder is local; the environment variable is used only when there are none
+    (remote folders pass no arguments).
+    """
+    items = [a for a in args if a]
+    if not items:
+        for var in SELECTION_ENV_VARS:
+            value = environ.get(var, "")
+            items = [line for line in value.split("\n") if line.strip()]
+            if items:
+                break
+    return [_as_path(i).absolute() for i in items]
+
+
+def output_path(src: Path, task: str) -> Path:
+    """``NAME.TASK.EXT`` beside the input (the CLI's default output name)."""
+    return src.with_name(f"{src.stem}.{task}{src.suffix}")
+
+
+def notify(summary: str, body: str = "", *, error: bool = False) -> None:
+    """Desktop notification where a notifier exists; always also on stderr."""
+    print(f"{summary}{': ' + body if body else ''}", file=sys.stderr)
+    try:
+        if shutil.which("notify-send"):
+            cmd = ["notify-send", "--app-name", APP_NAME,
+                   "--icon", "dialog-error" if error else "image-x-generic"]
+            if error:
+                cmd += ["--urgency", "critical"]
+            subprocess.run(cmd + [summary, body], timeout=10, check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elif sys.platform == "darwin" and shutil.which("osascript"):
+            def q(s: str) -> str:
+                return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+            subprocess.run(["osascript", "-e",
+                            f"display notification {q(body)} with title {q(APP_NAME)} subtitle {q(summary)}"],
+                           timeout=10, check=False,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        pass
+
+
+def _log(lines: list[str]) -> None:
+    try:
+        d = state_dir()
+        d.mkdir(parents=True, exist_ok=True)
+        with open(d / "restore-here.log", "a", encoding="utf-8") as fh:
+            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+            fh.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
+    except OSError:
+        pass
+
+
+def cli_command(python: str, *args: str) -> list[str]:
+    return [python, "-m", "cmfnet_core.cli", *args]
+
+
+def open_in_app(python: str, task: str | None, files: list[Path]) -> int:
+    cmd = cli_command(python, "gui", *(["--task", task] if task else []), *map(str, files))
+    _log(["open: " + " ".join(cmd)])
+    if os.name == "posix":
+        os.execv(python, cmd)  # does not return
+    return subprocess.call(cmd)
+
+
+def save_beside(python: str, task: str, files: list[Path], weights: str | None) -> int:
+    cmd = cli_command(python, "restore", *map(str, files), "--task", task)
+    if weights:
+        cmd += ["--weights", weights]
+    n = len(files)
+    what = files[0].name if n == 1 else f"{n} photos"
+    notify(f"{task.capitalize()}: working on {what}…", "The result is saved beside the original.")
+    started = time.monotonic()
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seconds = time.monotonic() - started
+    _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
+          proc.stdout, proc.stderr])
+    if proc.returncode == 0:
+        outs = [output_path(f, task).name for f in files]
+        notify(f"{TASK_VERBS[task]} {what}", ", ".join(outs[:5]) + (" …" if len(outs) > 5 else ""))
+        return 0
+    lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
+    notify(f"{APP_NAME}: {task} failed", lines[-1] if lines else f"exit status {proc.returncode}",
+           error=True)
+    return proc.returncode or 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="restore_here", description=__doc__.splitlines()[0])
+    p.add_argument("--task", choices=TASKS, help="restoration task (optional with --open)")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--open", action="store_true", help="open the photos in the app")
+    mode.add_argument("--save", action="store_true", help="restore straight to NAME.TASK.EXT")
+    p.add_argument("--python", default=sys.executable,
+                   help="interpreter that has cmfnet_core (default: this one)")
+    p.add_argument("--weights", help="weights file passed to `cmfnet restore`")
+    p.add_argument("files", nargs="*", help="photos (default: the file manager's selection)")
+    a = p.parse_args(argv)
+
+    files = selected_files(a.files)
+    if a.save:
+        if not a.task:
+            p.error("--save needs --task")
+        missing = [f for f in files if not f.is_file()]
+        files = [f for f in files if f.is_file()]
+        if missing:
+            _log([f"skipped (not a file): {m}" for m in missing])
+        if not files:
+            notify(f"{APP_NAME}: nothing to restore", "Select one or more photos.", error=True)
+            return 2
+        return save_beside(a.python, a.task, files, a.weights)
+    return open_in_app(a.python, a.task, files)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""The GIMP-free half of the CMFNet Restore plug-in (standard library only).
+
+GIMP's bundled Python cannot hold PaddlePaddle, so the plug-in hands the
+layer's pixels to the project's own Python in a subprocess::
+
+    <project python> -m cmfnet_core.cli restore IN.png -o OUT.png --task T --progress-lines
+
+and reads ``PROGRESS <done> <total>`` lines from it. Everything here can be
+tested without GIMP (tests/test_gimp.py does); ``cmfnet-restore.py`` holds the
+``gi.repository.Gimp`` side.
+
+The plug-in finds the project's Python in ``cmfnet-restore.json`` beside it,
+written by ``install.py`` (``plugin.gimp.installer``)::
+
+    {"python": "/path/to/.venv/bin/python", "project_dir": "/path/to/checkout",
+     "weights": null}
+
+``$CMFNET_PYTHON`` / ``$CMFNET_WEIGHTS`` override the file.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+CONFIG_NAME = "cmfnet-restore.json"
+TASKS = ("deblur", "dehaze", "deraindrop")
+TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+PROGRESS_PREFIX = "PROGRESS "
+
+# environment a GIMP bundle sets for its own Python; the project's Python must not see it
+_PYTHON_ENV_VARS = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE",
+                    "PYTHONSAFEPATH", "__PYVENV_LAUNCHER__")
+
+
+class BridgeError(Exception):
+    """A failure with a message meant for the user (shown by GIMP)."""
+
+
+class Cancelled(BridgeError):
+    pass
+
+
+# --------------------------------------------------------------------------- config
+
+@dataclass
+class Config:
+    python: str
+    project_dir: str | None = None
+    weights: str | None = None
+    extra_args: list[str] = field(default_factory=list)
+
+
+def load_config(plugin_dir: str | os.PathLike, environ=os.environ) -> Config:
+    """Read ``cmfnet-restore.json`` beside the plug-in; environment variables win."""
+    path = Path(plugin_dir) / CONFIG_NAME
+    data: dict = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise BridgeError(f"{path} is not valid JSON: {exc}") from exc
+    python = environ.get("CMFNET_PYTHON") or data.get("python")
+    if not python:
+        raise BridgeError(
+            f"CMFNet Restore does not know the project's Python: {path} is missing. "
+            "Run install.py from the CMFNet Restore checkout again.")
+    if not os.path.exists(python):
+        raise BridgeError(f"The project's Python {python} does not exist (moved or deleted?). "
+                          "Run install.py again.")
+    return Config(python=python,
+                  project_dir=data.get("project_dir"),
+                  weights=environ.get("CMFNET_WEIGHTS") or data.get("weights") or None,
+                  extra_args=list(data.get("extra_args") or []))
+
+
+# --------------------------------------------------------------------------- PNG
+
+_COLOR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type (G, GA, RGB, RGBA)
+
+
+def png_bytes(width: int, height: int, channels: int, bit_depth: int, pixels: bytes,
+              *, native_u16: bool = True) -> bytes:
+    """Encode raw interleaved pixels (8 or 16 bit) as a PNG with no ancillary chunks.
+
+    ``pixels`` for 16 bit is in native byte order when ``native_u16`` (what a
+    GEGL "u16" buffer gives); PNG stores big-endian. Rows are written with
+    filter 0, so this is fast in pure Python (zlib does the work).
+    """
+    if channels not in _COLOR_TYPES or bit_depth not in (8, 16):
+        raise ValueError(f"unsupported PNG layout: {channels} channels, {bit_depth} bit")
+    row = width * channels * bit_depth // 8
+    if len(pixels) != row * height:
+        raise ValueError(f"expected {row * height} bytes, got {len(pixels)}")
+    if bit_depth == 16 and native_u16 and sys.byteorder == "little":
+        a = array.array("H")
+        a.frombytes(pixels)
+        a.byteswap()
+        pixels = a.tobytes()
+    raw = bytearray()
+    mv = memoryview(pixels)
+    for y in range(height):
+        raw += b"\x00"
+        raw += mv[y * row:(y + 1) * row]
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_TYPES[channels], 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + chunk(b"IEND", b""))
+
+
+def write_png(path: str | os.PathLike, width: int, height: int, channels: int,
+              bit_depth: int, pixels: bytes) -> None:
+    Path(path).write_bytes(png_bytes(width, height, channels, bit_depth, pixels))
+
+
+# --------------------------------------------------------------------------- engine
+
+def engine_command(cfg: Config, src: str, dst: str, task: str, *,
+                   tile: int = 0, overlap: int = -1, weights: str | None = None) -> list[str]:
+    """``<python> -m cmfnet_core.cli restore SRC -o DST --task T --progress-lines [...]``."""
+    if task not in TASKS:
+        raise BridgeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "-o", dst,
+           "--task", task, "--progress-lines"]
+    w = weights or cfg.weights
+    if w:
+        cmd += ["--weights", w]
+    if tile and tile > 0:
+        cmd += ["--tile", str(tile)]
+    if overlap is not None and overlap >= 0:
+        cmd += ["--overlap", str(overlap)]
+    return cmd + list(cfg.extra_args)
+
+
+def parse_progress(line: str) -> tuple[int, int] | None:
+    """``"PROGRESS 3 12"`` -> ``(3, 12)``; anything else -> None."""
+    if not line.startswith(PROGRESS_PREFIX):
+        return None
+    parts = line.split()
+    if len(parts) != 3:
+        return None
+    try:
+        done, total = int(parts[1]), int(parts[2])
+    except ValueError:
+        return None
+    return (done, total) if total > 0 and 0 <= done <= total else None
+
+
+def child_environment(environ=os.environ) -> dict[str, str]:
+    env = {k: v for k, v in environ.items() if k not in _PYTHON_ENV_VARS}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: SIGTERM the engine when the plug-in dies (GIMP kills the plug-in
+    process when the user cancels its progress bar)."""
+    try:
+        import ctypes  # noqa: PLC0415
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except Exception:  # noqa: BLE001 - best effort
+        pass
+
+
+def run_engine(cmd: list[str], on_progress: Callable[[int, int], bool | None] | None = None,
+               *, cwd: str | None = None, environ=os.environ) -> list[str]:
+    """Run the engine, feeding ``PROGRESS`` lines to ``on_progress(done, total)``.
+
+    ``on_progress`` returning ``False`` cancels: the engine is terminated and
+    :class:`Cancelled` raised. Returns the other output lines; raises
+    :class:`BridgeError` with the engine's last message when it fails.
+    """
+    kwargs: dict = {}
+    if sys.platform.startswith("linux"):
+        kwargs["preexec_fn"] = _die_with_parent
+    elif os.name == "nt":
+        kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+    if cwd and not os.path.isdir(cwd):
+        cwd = None
+    try:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=cwd, env=child_environment(environ),
+                                text=True, encoding="utf-8", errors="replace", bufsize=1,
+                                **kwargs)
+    except OSError as exc:
+        raise BridgeError(f"cannot start the project's Python ({cmd[0]}): {exc}") from exc
+    other: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\r\n")
+            prog = parse_progress(line)
+            if prog is None:
+                if line.strip():
+                    other.append(line)
+                continue
+            if on_progress is not None and on_progress(*prog) is False:
+                raise Cancelled("Cancelled")
+        rc = proc.wait()
+    except BaseException:
+        _stop(proc)
+        raise
+    if rc != 0:
+        last = next((ln for ln in reversed(other) if ln.strip()), f"exit status {rc}")
+        raise BridgeError(f"CMFNet Restore failed: {last}")
+    return other
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
