@@ -1,0 +1,299 @@
+"""The ``cmfnet`` command: restore photos, manage weights, benchmark, train, open the app.
+
+Progress and messages go to stderr, results (the paths written) to stdout.
+Exit codes: 0 all done; 1 some files failed (the others were still done);
+2 bad usage; 3 no usable weights; 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+from .weights import TASKS
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+RESTORE_EXAMPLES = """\
+examples:
+  cmfnet restore photo.jpg --task deblur
+      writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
+  cmfnet restore *.png --task dehaze --out-dir restored/
+  cmfnet restore scan.tif --task deraindrop -o clean.tif --tile 512
+  cmfnet restore photo.jpg --task deblur --weights CMFNet_deblur.pth
+      use a weights file directly (official .pth, .pdparams or this tool's format)
+
+The original photo is never modified. Tiles keep memory bounded: a larger
+--tile is faster but needs more memory; --overlap hides seams between tiles.
+"""
+
+WEIGHTS_EXAMPLES = """\
+examples:
+  cmfnet weights list
+  cmfnet weights import deblur ~/Downloads/deblur_GoPro_CMFNet.pth
+      converts the authors' official checkpoint (no PyTorch needed) and makes
+      it the default for deblurring
+"""
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    engine = parser.add_argument_group("engine")
+    engine.add_argument("--tile", type=int, default=256, metavar="N",
+                        help="tile side in pixels, a multiple of 8 (default: 256)")
+    engine.add_argument("--overlap", type=int, default=32, metavar="N",
+                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
+    engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="gpu needs the paddlepaddle-gpu package (default: cpu)")
+    engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
+                        help="paddle is the exact reference; openvino is much faster on CPUs "
+                             "(default: auto)")
+    engine.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="bf16 is used on CPUs with AMX/AVX512-BF16 (default: auto)")
+    engine.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads to use (default: all cores)")
+    engine.add_argument("--local-stats", action="store_true",
+                        help="channel attention over a local window, so tiled and whole-image "
+                             "results agree more closely")
+
+
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cmfnet",
+        description="Make blurry, hazy or rain-spotted photos clear with CMFNet.",
+        epilog="Run 'cmfnet COMMAND --help' for the options and examples of each command.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    restore = commands.add_parser(
+        "restore", help="restore photos and write NAME.TASK.EXT beside them",
+        description="Restore photos with CMFNet. Each photo is written as NAME.TASK.EXT "
+                    "beside the original (or where -o / --out-dir say).",
+        epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
+    restore.add_argument("--task", "-t", choices=TASKS, required=True, help="what to remove")
+    restore.add_argument("--weights", "-w", metavar="FILE",
+                         help="weights file to use instead of the installed default")
+    where = restore.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="OUT", help="output file (one input only)")
+    where.add_argument("--out-dir", metavar="DIR", help="folder for the outputs")
+    restore.add_argument("--overwrite", action="store_true",
+                         help="allow replacing an existing output file (even the original, with -o)")
+    restore.add_argument("--progress-lines", action="store_true",
+                         help="print 'PROGRESS done total' lines to stderr instead of a bar "
+                              "(for programs that drive cmfnet)")
+    restore.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    _add_engine_options(restore)
+    restore.set_defaults(run=run_restore)
+
+    weights = commands.add_parser("weights", help="list or import weights",
+                                  epilog=WEIGHTS_EXAMPLES,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
+    weights_commands.required = True
+    listing = weights_commands.add_parser("list", help="show installed weights and the default per task")
+    listing.set_defaults(run=run_weights_list)
+    importing = weights_commands.add_parser(
+        "import", help="convert a weights file (official .pth, .pdparams) into your weights folder")
+    importing.add_argument("task", choices=TASKS)
+    importing.add_argument("file", metavar="FILE")
+    importing.add_argument("--name", help="name to store it under (default: the file's name)")
+    importing.set_defaults(run=run_weights_import)
+
+    bench = commands.add_parser("bench", help="measure restoration speed on this machine",
+                                description="Benchmark the backends on this machine and print "
+                                            "ms per tile, megapixels per minute and TFLOP/s.")
+    _add_optional(bench, "cmfnet_core.bench", "bench", argv)
+
+    train = commands.add_parser("train", help="train CMFNet weights on your photos (needs torch)",
+                                description="Train CMFNet on clean photos with synthesised "
+                                            "degradations (needs the 'train' extra: PyTorch).")
+    _add_optional(train, "cmfnet_core.training.train", "train", argv)
+
+    gui = commands.add_parser("gui", help="open the desktop app",
+                              description="Open the CMFNet Restore desktop app.")
+    gui.add_argument("files", nargs="*", metavar="FILE", help="photos to open")
+    gui.add_argument("--task", "-t", choices=TASKS, help="task to select")
+    gui.set_defaults(run=run_gui)
+    return parser
+
+
+def _add_optional(parser: argparse.ArgumentParser, module_name: str, command: str,
+                  argv: list[str]) -> None:
+    """Options of a heavier module (bench, training), imported only when that command runs."""
+    import importlib
+
+    def run(args):
+        return importlib.import_module(module_name).run(args)
+
+    parser.set_defaults(run=run)
+    if argv[:1] == [command]:
+        try:
+            importlib.import_module(module_name).add_arguments(parser)
+        except ImportError as exc:
+            parser.set_defaults(run=lambda args: _unavailable(command, exc))
+
+
+def _unavailable(command: str, exc: ImportError) -> int:
+    hint = " (pip install 'cmfnet-restore[train]')" if command == "train" else ""
+    _error(f"'{command}' is unavailable here: {exc}{hint}")
+    return EXIT_USAGE
+
+
+# --- restore --------------------------------------------------------------------
+
+class _Progress:
+    """A tqdm bar per photo on stderr, or plain PROGRESS lines for other programs."""
+
+    def __init__(self, name: str, lines: bool, quiet: bool):
+        self.name, self.lines, self.quiet, self.bar = name, lines, quiet, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.lines:
+            print(f"PROGRESS {done} {total}", file=sys.stderr, flush=True)
+            return
+        if self.quiet:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.name, unit="tile", file=sys.stderr, leave=False)
+        self.bar.n = done
+        self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _error(message: str) -> None:
+    print(f"cmfnet: error: {message}", file=sys.stderr)
+
+
+def run_restore(args) -> int:
+    from .engine import Cancelled, Restorer
+    from .imageio import ImageError, output_path, read_image, write_image
+    from .weights import WeightsError
+
+    if args.output and len(args.paths) > 1:
+        _error("-o/--output takes one input; use --out-dir for several")
+        return EXIT_USAGE
+    if args.out_dir and not Path(args.out_dir).is_dir():
+        _error(f"--out-dir {args.out_dir}: no such folder")
+        return EXIT_USAGE
+    try:
+        restorer = Restorer(args.task, args.weights, tile=args.tile, overlap=args.overlap,
+                            device=args.device, backend=args.backend, precision=args.precision,
+                            threads=args.threads, local_stats=args.local_stats)
+    except WeightsError as exc:
+        _error(str(exc))
+        return EXIT_WEIGHTS
+    except ValueError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+
+    failures = 0
+    for raw in args.paths:
+        source = Path(raw)
+        progress = _Progress(source.name, args.progress_lines, args.quiet)
+        try:
+            photo = read_image(source)
+            for note in photo.info.notes:
+                print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
+            dest = Path(args.output) if args.output else output_path(source, args.task, args.out_dir)
+            if _same_file(dest, source) and not args.overwrite:
+                raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
+            restored = restorer.restore(photo.pixels, progress=progress)
+            write_image(dest, restored, photo.info, overwrite=args.overwrite)
+        except (ImageError, ValueError, TypeError) as exc:
+            progress.close()
+            _error(str(exc) if str(source) in str(exc) else f"{source}: {exc}")
+            failures += 1
+            continue
+        except MemoryError:
+            progress.close()
+            _error(f"{source}: out of memory; try a smaller --tile")
+            failures += 1
+            continue
+        except Cancelled:
+            progress.close()
+            return EXIT_INTERRUPTED
+        progress.close()
+        print(dest, flush=True)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+# --- weights ---------------------------------------------------------------------
+
+def run_weights_list(args) -> int:
+    from .weights import default_weights, installed_weights, user_weights_dir
+
+    for task in TASKS:
+        default = default_weights(task)
+        entries = installed_weights(task)
+        print(f"{task}:")
+        if not entries:
+            print(f"  (none) import with: cmfnet weights import {task} FILE")
+        for entry in entries:
+            mark = "*" if default and entry.path == default.path else " "
+            config = entry.config
+            width = f"n_feat={config.get('n_feat')}/{config.get('scale_unetfeats')}" if config else ""
+            print(f" {mark} {entry.kind:<8} {width:<14} {entry.path}")
+    print(f"(* = default; imported weights are stored in {user_weights_dir()})")
+    return EXIT_OK
+
+
+def run_weights_import(args) -> int:
+    from .weights import WeightsError, import_weights
+
+    try:
+        path = import_weights(args.task, args.file, name=args.name)
+    except WeightsError as exc:
+        _error(str(exc))
+        return EXIT_WEIGHTS
+    print(path)
+    return EXIT_OK
+
+
+# --- gui ---------------------------------------------------------------------------
+
+def run_gui(args) -> int:
+    try:
+        from plugin.app.main import main as gui_main
+    except ImportError as exc:
+        _error(f"the desktop app needs PyQt6 (pip install 'cmfnet-restore[gui]'): {exc}")
+        return EXIT_USAGE
+    argv = list(args.files)
+    if args.task:
+        argv += ["--task", args.task]
+    return gui_main(argv)
+
+
+def _terminate(signum, frame):
+    # Turn SIGTERM into an exception so pending writes clean up their temporary files.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        pass
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("cmfnet: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,371 @@
+"""Read and write photos without losing what the user cares about.
+
+Reading applies the EXIF orientation and keeps 16-bit depth, alpha, the ICC
+profile and EXIF. Writing keeps format, depth and metadata (orientation reset
+to normal, since the pixels are already upright), and is atomic: the photo is
+encoded in memory, written to a temporary file in the destination folder and
+renamed into place, so an interrupted or failed save leaves either the old
+state or the complete new file. An existing file is never replaced unless the
+caller says ``overwrite=True``.
+
+Pillow decodes 8-bit images (it knows CMYK, palettes, EXIF and truncation);
+OpenCV decodes and encodes 16-bit colour, which Pillow cannot hold.
+"""
+from __future__ import annotations
+
+import errno
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MAX_PIXELS = 250_000_000  # about 16k x 16k; raise with CMFNET_MAX_PIXELS
+EXIF_ORIENTATION = 0x0112
+SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".tif": "TIFF",
+                 ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
+READABLE = (*SUFFIX_FORMAT, ".gif")
+
+
+class ImageError(ValueError):
+    """A photo cannot be read or written; the message is one clear line."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a photo carries besides its pixels."""
+
+    format: str = "PNG"
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple | None = None
+    notes: tuple[str, ...] = field(default=())
+
+
+@dataclass
+class Photo:
+    pixels: np.ndarray  # H x W (gray), H x W x 2 (gray + alpha), x 3 (RGB) or x 4 (RGBA)
+    info: ImageInfo
+    path: Path | None = None
+
+
+def max_pixels() -> int:
+    try:
+        return int(os.environ.get("CMFNET_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+
+
+# --- reading -------------------------------------------------------------------
+
+def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
+    """Decode a photo upright. Raises :class:`ImageError` naming the file and the reason."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    limit = limit or max_pixels()
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot open ({exc.strerror})") from None
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not a photo")
+    if size == 0:
+        raise ImageError(f"{path}: the file is empty")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+    previous = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+                if width * height > limit:
+                    raise ImageError(
+                        f"{path}: {width} x {height} pixels is over the limit of {limit:,} "
+                        "(set CMFNET_MAX_PIXELS to allow larger images)")
+                info, pixels = _decode(image, data)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image, or a format this tool does not read "
+                         f"({', '.join(s.lstrip('.') for s in READABLE)})") from None
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error) as exc:
+        reason = str(exc) or exc.__class__.__name__
+        if "truncated" in reason or isinstance(exc, EOFError):
+            reason = "the file is truncated"
+        raise ImageError(f"{path}: damaged image ({reason})") from None
+    except MemoryError:
+        raise ImageError(f"{path}: not enough memory to decode this image") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    return Photo(pixels=pixels, info=info, path=path)
+
+
+def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
+    notes = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"animated image: only the first of {frames} frames is restored")
+    exif_bytes, orientation = _read_exif(image, notes)
+    icc = image.info.get("icc_profile") or None
+    depth = _bit_depth(image, data)
+    if depth == 16:
+        pixels = _decode_16bit(image, data)
+    else:
+        if image.mode == "CMYK":
+            icc = None  # a CMYK profile no longer describes the RGB pixels
+        pixels = _pil_to_array(image)
+    pixels = apply_orientation(pixels, orientation)
+    info = ImageInfo(format=image.format or "PNG", bit_depth=depth, icc_profile=icc,
+                     exif=exif_bytes, dpi=image.info.get("dpi"), notes=tuple(notes))
+    return info, np.ascontiguousarray(pixels)
+
+
+def _read_exif(image, notes: list[str]) -> tuple[bytes | None, int]:
+    try:
+        exif = image.getexif()
+        orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+        if not 1 <= orientation <= 8:
+            orientation = 1
+        if not exif:
+            return None, orientation
+        exif[EXIF_ORIENTATION] = 1
+        return exif.tobytes(), orientation
+    except Exception:  # noqa: BLE001 - any broken EXIF block: keep the pixels, drop the block
+        notes.append("the EXIF block is damaged and was dropped")
+        return None, 1
+
+
+def _bit_depth(image, data: bytes) -> int:
+    if image.format == "PNG" and data[12:16] == b"IHDR":
+        return 16 if data[24] == 16 else 8
+    if image.mode.startswith("I;16"):
+        return 16
+    if image.format == "TIFF":
+        bits = image.tag_v2.get(258, (8,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return 16 if max(bits) == 16 else 8
+    return 8
+
+
+def _decode_16bit(image, data: bytes) -> np.ndarray:
+    import cv2
+
+    if image.mode.startswith("I;16") and image.format != "PNG":
+        image.load()
+        return np.asarray(image).astype(np.uint16)
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8),
+                          cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels is None:
+        raise ValueError("the 16-bit decoder could not read it (the file is truncated or damaged)")
+    if pixels.dtype != np.uint16:
+        pixels = pixels.astype(np.uint16) * 257
+    if pixels.ndim == 3:
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        gray_source = image.format == "PNG" and data[25] in (0, 4)
+        if gray_source:  # OpenCV expands gray (+alpha) to colour; give it back as gray
+            pixels = pixels[..., [0, 3]] if pixels.shape[2] == 4 else pixels[..., 0]
+    return pixels
+
+
+def _pil_to_array(image) -> np.ndarray:
+    image.load()
+    mode = image.mode
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode == "PA":
+        image = image.convert("RGBA")
+    elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        image = image.convert("RGB")
+    elif mode == "1":
+        image = image.convert("L")
+    elif mode in ("La",):
+        image = image.convert("LA")
+    elif mode in ("RGBa", "RGBX"):
+        image = image.convert("RGBA" if mode == "RGBa" else "RGB")
+    elif mode in ("I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        return np.clip(array, 0, 65535).astype(np.uint16)
+    if image.mode not in ("L", "LA", "RGB", "RGBA"):
+        image = image.convert("RGB")
+    return np.asarray(image)
+
+
+def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn pixels stored with EXIF orientation 1-8 upright."""
+    ops = {
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1],
+        5: lambda a: a.swapaxes(0, 1),
+        6: lambda a: np.rot90(a, -1),
+        7: lambda a: a[::-1, ::-1].swapaxes(0, 1),
+        8: lambda a: np.rot90(a, 1),
+    }
+    return ops[orientation](pixels) if orientation in ops else pixels
+
+
+# --- naming --------------------------------------------------------------------
+
+def output_path(source: str | os.PathLike, task: str, out_dir: str | os.PathLike | None = None) -> Path:
+    """``NAME.TASK.EXT`` beside the source (or in ``out_dir``), with a counter if taken."""
+    source = Path(source)
+    folder = Path(out_dir) if out_dir is not None else source.parent
+    suffix = source.suffix if source.suffix.lower() in SUFFIX_FORMAT else ".png"
+    candidate = folder / f"{source.stem}.{task}{suffix}"
+    counter = 2
+    while candidate.exists() or candidate.is_symlink():
+        candidate = folder / f"{source.stem}.{task}-{counter}{suffix}"
+        counter += 1
+    return candidate
+
+
+def format_for(path: Path, info: ImageInfo | None) -> str:
+    fmt = SUFFIX_FORMAT.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"{path}: unknown output format {path.suffix!r}; use one of "
+                         f"{', '.join(sorted(set(SUFFIX_FORMAT)))}")
+    return fmt
+
+
+# --- writing -------------------------------------------------------------------
+
+def encode_image(pixels: np.ndarray, fmt: str, info: ImageInfo | None = None) -> bytes:
+    """Encode to ``fmt`` in memory, keeping depth (where the format can) and metadata."""
+    info = info or ImageInfo(format=fmt, bit_depth=16 if pixels.dtype == np.uint16 else 8)
+    pixels = np.ascontiguousarray(pixels)
+    if pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
+        return _encode_16bit(pixels, fmt, info)
+    if pixels.dtype == np.uint16:  # JPEG, WebP and BMP hold 8 bits only
+        pixels = np.rint(pixels / 257.0).astype(np.uint8)
+    if pixels.dtype != np.uint8:
+        raise ImageError(f"cannot encode {pixels.dtype} pixels")
+    return _encode_8bit(pixels, fmt, info)
+
+
+def _encode_8bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
+    from PIL import Image
+
+    if pixels.ndim == 3 and pixels.shape[2] == 2:
+        image = Image.fromarray(pixels, "LA")
+    elif pixels.ndim == 3 and pixels.shape[2] == 1:
+        image = Image.fromarray(pixels[..., 0], "L")
+    else:
+        image = Image.fromarray(pixels)
+    if fmt in ("JPEG", "BMP") and image.mode in ("RGBA", "LA"):
+        image = image.convert(image.mode[:-1] if image.mode == "LA" else "RGB")  # no alpha there
+    options = {}
+    if info.icc_profile and fmt != "BMP":
+        options["icc_profile"] = info.icc_profile
+    if info.exif and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+        options["exif"] = info.exif
+    if info.dpi and fmt in ("JPEG", "PNG", "TIFF"):
+        options["dpi"] = info.dpi
+    if fmt == "JPEG":
+        options.update(quality=95, subsampling=0)
+    elif fmt == "WEBP":
+        options.update(quality=95)
+    elif fmt == "TIFF":
+        options.update(compression="tiff_lzw")
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def _encode_16bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
+    import cv2
+
+    if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha: OpenCV writes it as RGBA
+        pixels = np.dstack([pixels[..., 0]] * 3 + [pixels[..., 1]])
+    if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
+        pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tiff", pixels)
+    if not ok:
+        raise ImageError(f"could not encode a 16-bit {fmt}")
+    data = encoded.tobytes()
+    if fmt == "PNG":
+        data = _png_with_metadata(data, info)
+    return data
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_with_metadata(png: bytes, info: ImageInfo) -> bytes:
+    """Insert iCCP and eXIf chunks after IHDR (OpenCV writes neither)."""
+    chunks = b""
+    if info.icc_profile:
+        chunks += _png_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(info.icc_profile))
+    if info.exif:
+        exif = info.exif[6:] if info.exif.startswith(b"Exif\x00\x00") else info.exif
+        chunks += _png_chunk(b"eXIf", exif)
+    end_of_ihdr = 8 + 8 + 13 + 4
+    return png[:end_of_ihdr] + chunks + png[end_of_ihdr:]
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, info: ImageInfo | None = None,
+                overwrite: bool = False) -> Path:
+    """Encode and write atomically. Never replaces an existing file unless ``overwrite``."""
+    path = Path(path)
+    fmt = format_for(path, info)
+    if info is not None and info.format != fmt:
+        info = replace(info, format=fmt)
+    data = encode_image(pixels, fmt, info)
+    atomic_write(path, data, overwrite=overwrite)
+    return path
+
+
+def atomic_write(path: Path, data: bytes, overwrite: bool = False) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"{path}: the folder {folder} does not exist")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise ImageError(f"{path}: already exists (not overwritten)")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:  # a hard link fails if the name was taken meanwhile: never clobbers
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ImageError(f"{path}: already exists (not overwritten)") from None
+            except OSError:  # file systems without hard links
+                if path.exists():
+                    raise ImageError(f"{path}: already exists (not overwritten)") from None
+                os.replace(tmp, path)
+                tmp = None
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write ({_describe(exc)})") from None
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _describe(exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        return "the disk is full"
+    if exc.errno == errno.EFBIG:
+        return "the file is too large for this disk or limit"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "permission denied: the folder is read-only"
+    return exc.strerror or str(exc)
