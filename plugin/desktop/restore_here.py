@@ -111,32 +111,50 @@ def _log(lines: list[str]) -> None:
         pass
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
 def cli_command(python: str, *args: str) -> list[str]:
     return [python, "-m", "cmfnet_core.cli", *args]
+
+
+def child_environment(environ=os.environ) -> dict[str, str]:
+    """The checkout this runner belongs to comes first on ``PYTHONPATH``, so the
+    entries run this project's code even when it is not pip-installed in the venv."""
+    env = dict(environ)
+    if (PROJECT_DIR / "cmfnet_core").is_dir():
+        parts = [str(PROJECT_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(parts))
+    return env
 
 
 def open_in_app(python: str, task: str | None, files: list[Path]) -> int:
     cmd = cli_command(python, "gui", *(["--task", task] if task else []), *map(str, files))
     _log(["open: " + " ".join(cmd)])
+    env = child_environment()
     if os.name == "posix":
-        os.execv(python, cmd)  # does not return
-    return subprocess.call(cmd)
+        os.execve(python, cmd, env)  # does not return
+    return subprocess.call(cmd, env=env)
 
 
 def save_beside(python: str, task: str, files: list[Path], weights: str | None) -> int:
-    cmd = cli_command(python, "restore", *map(str, files), "--task", task)
+    # --overwrite: running it again replaces the previous NAME.TASK.EXT (never the
+    # original: without -o the CLI always writes a new name)
+    cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite")
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
     what = files[0].name if n == 1 else f"{n} photos"
     notify(f"{task.capitalize()}: working on {what}…", "The result is saved beside the original.")
     started = time.monotonic()
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=child_environment())
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
     if proc.returncode == 0:
-        outs = [output_path(f, task).name for f in files]
+        outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
+        outs = outs or [output_path(f, task).name for f in files]
         notify(f"{TASK_VERBS[task]} {what}", ", ".join(outs[:5]) + (" …" if len(outs) > 5 else ""))
         return 0
     lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
