@@ -1,0 +1,169 @@
+"""Batch queue: several photos restored one after another in the background.
+
+Each file gets a row with its status (queued, running with tile count,
+saved as NAME.TASK.EXT, failed with the reason, cancelled). The jobs go
+through the window's :class:`JobRunner`, so they never overlap with each
+other or with a preview.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from PyQt6.QtCore import Qt, pyqtSignal
+from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton,
+                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from .jobs import BATCH, Job
+from .workers import JobRunner
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "Queued", "Running", "Saved", "Failed", "Cancelled"
+
+
+@dataclass(eq=False)
+class Entry:
+    path: Path
+    status: str = QUEUED
+    detail: str = ""
+    job: Job | None = None
+    output: Path | None = None
+
+
+class BatchPanel(QWidget):
+    """The queue's table and its buttons; ``make_job(path)`` builds a batch job."""
+
+    open_requested = pyqtSignal(str)
+    finished = pyqtSignal()  # the last queued file is done
+
+    def __init__(self, runner: JobRunner, make_job: Callable[[Path], Job], parent=None):
+        super().__init__(parent)
+        self.runner = runner
+        self.make_job = make_job
+        self.entries: list[Entry] = []
+        self.table = QTableWidget(0, 2)
+        self.table.setHorizontalHeaderLabels(["Photo", "Status"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.cellDoubleClicked.connect(lambda row, _col: self.open_requested.emit(str(self.entries[row].path)))
+        self.run_button = QPushButton("Restore all")
+        self.run_button.setToolTip("Restore every queued photo with the current task; each is saved "
+                                   "as NAME.TASK.EXT beside the original")
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.cancel)
+        self.clear_button = QPushButton("Clear finished")
+        self.clear_button.clicked.connect(self.clear_finished)
+        buttons = QHBoxLayout()
+        for button in (self.run_button, self.cancel_button, self.clear_button):
+            buttons.addWidget(button)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addLayout(buttons)
+        runner.started.connect(self._on_started)
+        runner.progress.connect(self._on_progress)
+        runner.succeeded.connect(self._on_succeeded)
+        runner.failed.connect(self._on_failed)
+        runner.cancelled.connect(self._on_cancelled)
+        runner.finished.connect(self._on_finished)
+        self._update_buttons()
+
+    # --- queue editing --------------------------------------------------------------
+    def add_files(self, paths) -> None:
+        known = {e.path for e in self.entries}
+        for path in map(Path, paths):
+            if path not in known:
+                self.entries.append(Entry(path))
+                known.add(path)
+                row = self.table.rowCount()
+                self.table.insertRow(row)
+                name = QTableWidgetItem(path.name)
+                name.setToolTip(str(path))
+                self.table.setItem(row, 0, name)
+                self.table.setItem(row, 1, QTableWidgetItem())
+                self._show(self.entries[-1])
+        self._update_buttons()
+
+    def clear_finished(self) -> None:
+        for row in reversed(range(len(self.entries))):
+            if self.entries[row].status in (DONE, FAILED, CANCELLED):
+                self.entries.pop(row)
+                self.table.removeRow(row)
+        self._update_buttons()
+
+    # --- running ------------------------------------------------------------------------
+    def start(self) -> None:
+        for entry in self.entries:
+            if entry.status in (QUEUED, FAILED, CANCELLED) and entry.job is None:
+                entry.job = self.make_job(entry.path)
+                entry.status, entry.detail = QUEUED, "waiting"
+                self._show(entry)
+                self.runner.submit(entry.job)
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        for entry in self.entries:
+            if entry.job is not None:
+                self.runner.cancel(entry.job)
+
+    def is_running(self) -> bool:
+        return any(e.job is not None for e in self.entries)
+
+    # --- runner signals ---------------------------------------------------------------
+    def _entry(self, job: Job) -> Entry | None:
+        if job.kind != BATCH:
+            return None
+        return next((e for e in self.entries if e.job is job), None)
+
+    def _on_started(self, job: Job) -> None:
+        if entry := self._entry(job):
+            entry.status, entry.detail = RUNNING, "reading"
+            self._show(entry)
+
+    def _on_progress(self, job: Job, done: int, total: int) -> None:
+        if entry := self._entry(job):
+            entry.detail = f"tile {done}/{total}"
+            self._show(entry)
+
+    def _on_succeeded(self, job: Job, output) -> None:
+        if entry := self._entry(job):
+            entry.status, entry.output, entry.detail = DONE, Path(output), Path(output).name
+            self._show(entry)
+
+    def _on_failed(self, job: Job, title: str, message: str) -> None:
+        if entry := self._entry(job):
+            entry.status, entry.detail = FAILED, message.splitlines()[0]
+            self._show(entry)
+
+    def _on_cancelled(self, job: Job) -> None:
+        if entry := self._entry(job):
+            entry.status, entry.detail = CANCELLED, ""
+            self._show(entry)
+
+    def _on_finished(self, job: Job) -> None:
+        if entry := self._entry(job):
+            entry.job = None
+            self._update_buttons()
+            if not self.is_running():
+                self.finished.emit()
+
+    # --- display --------------------------------------------------------------------------
+    def _show(self, entry: Entry) -> None:
+        row = self.entries.index(entry)
+        text = entry.status + (f" — {entry.detail}" if entry.detail else "")
+        item = self.table.item(row, 1)
+        item.setText(text)
+        item.setToolTip(str(entry.output) if entry.output else entry.detail)
+        item.setForeground(Qt.GlobalColor.darkRed if entry.status == FAILED else
+                           Qt.GlobalColor.darkGreen if entry.status == DONE else
+                           self.palette().text().color())
+
+    def _update_buttons(self) -> None:
+        running = self.is_running()
+        self.run_button.setEnabled(not running and any(e.status != DONE for e in self.entries))
+        self.cancel_button.setEnabled(running)
+        self.clear_button.setEnabled(not running and any(e.status in (DONE, FAILED, CANCELLED)
+                                                         for e in self.entries))

@@ -1,0 +1,254 @@
+"""What the app asks of the engine, as plain Python (no Qt).
+
+A :class:`Job` is a unit of background work: a function of ``(progress,
+cancel)`` plus a kind and a cancel token. ``workers.py`` runs jobs on a worker
+thread; this module says *what* they do, so it can be tested without Qt.
+
+Each job ends in exactly one of: succeeded (with a result), cancelled, failed
+(with a title and a one-line message from :func:`describe_error`).
+"""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, PREVIEW_LONG_SIDE, CancelToken,
+                                Cancelled, Restorer, downscale)
+from cmfnet_core.weights import WeightsError, resolve_weights
+
+Progress = Callable[[int, int], None]
+Work = Callable[[Progress, CancelToken], Any]
+
+_ids = itertools.count(1)
+
+# Kinds of job, used to supersede or cancel a family of jobs at once.
+PREVIEW, REGION, APPLY, BATCH, READ, SAVE, IMPORT = (
+    "preview", "region", "apply", "batch", "read", "save", "import")
+
+
+@dataclass(eq=False)  # identity, not field-by-field (fields hold arrays)
+class Job:
+    """One piece of background work and what the window needs to route its outcome."""
+
+    kind: str
+    work: Work
+    label: str = ""
+    context: dict = field(default_factory=dict)
+    token: CancelToken = field(default_factory=CancelToken)
+    id: int = field(default_factory=lambda: next(_ids))
+    thread_id: int | None = None  # set by the worker: the thread that ran it
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How tiles run; mirrors the Restorer's keyword arguments."""
+
+    tile: int = DEFAULT_TILE
+    overlap: int = DEFAULT_OVERLAP
+    device: str = "cpu"
+    backend: str = "auto"
+    precision: str = "auto"
+    threads: int | None = None
+
+    def restorer_kwargs(self) -> dict:
+        return dict(tile=self.tile, overlap=self.overlap, device=self.device,
+                    backend=self.backend, precision=self.precision, threads=self.threads)
+
+
+class RestorerCache:
+    """Restorers built on first use and kept warm, one per (task, weights file, options).
+
+    ``get`` is called from the worker thread; building a Restorer reads the
+    weights file, so it belongs off the GUI thread.
+    """
+
+    def __init__(self, factory: Callable[..., Restorer] = Restorer, keep: int = 3):
+        self._factory = factory
+        self._keep = keep
+        self._items: dict[tuple, Restorer] = {}
+        self._lock = threading.Lock()
+
+    def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
+        path = Path(resolve_weights(task, weights)).resolve()
+        key = (task, str(path), path.stat().st_mtime if path.exists() else 0, options)
+        with self._lock:
+            restorer = self._items.pop(key, None)
+            if restorer is None:
+                restorer = self._factory(task, path, **options.restorer_kwargs())
+            self._items[key] = restorer  # most recently used last
+            while len(self._items) > self._keep:
+                self._items.pop(next(iter(self._items)))
+            return restorer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# --- the work itself -------------------------------------------------------------
+
+def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
+                 weights=None, long_side: int = PREVIEW_LONG_SIDE) -> Work:
+    """Restore a downscaled copy (long side ``long_side``): the instant preview."""
+    def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
+        small = downscale(image, long_side)
+        return cache.get(task, options, weights).restore(small, progress=progress, cancel=cancel)
+    return work
+
+
+def restore_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
+                 weights=None) -> Work:
+    """Restore the full-resolution image."""
+    def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
+        return cache.get(task, options, weights).restore(image, progress=progress, cancel=cancel)
+    return work
+
+
+def region_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
+                rect: tuple[int, int, int, int], weights=None) -> Work:
+    """Restore ``rect`` = (x, y, w, h) at full resolution, with some context around it
+    so the region's border looks as it will in the full run."""
+    def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
+        x, y, w, h = rect
+        margin = max(options.overlap, 16)
+        height, width = image.shape[:2]
+        x0, y0 = max(0, x - margin), max(0, y - margin)
+        x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
+        crop = image[y0:y1, x0:x1]
+        out = cache.get(task, options, weights).restore(crop, progress=progress, cancel=cancel)
+        return out[y - y0:y - y0 + h, x - x0:x - x0 + w].copy()
+    return work
+
+
+def read_work(path: str | Path) -> Work:
+    def work(progress: Progress, cancel: CancelToken):
+        from cmfnet_core.imageio import read_image
+
+        return read_image(path)
+    return work
+
+
+def save_work(path: str | Path, pixels: np.ndarray, info, overwrite: bool) -> Work:
+    def work(progress: Progress, cancel: CancelToken) -> Path:
+        from cmfnet_core.imageio import write_image
+
+        return write_image(path, pixels, info=info, overwrite=overwrite)
+    return work
+
+
+def batch_work(cache: RestorerCache, task: str, options: EngineOptions, path: str | Path,
+               weights=None, out_dir=None) -> Work:
+    """Read, restore and write ``NAME.TASK.EXT`` beside the file; nothing is written if
+    the run is cancelled or fails."""
+    def work(progress: Progress, cancel: CancelToken) -> Path:
+        from cmfnet_core.imageio import output_path, read_image, write_image
+
+        photo = read_image(path)
+        cancel.raise_if_cancelled()
+        out = cache.get(task, options, weights).restore(photo.pixels, progress=progress, cancel=cancel)
+        cancel.raise_if_cancelled()
+        return write_image(output_path(path, task, out_dir), out, info=photo.info)
+    return work
+
+
+def import_work(task: str, source: str | Path) -> Work:
+    def work(progress: Progress, cancel: CancelToken) -> Path:
+        from cmfnet_core.weights import import_weights
+
+        return import_weights(task, source, kind="official")
+    return work
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+def blend(original: np.ndarray, restored: np.ndarray, strength: float) -> np.ndarray:
+    """``original + strength * (restored - original)`` in the original's pixel type."""
+    strength = float(min(1.0, max(0.0, strength)))
+    if strength >= 1.0:
+        return restored
+    if strength <= 0.0:
+        return original.copy()
+    mixed = original.astype(np.float32)
+    mixed += strength * (restored.astype(np.float32) - mixed)
+    if np.issubdtype(original.dtype, np.integer):
+        info = np.iinfo(original.dtype)
+        return np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
+    return mixed.astype(original.dtype)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc).lower()
+    return "out of memory" in text or "resourceexhausted" in text or "cannot allocate" in text
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(dialog title, one clear message) for anything a job can raise."""
+    from cmfnet_core.imageio import ImageError
+
+    if isinstance(exc, WeightsError):
+        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Import official weights… to add the "
+                                   "CMFNet weights for this task.")
+    if isinstance(exc, ImageError):
+        return "Cannot use this photo", str(exc)
+    if is_out_of_memory(exc):
+        return "Out of memory", ("There was not enough memory to restore this photo. "
+                                 "Lower the tile size in Preferences and try again.")
+    if isinstance(exc, OSError):
+        return "File error", str(exc)
+    return "Unexpected error", f"{type(exc).__name__}: {exc}"
+
+
+class Eta:
+    """Remaining time from the pace of the tiles done so far."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self._start: float | None = None
+
+    def update(self, done: int, total: int) -> float | None:
+        now = self._clock()
+        if done == 0 or self._start is None:
+            self._start = now
+            return None
+        elapsed = now - self._start
+        return elapsed / done * (total - done)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating…"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"about {max(seconds, 1)} s left"
+    minutes, seconds = divmod(seconds, 60)
+    return f"about {minutes} min {seconds:02d} s left"
+
+
+__all__ = ["Job", "EngineOptions", "RestorerCache", "Cancelled", "blend", "describe_error",
+           "Eta", "format_eta"]
+
+
+def describe_weights(task: str) -> tuple[str, str, bool]:
+    """(short label, tooltip, installed?) for the weights the engine would use for ``task``."""
+    from cmfnet_core.weights import default_weights
+
+    try:
+        entry = default_weights(task)
+    except (WeightsError, OSError) as exc:
+        return "weights: error", str(exc), False
+    if entry is None:
+        return "no weights installed", f"No weights are installed for {task}.", False
+    kind = entry.kind
+    label = {"bundled": "bundled default", "official": "official (imported)"}.get(kind, f"{kind} (imported)")
+    return label, f"{task}: {entry.path}", True

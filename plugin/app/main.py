@@ -1,0 +1,51 @@
+"""Entry point of the desktop app: ``cmfnet gui [FILE...] [--task T]`` and ``cmfnet-gui``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+
+from cmfnet_core.weights import TASKS
+
+
+def parse_args(argv: list[str] | None):
+    parser = argparse.ArgumentParser(prog="cmfnet-gui", description="Open the CMFNet Restore desktop app.")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="photos to open (several make a batch)")
+    parser.add_argument("--task", "-t", choices=TASKS, help="task to select")
+    # Qt's own options (e.g. -platform) are passed through untouched
+    return parser.parse_known_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    from PyQt6.QtGui import QIcon
+    from PyQt6.QtWidgets import QApplication
+
+    from .settings import APPLICATION, DISPLAY_NAME, ORGANIZATION
+    from .window import ICON_PATH, MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName(DISPLAY_NAME)
+    app.setDesktopFileName("cmfnet-restore")
+    if ICON_PATH.exists():
+        app.setWindowIcon(QIcon(str(ICON_PATH)))
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C in the terminal quits
+
+    window = MainWindow()
+    if args.task:
+        window.task_combo.setCurrentIndex(TASKS.index(args.task))
+    window.show()
+    if args.files:
+        window.open_paths(args.files)
+    code = app.exec()
+    window.shutdown()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

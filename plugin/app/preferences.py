@@ -1,0 +1,81 @@
+"""Preferences: how tiles run (size, overlap, device, backend, precision, threads)."""
+from __future__ import annotations
+
+from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox,
+                             QVBoxLayout)
+
+from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS
+from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+
+from .jobs import EngineOptions
+
+
+class PreferencesDialog(QDialog):
+    """Edits an :class:`EngineOptions`; ``options()`` returns the edited copy."""
+
+    def __init__(self, options: EngineOptions, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Preferences")
+        self.tile = self._spin(64, 2048, 8, options.tile, " px")
+        self.tile.setToolTip("Larger tiles see more context and run faster, but need more memory.")
+        self.overlap = self._spin(0, 256, 8, options.overlap, " px")
+        self.overlap.setToolTip("Pixels shared by neighbouring tiles, blended so no seam shows.")
+        self.device = self._combo(DEVICES, options.device)
+        self.backend = self._combo(BACKENDS, options.backend)
+        self.precision = self._combo(PRECISIONS, options.precision)
+        self.threads = self._spin(0, 256, 1, options.threads or 0, "")
+        self.threads.setSpecialValueText("automatic")
+
+        form = QFormLayout()
+        form.addRow("Tile size:", self.tile)
+        form.addRow("Tile overlap:", self.overlap)
+        form.addRow("Device:", self.device)
+        form.addRow("Backend:", self.backend)
+        form.addRow("Precision:", self.precision)
+        form.addRow("CPU threads:", self.threads)
+        hint = QLabel("Out of memory? Lower the tile size. "
+                      f"Defaults: tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, cpu, auto.")
+        hint.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                                   | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self._load(EngineOptions()))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(hint)
+        layout.addWidget(buttons)
+
+    @staticmethod
+    def _spin(low: int, high: int, step: int, value: int, suffix: str) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setSingleStep(step)
+        spin.setSuffix(suffix)
+        spin.setValue(value)
+        return spin
+
+    @staticmethod
+    def _combo(choices, current: str) -> QComboBox:
+        combo = QComboBox()
+        combo.addItems(list(choices))
+        combo.setCurrentText(current)
+        return combo
+
+    def _load(self, options: EngineOptions) -> None:
+        self.tile.setValue(options.tile)
+        self.overlap.setValue(options.overlap)
+        self.device.setCurrentText(options.device)
+        self.backend.setCurrentText(options.backend)
+        self.precision.setCurrentText(options.precision)
+        self.threads.setValue(options.threads or 0)
+
+    def options(self) -> EngineOptions:
+        tile = max(64, self.tile.value() // 8 * 8)
+        overlap = min(self.overlap.value() // 8 * 8, tile // 2)
+        return EngineOptions(tile=tile, overlap=overlap, device=self.device.currentText(),
+                             backend=self.backend.currentText(),
+                             precision=self.precision.currentText(),
+                             threads=self.threads.value() or None)

@@ -1,0 +1,279 @@
+"""The photo view: zoom (fit, 100 %, wheel), pan, before/after split, region selection.
+
+The "after" layer is whatever restoration is available: the thumbnail
+preview (drawn scaled up over the whole photo), 1:1 region previews drawn
+at their place on top, or the full-resolution result. Left of the split
+line shows the original, right of it the restoration; the strength slider
+sets the after layer's opacity, which is exactly the linear blend that is
+saved.
+"""
+from __future__ import annotations
+
+from PyQt6.QtCore import QPointF, QRect, QRectF, Qt, pyqtSignal
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+
+MIN_SCALE, MAX_SCALE = 0.02, 32.0
+SPLIT_GRAB_PX = 8
+
+
+class CompareItem(QGraphicsItem):
+    """Original and restoration of one photo, painted side by side at the split."""
+
+    def __init__(self):
+        super().__init__()
+        self._before = QPixmap()
+        self._after: QPixmap | None = None
+        self._patches: list[tuple[QRect, QPixmap]] = []
+        self.split = 0.5        # fraction of the width showing the original
+        self.strength = 1.0     # opacity of the restoration
+        self.show_before = False
+
+    # --- content ------------------------------------------------------------------
+    def set_before(self, image: QImage) -> None:
+        self.prepareGeometryChange()
+        self._before = QPixmap.fromImage(image)
+        self._after = None
+        self._patches.clear()
+        self.update()
+
+    def set_after(self, image: QImage | None) -> None:
+        self._after = QPixmap.fromImage(image) if image is not None else None
+        self.update()
+
+    def add_patch(self, rect: QRect, image: QImage) -> None:
+        self._patches.append((QRect(rect), QPixmap.fromImage(image)))
+        self.update()
+
+    def clear_patches(self) -> None:
+        self._patches.clear()
+        self.update()
+
+    def has_after(self) -> bool:
+        return self._after is not None or bool(self._patches)
+
+    def image_rect(self) -> QRectF:
+        return QRectF(0, 0, self._before.width(), self._before.height())
+
+    # --- painting -----------------------------------------------------------------
+    def boundingRect(self) -> QRectF:
+        return self.image_rect()
+
+    def paint(self, painter: QPainter, option, widget=None) -> None:
+        full = self.image_rect()
+        if self._before.isNull():
+            return
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                              painter.worldTransform().m11() < 1.0)
+        painter.drawPixmap(full, self._before, QRectF(self._before.rect()))
+        if self.show_before or not self.has_after():
+            return
+        split_x = full.width() * self.split
+        painter.save()
+        painter.setClipRect(QRectF(split_x, 0, full.width() - split_x, full.height()))
+        painter.setOpacity(self.strength)
+        if self._after is not None:
+            painter.drawPixmap(full, self._after, QRectF(self._after.rect()))
+        for rect, pixmap in self._patches:
+            painter.drawPixmap(QRectF(rect), pixmap, QRectF(pixmap.rect()))
+        painter.restore()
+        pen = QPen(QColor(255, 255, 255, 170), 1, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        for rect, _ in self._patches:
+            painter.drawRect(QRectF(rect))
+        if 0.0 < self.split < 1.0:
+            self._paint_divider(painter, split_x, full.height())
+
+    def _paint_divider(self, painter: QPainter, x: float, height: float) -> None:
+        pen = QPen(QColor(255, 255, 255), 2)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.drawLine(QPointF(x, 0), QPointF(x, height))
+        # labels drawn in device pixels so they stay readable at any zoom
+        top = painter.worldTransform().map(QPointF(x, 0))
+        painter.save()
+        painter.resetTransform()
+        font = QFont()
+        font.setPointSize(9)
+        font.setBold(True)
+        painter.setFont(font)
+        for text, dx, align in (("Before", -78, Qt.AlignmentFlag.AlignRight),
+                                ("After", 8, Qt.AlignmentFlag.AlignLeft)):
+            box = QRectF(top.x() + dx, top.y() + 8, 70, 20)
+            painter.fillRect(box, QColor(0, 0, 0, 120))
+            painter.setPen(QColor(255, 255, 255))
+            painter.drawText(box.adjusted(4, 0, -4, 0), align | Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
+
+
+class PhotoView(QGraphicsView):
+    """A zoomable, pannable view of one :class:`CompareItem`."""
+
+    zoom_changed = pyqtSignal(float)
+    split_changed = pyqtSignal(float)
+    region_selected = pyqtSignal(QRect)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.item = CompareItem()
+        self.scene().addItem(self.item)
+        self._band = QGraphicsRectItem()
+        band_pen = QPen(QColor(80, 170, 255), 2, Qt.PenStyle.DashLine)
+        band_pen.setCosmetic(True)
+        self._band.setPen(band_pen)
+        self._band.setBrush(QColor(80, 170, 255, 40))
+        self._band.setZValue(1)
+        self._band.hide()
+        self.scene().addItem(self._band)
+        self.setBackgroundBrush(QColor(40, 40, 40))
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setAcceptDrops(False)  # drops go to the window
+        self.viewport().setAcceptDrops(False)
+        self._fit_mode = True
+        self._region_mode = False
+        self._region_start: QPointF | None = None
+        self._dragging_split = False
+
+    # --- content ------------------------------------------------------------------
+    def set_photo(self, image: QImage) -> None:
+        self.item.set_before(image)
+        self.scene().setSceneRect(self.item.image_rect())
+        self.fit()
+
+    def set_after(self, image: QImage | None) -> None:
+        self.item.set_after(image)
+
+    def add_patch(self, rect: QRect, image: QImage) -> None:
+        self.item.add_patch(rect, image)
+
+    def clear_patches(self) -> None:
+        self.item.clear_patches()
+
+    def set_split(self, fraction: float) -> None:
+        self.item.split = min(1.0, max(0.0, fraction))
+        self.item.update()
+
+    def set_strength(self, strength: float) -> None:
+        self.item.strength = min(1.0, max(0.0, strength))
+        self.item.update()
+
+    def set_show_before(self, on: bool) -> None:
+        self.item.show_before = on
+        self.item.update()
+
+    # --- zoom ---------------------------------------------------------------------
+    def scale_factor(self) -> float:
+        return self.transform().m11()
+
+    def fit(self) -> None:
+        self._fit_mode = True
+        rect = self.item.image_rect()
+        if not rect.isEmpty():
+            self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        self.zoom_changed.emit(self.scale_factor())
+
+    def actual_size(self) -> None:
+        self._fit_mode = False
+        self.resetTransform()
+        self.zoom_changed.emit(1.0)
+
+    def zoom_by(self, factor: float) -> None:
+        target = min(MAX_SCALE, max(MIN_SCALE, self.scale_factor() * factor))
+        factor = target / self.scale_factor()
+        if abs(factor - 1.0) > 1e-6:
+            self._fit_mode = False
+            self.scale(factor, factor)
+            self.zoom_changed.emit(self.scale_factor())
+
+    def wheelEvent(self, event) -> None:
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom_by(1.25 ** steps)
+        event.accept()
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        if self._fit_mode:
+            self.fit()
+
+    def visible_image_rect(self) -> QRect:
+        """The part of the photo in view, in image pixels."""
+        visible = self.mapToScene(self.viewport().rect()).boundingRect()
+        return visible.intersected(self.item.image_rect()).toAlignedRect().intersected(
+            self.item.image_rect().toRect())
+
+    # --- region selection and split dragging ----------------------------------------
+    def set_region_mode(self, on: bool) -> None:
+        self._region_mode = on
+        self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.OpenHandCursor)
+
+    def _near_split(self, pos) -> bool:
+        if not self.item.has_after() or not 0.0 < self.item.split < 1.0 or self.item.show_before:
+            return False
+        split_x = self.item.image_rect().width() * self.item.split
+        line_x = self.mapFromScene(QPointF(split_x, 0)).x()
+        return abs(pos.x() - line_x) <= SPLIT_GRAB_PX
+
+    def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            if self._region_mode:
+                self._region_start = self._clamped_scene_pos(event.position())
+                self._band.setRect(QRectF(self._region_start, self._region_start))
+                self._band.show()
+                event.accept()
+                return
+            if self._near_split(event.position()):
+                self._dragging_split = True
+                event.accept()
+                return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:
+        if self._region_start is not None:
+            end = self._clamped_scene_pos(event.position())
+            self._band.setRect(QRectF(self._region_start, end).normalized())
+            event.accept()
+            return
+        if self._dragging_split:
+            width = self.item.image_rect().width() or 1.0
+            fraction = self.mapToScene(event.position().toPoint()).x() / width
+            self.set_split(fraction)
+            self.split_changed.emit(self.item.split)
+            event.accept()
+            return
+        if not self._region_mode:
+            shape = (Qt.CursorShape.SplitHCursor if self._near_split(event.position())
+                     else Qt.CursorShape.OpenHandCursor)
+            if event.buttons() == Qt.MouseButton.NoButton:
+                self.viewport().setCursor(shape)
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:
+        if self._region_start is not None and event.button() == Qt.MouseButton.LeftButton:
+            rect = self._band.rect().toAlignedRect().intersected(self.item.image_rect().toRect())
+            self._region_start = None
+            if rect.width() >= 8 and rect.height() >= 8:
+                self.region_selected.emit(rect)
+            else:
+                self._band.hide()
+            event.accept()
+            return
+        if self._dragging_split:
+            self._dragging_split = False
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def hide_band(self) -> None:
+        self._band.hide()
+
+    def _clamped_scene_pos(self, pos) -> QPointF:
+        point = self.mapToScene(pos.toPoint())
+        rect = self.item.image_rect()
+        return QPointF(min(max(point.x(), rect.left()), rect.right()),
+                       min(max(point.y(), rect.top()), rect.bottom()))

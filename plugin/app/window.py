@@ -1,0 +1,635 @@
+"""The main window: ties the view, the job runners, the document and the dialogs together.
+
+Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
+:class:`~plugin.app.workers.JobRunner` threads: ``engine`` (previews, the
+full run, the batch, weights import; one at a time) and ``files`` (reading
+and saving photos). Slots here only start jobs and show their outcomes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt6.QtCore import QRect, Qt, QUrl
+from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
+from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
+                             QStyle, QVBoxLayout, QWidget)
+
+from cmfnet_core.imageio import output_path
+from cmfnet_core.weights import TASKS
+
+from . import jobs
+from .batch import BatchPanel
+from .dialogs import CANCEL, SAVE, ErrorReporter, Prompts
+from .document import Document
+from .jobs import Job, RestorerCache
+from .preferences import PreferencesDialog
+from .qimage import to_qimage
+from .settings import DISPLAY_NAME, AppSettings
+from .viewer import PhotoView
+from .widgets import CompareBar, ProgressPanel, WeightsBanner, WelcomePage
+from .workers import JobRunner
+
+TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
+ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "cmfnet-restore.png"
+PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
+PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
+                jobs.BATCH: "Batch", jobs.IMPORT: "Importing weights"}
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: AppSettings | None = None, cache: RestorerCache | None = None,
+                 prompts: Prompts | None = None, parent=None):
+        super().__init__(parent)
+        self.settings = settings or AppSettings()
+        self.cache = cache or RestorerCache()
+        self.prompts = prompts or Prompts(self)
+        self.errors = ErrorReporter(self)
+        self.task = self.settings.task()
+        self.options = self.settings.engine_options()
+        self.document: Document | None = None
+        self.weights_ok = False
+        self._panel_job: Job | None = None
+        self._close_after_save = False
+        self._closed = False
+        self.engine = JobRunner("cmfnet-engine", self)
+        self.files = JobRunner("cmfnet-files", self)
+        self._build_ui()
+        self._connect_runners()
+        self.setAcceptDrops(True)
+        self.setWindowTitle(DISPLAY_NAME)
+        if ICON_PATH.exists():
+            self.setWindowIcon(QIcon(str(ICON_PATH)))
+        self.resize(1200, 800)
+        if geometry := self.settings.geometry():
+            self.restoreGeometry(geometry)
+        self._refresh_weights()
+        self._refresh_recent()
+        self._update_actions()
+
+    # ================================================================ building
+    def _build_ui(self) -> None:
+        self.view = PhotoView()
+        self.compare = CompareBar()
+        self.welcome = WelcomePage()
+        self.banner = WeightsBanner()
+        viewer_page = QWidget()
+        page_layout = QVBoxLayout(viewer_page)
+        page_layout.setContentsMargins(0, 0, 0, 0)
+        page_layout.setSpacing(0)
+        page_layout.addWidget(self.view, 1)
+        page_layout.addWidget(self.compare)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(viewer_page)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.progress = ProgressPanel()
+        self.zoom_label = QLabel()
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.zoom_label)
+
+        self.batch = BatchPanel(self.engine, self._batch_job)
+        self.batch_dock = QDockWidget("Batch", self)
+        self.batch_dock.setObjectName("batchDock")
+        self.batch_dock.setWidget(self.batch)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.batch_dock)
+        self.batch_dock.hide()
+
+        self.task_combo = QComboBox()
+        for task in TASKS:
+            self.task_combo.addItem(TASK_TITLES[task], task)
+        self.task_combo.setCurrentIndex(TASKS.index(self.task))
+        self.task_combo.setToolTip("What to restore: blur, haze or raindrops")
+        self.weights_label = QLabel()
+        self.weights_label.setContentsMargins(6, 0, 6, 0)
+
+        self._create_actions()
+        self._create_menus_and_toolbar()
+
+        self.welcome.open_requested.connect(self.open_dialog)
+        self.welcome.path_requested.connect(lambda p: self.open_paths([p]))
+        self.banner.import_requested.connect(self.import_weights)
+        self.compare.split_changed.connect(self.view.set_split)
+        self.compare.strength_changed.connect(self._set_strength)
+        self.view.split_changed.connect(self.compare.set_split_silently)
+        self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
+        self.view.region_selected.connect(self.preview_region)
+        self.progress.cancel_requested.connect(self.cancel_run)
+        self.task_combo.currentIndexChanged.connect(lambda i: self.set_task(TASKS[i]))
+        self.batch.open_requested.connect(lambda p: self.open_paths([p]))
+        self.batch.finished.connect(lambda: self.statusBar().showMessage("Batch finished", 5000))
+
+    def _action(self, text: str, slot, shortcut=None, icon=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _create_actions(self) -> None:
+        sp = QStyle.StandardPixmap
+        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                        sp.SP_DialogOpenButton, "Open one photo, or several for a batch")
+        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save,
+                                        sp.SP_DialogSaveButton, "Save as NAME.TASK.EXT beside the original")
+        self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.export_action = self._action("&Export a Copy…", self.export, "Ctrl+E",
+                                          tip="Write a copy in another place or format")
+        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.apply_action = self._action("&Apply Full Resolution", self.apply, "Ctrl+Return",
+                                         sp.SP_MediaPlay, "Restore the whole photo at full resolution")
+        self.cancel_action = self._action("&Cancel", self.cancel_run, "Esc", sp.SP_BrowserStop,
+                                          "Stop after the current tile")
+        self.region_action = self._action("Preview &Region (drag)", self.view.set_region_mode, "R",
+                                          tip="Drag a rectangle on the photo to see it restored at 1:1")
+        self.region_action.setCheckable(True)
+        self.viewport_action = self._action("Preview &Visible Area 1:1", self.preview_viewport, "V",
+                                            tip="Restore what is in view at full resolution")
+        self.refresh_action = self._action("Refresh &Thumbnail Preview", self.request_preview, "F5")
+        self.import_action = self._action("&Import Official Weights…", self.import_weights,
+                                          tip="Add the CMFNet authors' weights for the selected task")
+        self.prefs_action = self._action("&Preferences…", self.edit_preferences,
+                                         QKeySequence.StandardKey.Preferences)
+        self.fit_action = self._action("&Fit", self.view.fit, "Ctrl+0", tip="Fit the photo in the window")
+        self.actual_action = self._action("&100 %", self.view.actual_size, "Ctrl+1",
+                                          tip="One photo pixel per screen pixel")
+        self.zoom_in_action = self._action("Zoom &In", lambda: self.view.zoom_by(1.25),
+                                           QKeySequence.StandardKey.ZoomIn)
+        self.zoom_out_action = self._action("Zoom &Out", lambda: self.view.zoom_by(0.8),
+                                            QKeySequence.StandardKey.ZoomOut)
+        self.batch_action = self.batch_dock.toggleViewAction()
+        self.batch_action.setText("&Batch Queue")
+        self.about_action = self._action("&About", self.about)
+
+    def _create_menus_and_toolbar(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        menu.addAction(self.open_action)
+        self.recent_menu = menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._refresh_recent)
+        menu.addSeparator()
+        for action in (self.save_action, self.save_as_action, self.export_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+
+        menu = self.menuBar().addMenu("&View")
+        for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.batch_action)
+
+        menu = self.menuBar().addMenu("&Restore")
+        task_menu = menu.addMenu("&Task")
+        self.task_actions = QActionGroup(self)
+        for task in TASKS:
+            action = task_menu.addAction(TASK_TITLES[task])
+            action.setCheckable(True)
+            action.setData(task)
+            action.setChecked(task == self.task)
+            action.triggered.connect(lambda _=False, t=task: self.task_combo.setCurrentIndex(TASKS.index(t)))
+            self.task_actions.addAction(action)
+        menu.addAction(self.refresh_action)
+        menu.addAction(self.region_action)
+        menu.addAction(self.viewport_action)
+        menu.addSeparator()
+        menu.addAction(self.apply_action)
+        menu.addAction(self.cancel_action)
+        menu.addSeparator()
+        menu.addAction(self.import_action)
+        menu.addAction(self.prefs_action)
+
+        self.menuBar().addMenu("&Help").addAction(self.about_action)
+
+        bar = self.addToolBar("Main")
+        bar.setObjectName("mainToolbar")
+        bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        bar.addAction(self.open_action)
+        bar.addAction(self.save_action)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Task: "))
+        bar.addWidget(self.task_combo)
+        bar.addWidget(self.weights_label)
+        bar.addSeparator()
+        bar.addAction(self.region_action)
+        bar.addAction(self.apply_action)
+        bar.addSeparator()
+        bar.addAction(self.fit_action)
+        bar.addAction(self.actual_action)
+
+    def _connect_runners(self) -> None:
+        for runner in (self.engine, self.files):
+            runner.started.connect(self._on_started)
+            runner.progress.connect(self._on_progress)
+            runner.succeeded.connect(self._on_succeeded)
+            runner.failed.connect(self._on_failed)
+            runner.cancelled.connect(self._on_cancelled)
+            runner.finished.connect(self._on_finished)
+
+    # ================================================================ opening
+    def open_dialog(self) -> None:
+        paths = self.prompts.open_files(self.settings.last_folder())
+        if paths:
+            self.open_paths(paths)
+
+    def open_paths(self, paths) -> None:
+        """Open one photo; several also fill the batch queue (the first is shown)."""
+        paths = [Path(p) for p in paths]
+        if not paths:
+            return
+        if len(paths) > 1:
+            self.batch.add_files(paths)
+            self.batch_dock.show()
+        self.open_path(paths[0])
+
+    def open_path(self, path: str | Path) -> Job:
+        path = Path(path)
+        self.settings.set_last_folder(path.parent)
+        self.statusBar().showMessage(f"Opening {path.name}…")
+        return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path}))
+
+    def _on_read(self, job: Job, photo) -> None:
+        if self.document is not None and self.document.has_unsaved_result:
+            if not self._resolve_unsaved():
+                return
+        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        path = job.context["path"]
+        self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
+        self.view.set_photo(to_qimage(photo.pixels))
+        self.view.hide_band()
+        self.compare.strength.setValue(100)
+        self.stack.setCurrentIndex(1)
+        self.settings.add_recent_file(path)
+        width, height = self.document.size
+        self.statusBar().showMessage(f"{path.name}: {width} × {height}", 5000)
+        self._update_title()
+        self._update_actions()
+        self.request_preview()
+
+    def _resolve_unsaved(self) -> bool:
+        """Ask about the unsaved result; False if the user cancels."""
+        answer = self.prompts.unsaved_result(self.document.path.name)
+        if answer == SAVE:
+            self.save()  # the save job holds its own copy of the pixels
+        return answer != CANCEL
+
+    def _refresh_recent(self) -> None:
+        recent = self.settings.recent_files()
+        self.recent_menu.clear()
+        for path in recent:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setEnabled(Path(path).exists())
+            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear List", self._clear_recent)
+        self.recent_menu.setEnabled(bool(recent))
+        self.welcome.set_recent(recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.clear_recent_files()
+        self._refresh_recent()
+
+    def dragEnterEvent(self, event) -> None:
+        if self._dropped_paths(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        paths = self._dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+
+    @staticmethod
+    def _dropped_paths(mime) -> list[Path]:
+        if not mime.hasUrls():
+            return []
+        return [Path(url.toLocalFile()) for url in mime.urls()
+                if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).is_file()]
+
+    # ================================================================ task and weights
+    def set_task(self, task: str) -> None:
+        if task == self.task:
+            return
+        doc = self.document
+        if doc is not None and doc.has_unsaved_result and not self.prompts.discard_result(doc.path.name):
+            self.task_combo.blockSignals(True)
+            self.task_combo.setCurrentIndex(TASKS.index(self.task))
+            self.task_combo.blockSignals(False)
+            return
+        self.task = task
+        self.settings.set_task(task)
+        for action in self.task_actions.actions():
+            action.setChecked(action.data() == task)
+        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        if doc is not None:
+            doc.discard_result()
+            doc.preview = doc.preview_task = None
+            self.view.set_after(None)
+            self.view.clear_patches()
+        self._refresh_weights()
+        self._update_title()
+        self._update_actions()
+        self.request_preview()
+
+    def _refresh_weights(self) -> None:
+        label, tip, ok = jobs.describe_weights(self.task)
+        self.weights_ok = ok
+        self.weights_label.setText(f"<i>{label}</i>" if ok else f"<b style='color:#a33'>{label}</b>")
+        self.weights_label.setToolTip(tip)
+        if ok:
+            self.banner.hide()
+        else:
+            self.banner.show_missing(TASK_TITLES[self.task])
+
+    def import_weights(self) -> None:
+        source = self.prompts.weights_file(TASK_TITLES[self.task])
+        if source:
+            self.engine.submit(Job(jobs.IMPORT, jobs.import_work(self.task, source),
+                                   context={"task": self.task, "source": source}))
+
+    def _on_imported(self, job: Job, path) -> None:
+        self.cache.clear()
+        self._refresh_weights()
+        self.statusBar().showMessage(f"Imported {Path(job.context['source']).name} for "
+                                     f"{TASK_TITLES[job.context['task']]}", 8000)
+        self._update_actions()
+        if self.document is not None and self.document.preview is None:
+            self.request_preview()
+
+    def edit_preferences(self) -> None:
+        dialog = PreferencesDialog(self.options, self)
+        if dialog.exec():
+            self.options = dialog.options()
+            self.settings.set_engine_options(self.options)
+
+    # ================================================================ previews
+    def request_preview(self) -> Job | None:
+        """Restore a thumbnail of the photo for the current task (replaces pending previews)."""
+        doc = self.document
+        if doc is None or not self.weights_ok:
+            return None
+        self.engine.cancel_kind(jobs.PREVIEW)
+        work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels)
+        return self.engine.submit(Job(jobs.PREVIEW, work, context={"doc": doc, "task": self.task}))
+
+    def _on_preview(self, job: Job, result) -> None:
+        doc = self.document
+        if doc is not job.context["doc"] or job.context["task"] != self.task:
+            return
+        doc.preview, doc.preview_task = result, self.task
+        if doc.result is None:
+            self.view.set_after(to_qimage(result))
+        self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview ready — drag the split or "
+                                     "hold B to compare; Apply restores full resolution", 8000)
+
+    def preview_region(self, rect: QRect) -> Job | None:
+        self.region_action.setChecked(False)
+        self.view.set_region_mode(False)
+        doc = self.document
+        if doc is None or not self.weights_ok or rect.isEmpty():
+            self.view.hide_band()
+            return None
+        rect = _cap(rect, MAX_REGION)
+        box = (rect.x(), rect.y(), rect.width(), rect.height())
+        work = jobs.region_work(self.cache, self.task, self.options, doc.pixels, box)
+        return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
+                                                                  "rect": QRect(rect)}))
+
+    def preview_viewport(self) -> Job | None:
+        return self.preview_region(self.view.visible_image_rect())
+
+    def _on_region(self, job: Job, result) -> None:
+        self.view.hide_band()
+        doc = self.document
+        if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
+            return
+        self.view.add_patch(job.context["rect"], to_qimage(result))
+
+    # ================================================================ full run
+    def apply(self) -> Job | None:
+        doc = self.document
+        if doc is None or not self.weights_ok:
+            return None
+        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        work = jobs.restore_work(self.cache, self.task, self.options, doc.pixels)
+        job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task}))
+        self._update_actions()
+        return job
+
+    def _on_applied(self, job: Job, result) -> None:
+        doc = self.document
+        if doc is not job.context["doc"] or job.context["task"] != self.task:
+            return
+        doc.set_result(result, self.task)
+        self.view.set_after(to_qimage(result))
+        self.view.clear_patches()
+        self.statusBar().showMessage("Restored at full resolution — Save (Ctrl+S) writes "
+                                     f"{output_path(doc.path, self.task).name}", 10000)
+        self._update_title()
+
+    def _batch_job(self, path: Path) -> Job:
+        work = jobs.batch_work(self.cache, self.task, self.options, path)
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": self.task})
+
+    def cancel_run(self) -> None:
+        job = self._panel_job
+        if job is None:
+            return
+        if job.kind == jobs.BATCH:
+            self.batch.cancel()
+        else:
+            self.engine.cancel(job)
+        self.progress.cancelling()
+
+    def _set_strength(self, strength: float) -> None:
+        self.view.set_strength(strength)
+        if self.document is not None:
+            self.document.strength = strength
+            self._update_title()
+
+    # ================================================================ saving
+    def default_output(self) -> Path | None:
+        doc = self.document
+        if doc is None or doc.result is None:
+            return None
+        return doc.saved_to or output_path(doc.path, doc.result_task)
+
+    def save(self) -> Job | None:
+        doc = self.document
+        if doc is None or doc.result is None:
+            return None
+        target = self.default_output()
+        return self._write(target, overwrite=doc.saved_to is not None, mark=True)
+
+    def save_as(self) -> Job | None:
+        return self._save_dialog("Save restored photo as", mark=True)
+
+    def export(self) -> Job | None:
+        return self._save_dialog("Export a copy", mark=False)
+
+    def _save_dialog(self, title: str, mark: bool) -> Job | None:
+        doc = self.document
+        if doc is None or doc.result is None:
+            return None
+        chosen = self.prompts.save_path(self.default_output(), title)
+        if not chosen:
+            return None
+        path = Path(chosen)
+        if path.exists() and path.resolve() == doc.path.resolve():
+            if not self.prompts.confirm_overwrite_original(doc.path):
+                return None
+        # the file dialog has already asked about replacing any other existing file
+        return self._write(path, overwrite=path.exists(), mark=mark)
+
+    def _write(self, path: Path, overwrite: bool, mark: bool) -> Job:
+        doc = self.document
+        self.statusBar().showMessage(f"Saving {path.name}…")
+        work = jobs.save_work(path, doc.output(), doc.info, overwrite)
+        return self.files.submit(Job(jobs.SAVE, work, context={"doc": doc, "mark": mark,
+                                                               "strength": doc.strength}))
+
+    def _on_saved(self, job: Job, path) -> None:
+        doc = job.context["doc"]
+        if job.context["mark"] and doc.strength == job.context["strength"]:
+            doc.mark_saved(Path(path))
+        self.statusBar().showMessage(f"Saved {path}", 10000)
+        self._update_title()
+
+    # ================================================================ runner signals
+    def _on_started(self, job: Job) -> None:
+        if job.kind in PANEL_KINDS:
+            self._panel_job = job
+            self.progress.start(PANEL_TITLES[job.kind])
+
+    def _on_progress(self, job: Job, done: int, total: int) -> None:
+        if job is self._panel_job:
+            self.progress.report(done, total)
+
+    def _on_succeeded(self, job: Job, result) -> None:
+        handler = {jobs.READ: self._on_read, jobs.PREVIEW: self._on_preview,
+                   jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
+                   jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
+        if handler is not None:
+            handler(job, result)
+
+    def _on_failed(self, job: Job, title: str, message: str) -> None:
+        if job.kind == jobs.REGION:
+            self.view.hide_band()
+        if job.kind == jobs.SAVE:
+            self._close_after_save = False
+        if job.kind == jobs.BATCH:
+            return  # shown in the batch table, row by row
+        if job.kind == jobs.READ:
+            message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
+        self.errors.show(title, message)
+
+    def _on_cancelled(self, job: Job) -> None:
+        if job.kind == jobs.REGION:
+            self.view.hide_band()
+        if job.kind in (jobs.APPLY, jobs.BATCH):
+            self.statusBar().showMessage("Cancelled — nothing was changed", 5000)
+
+    def _on_finished(self, job: Job) -> None:
+        if job is self._panel_job:
+            self._panel_job = None
+            self.progress.finish()
+        self._update_actions()
+        if job.kind == jobs.SAVE and self._close_after_save and not self.files.is_busy():
+            self.close()
+
+    # ================================================================ state
+    def _update_actions(self) -> None:
+        doc = self.document
+        has_doc = doc is not None
+        has_result = has_doc and doc.result is not None
+        running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
+        can_run = has_doc and self.weights_ok
+        self.apply_action.setEnabled(can_run and not running)
+        self.region_action.setEnabled(can_run)
+        self.viewport_action.setEnabled(can_run)
+        self.refresh_action.setEnabled(can_run)
+        self.cancel_action.setEnabled(self.engine.is_busy())
+        for action in (self.save_action, self.save_as_action, self.export_action):
+            action.setEnabled(has_result)
+        self.compare.setEnabled(has_doc)
+        why = "" if self.weights_ok else " (import weights first)"
+        self.apply_action.setToolTip("Restore the whole photo at full resolution" + why)
+
+    def _update_title(self) -> None:
+        doc = self.document
+        if doc is None:
+            self.setWindowTitle(DISPLAY_NAME)
+            return
+        self.setWindowTitle(f"{doc.path.name}[*] — {TASK_TITLES[self.task]} — {DISPLAY_NAME}")
+        self.setWindowModified(doc.has_unsaved_result)
+
+    def keyPressEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_B and not event.isAutoRepeat():
+            self.view.set_show_before(True)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if event.key() == Qt.Key.Key_B and not event.isAutoRepeat():
+            self.view.set_show_before(False)
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def about(self) -> None:
+        from PyQt6.QtWidgets import QMessageBox
+
+        QMessageBox.about(self, f"About {DISPLAY_NAME}",
+                          f"<b>{DISPLAY_NAME}</b><br>CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
+                          "and deraindrop photos. Your originals are never changed unless you say so.")
+
+    # ================================================================ closing
+    def closeEvent(self, event) -> None:
+        doc = self.document
+        if not self._closed and any(j.kind == jobs.SAVE for j in self.files.jobs()):
+            self._close_after_save = True  # close once the photo is safely written
+            event.ignore()
+            return
+        if not self._closed and doc is not None and doc.has_unsaved_result:
+            answer = self.prompts.unsaved_result(doc.path.name)
+            if answer == CANCEL:
+                event.ignore()
+                return
+            if answer == SAVE:
+                self._close_after_save = True
+                self.save()
+                event.ignore()
+                return
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Cancel whatever runs (it stops within one tile) and stop the worker threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self.engine.shutdown()
+        self.files.shutdown()
+
+
+def _cap(rect: QRect, side: int) -> QRect:
+    """``rect`` shrunk about its centre to at most ``side`` x ``side``."""
+    width, height = min(rect.width(), side), min(rect.height(), side)
+    centre = rect.center()
+    return QRect(centre.x() - width // 2, centre.y() - height // 2, width, height).intersected(rect)
