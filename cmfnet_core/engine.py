@@ -66,12 +66,13 @@ class Restorer:
     device / backend / precision / threads: where and how each tile runs
         (see ``backends.py``); ``auto`` picks the fastest exact-enough path.
     local_stats: pool channel attention over a window of about the training patch
-        size instead of the whole tile, so tiled and whole-image output agree.
+        size (True) or of this many pixels (an int) instead of the whole tile, so
+        tiled and whole-image output agree.
     """
 
     def __init__(self, task: str, weights=None, *, tile: int = DEFAULT_TILE,
                  overlap: int = DEFAULT_OVERLAP, device: str = "cpu", backend: str = "auto",
-                 precision: str = "auto", threads: int | None = None, local_stats: bool = False):
+                 precision: str = "auto", threads: int | None = None, local_stats: bool | int = False):
         if task not in TASKS:
             raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
         plan_tiles(tile, tile, tile, overlap)  # validates tile and overlap early
@@ -80,7 +81,9 @@ class Restorer:
         self.weights: Weights = read_weights(self.weights_path)
         if self.weights.task and self.weights.task != task:
             raise WeightsError(f"{self.weights_path.name} holds {self.weights.task} weights, not {task}")
-        self.local_window = self._training_patch() if local_stats else 0
+        if local_stats is True:
+            local_stats = self._training_patch()
+        self.local_window = int(local_stats or 0)
         self._backend_options = dict(backend=backend, device=device, precision=precision,
                                      threads=threads, local_window=self.local_window)
         self._backends: dict[tuple[int, int], Backend] = {}

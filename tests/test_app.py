@@ -1,0 +1,357 @@
+"""The desktop app, driven through its real widgets (pytest-qt, offscreen).
+
+The engine is real: the small official-format checkpoint (n_feat 16) is
+imported into the test's own user folder, and tiles are 64 px with a 16 px
+overlap, so a 96 x 128 photo runs as 6 tiles in well under a second.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+pytest.importorskip("PyQt6")
+pytest.importorskip("pytestqt")
+
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, QRect, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
+from PyQt6.QtWidgets import QApplication  # noqa: E402
+
+from plugin.app import jobs  # noqa: E402
+from plugin.app.dialogs import DISCARD  # noqa: E402
+from plugin.app.jobs import EngineOptions, Job  # noqa: E402
+from plugin.app.settings import AppSettings  # noqa: E402
+from plugin.app.window import MainWindow  # noqa: E402
+from plugin.app.workers import JobRunner  # noqa: E402
+
+SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
+TIMEOUT = 30_000  # ms; generous, the machine running CI may be busy
+TEST_OPTIONS = EngineOptions(tile=64, overlap=16, backend="paddle", threads=1)
+
+
+class ScriptedPrompts:
+    """Answers the window's blocking questions without showing a dialog."""
+
+    def __init__(self):
+        self.open_answer: list[str] = []
+        self.save_answer: str | None = None
+        self.weights_answer: str | None = None
+        self.overwrite_answer = False
+        self.unsaved_answer = DISCARD
+        self.discard_answer = True
+        self.asked: list[str] = []
+
+    def open_files(self, folder):
+        self.asked.append("open")
+        return self.open_answer
+
+    def save_path(self, suggested, title=""):
+        self.asked.append(f"save_path:{Path(suggested).name}")
+        return self.save_answer
+
+    def weights_file(self, task_title):
+        self.asked.append("weights")
+        return self.weights_answer
+
+    def confirm_overwrite_original(self, path):
+        self.asked.append("overwrite")
+        return self.overwrite_answer
+
+    def unsaved_result(self, name):
+        self.asked.append("unsaved")
+        return self.unsaved_answer
+
+    def discard_result(self, name):
+        self.asked.append("discard")
+        return self.discard_answer
+
+
+# --- fixtures ---------------------------------------------------------------------------
+
+@pytest.fixture
+def settings(tmp_path) -> AppSettings:
+    """Settings in a temporary INI file (QSettings' default location is redirected too)."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    store = QSettings(str(tmp_path / "app.ini"), QSettings.Format.IniFormat)
+    app_settings = AppSettings(store)
+    app_settings.set_engine_options(TEST_OPTIONS)
+    app_settings.set_task("deblur")
+    return app_settings
+
+
+@pytest.fixture
+def weights(small_weights) -> Path:
+    """The small checkpoint imported as the user's official deblur weights."""
+    from cmfnet_core.weights import import_weights
+
+    return import_weights("deblur", small_weights)
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A 96 x 128 crop of a sample photo as PNG: 6 tiles of 64 px with overlap 16."""
+    import cv2
+
+    image = cv2.imread(str(SAMPLES / "deblur_1.png"))[150:246, 250:378]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    path = folder / "street.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+@pytest.fixture
+def make_window(qtbot, settings):
+    windows = []
+
+    def make() -> MainWindow:
+        window = MainWindow(settings=settings, prompts=ScriptedPrompts())
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.shutdown()  # idempotent; the threads are stopped even if a test failed
+
+
+@pytest.fixture
+def window(make_window, weights) -> MainWindow:
+    return make_window()
+
+
+def wait_job(qtbot, runner: JobRunner, kind: str, trigger):
+    """Run ``trigger`` and wait until a job of ``kind`` has finished; return (job, outcome)."""
+    outcome = {}
+    runner.succeeded.connect(lambda j, r: outcome.setdefault(j, ("succeeded", r)))
+    runner.failed.connect(lambda j, t, m: outcome.setdefault(j, ("failed", (t, m))))
+    runner.cancelled.connect(lambda j: outcome.setdefault(j, ("cancelled", None)))
+    with qtbot.waitSignal(runner.finished, timeout=TIMEOUT,
+                          check_params_cb=lambda j: j.kind == kind) as blocker:
+        trigger()
+    job = blocker.args[0]
+    return job, outcome.get(job, ("?", None))
+
+
+def open_photo(qtbot, window: MainWindow, path: Path):
+    """Open ``path`` and wait for its thumbnail preview (reading, then previewing)."""
+    return wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([path]))
+
+
+# --- the window ---------------------------------------------------------------------------
+
+def test_new_user_without_weights_sees_banner_and_can_import(qtbot, make_window, small_weights):
+    window = make_window()
+    assert window.stack.currentWidget() is window.welcome
+    assert window.banner.isVisible() and "No weights installed" in window.banner.label.text()
+    assert not window.apply_action.isEnabled()
+    window.prompts.weights_answer = str(small_weights)
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.IMPORT, window.banner.button.click)
+    assert outcome == "succeeded"
+    assert not window.banner.isVisible()
+    assert "official" in window.weights_label.text()
+
+
+def test_open_shows_photo_then_preview(qtbot, window, photo):
+    job, (outcome, preview) = open_photo(qtbot, window, photo)
+    assert outcome == "succeeded"
+    doc = window.document
+    assert doc.path == photo and doc.pixels.shape == (96, 128, 3)
+    assert window.stack.currentIndex() == 1
+    assert doc.preview is not None and doc.preview.shape == doc.pixels.shape
+    assert window.view.item.has_after()
+    assert "street.png" in window.windowTitle()
+    assert window.settings.recent_files()[0] == str(photo.resolve())
+
+
+def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(1))
+    timer.start(5)
+    progress = []
+    window.engine.progress.connect(lambda j, done, total: progress.append((done, total)))
+    job, (outcome, result) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
+    timer.stop()
+    assert outcome == "succeeded"
+    assert job.thread_id is not None and job.thread_id != threading.get_ident()
+    assert window.engine.worker_thread() is not QApplication.instance().thread()
+    assert len(ticks) >= 3, "the GUI event loop stalled during the run"
+    total = progress[-1][1]
+    assert total == 6 and progress == [(i, total) for i in range(total + 1)]
+    assert window.document.result is result and result.shape == (96, 128, 3)
+    assert window.isWindowModified() and not window.progress.isVisible()
+
+
+def test_cancel_stops_within_a_tile_and_leaves_no_output(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    before = sorted(photo.parent.iterdir())
+    progress = []
+
+    def on_progress(job, done, total):
+        progress.append(done)
+        if done == 1:
+            window.progress.cancel_button.click()  # the real Cancel button
+
+    window.engine.progress.connect(on_progress)
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
+    assert outcome == "cancelled"
+    assert max(progress) <= 2  # at most the tile that was running when Cancel was clicked
+    assert window.document.result is None and not window.isWindowModified()
+    assert sorted(photo.parent.iterdir()) == before
+
+
+def test_save_writes_name_task_ext_and_keeps_the_original(qtbot, window, photo):
+    from cmfnet_core.imageio import read_image
+
+    original = photo.read_bytes()
+    open_photo(qtbot, window, photo)
+    wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
+    job, (outcome, written) = wait_job(qtbot, window.files, jobs.SAVE, window.save_action.trigger)
+    assert outcome == "succeeded"
+    assert written == photo.parent / "street.deblur.png"
+    assert np.array_equal(read_image(written).pixels, window.document.result)
+    assert photo.read_bytes() == original
+    assert not window.isWindowModified()
+
+    # Save As onto the original: refused unless the user confirms
+    window.prompts.save_answer = str(photo)
+    window.prompts.overwrite_answer = False
+    assert window.save_as_action.trigger() is None
+    assert "overwrite" in window.prompts.asked
+    assert photo.read_bytes() == original
+
+
+def test_unreadable_file_shows_an_error_dialog(qtbot, window, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo at all")
+    job, (outcome, (title, message)) = wait_job(qtbot, window.files, jobs.READ,
+                                                lambda: window.open_paths([broken]))
+    assert outcome == "failed"
+    assert window.errors.box is not None and window.errors.box.isVisible()
+    assert "broken.jpg" in window.errors.box.text()
+    assert window.document is None
+    window.errors.box.accept()
+
+
+def test_region_preview_by_dragging_a_rectangle(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    window.region_action.trigger()
+    view = window.view
+    start = view.mapFromScene(QPointF(10, 10))
+    end = view.mapFromScene(QPointF(70, 60))
+
+    def drag():
+        qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=start)
+        qtbot.mouseMove(view.viewport(), pos=end)
+        qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=end)
+
+    job, (outcome, patch) = wait_job(qtbot, window.engine, jobs.REGION, drag)
+    assert outcome == "succeeded"
+    rect = job.context["rect"]
+    assert patch.shape[:2] == (rect.height(), rect.width()) and rect.width() >= 50
+    assert len(view.item._patches) == 1
+    assert not window.region_action.isChecked()
+
+
+def test_split_slider_and_hold_to_compare(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    window.compare.split.setValue(250)
+    assert window.view.item.split == pytest.approx(0.25)
+    qtbot.keyPress(window, Qt.Key.Key_B)
+    assert window.view.item.show_before
+    qtbot.keyRelease(window, Qt.Key.Key_B)
+    assert not window.view.item.show_before
+    window.compare.strength.setValue(40)
+    assert window.view.item.strength == pytest.approx(0.4) and window.document.strength == pytest.approx(0.4)
+
+
+def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, window, photo):
+    second = photo.with_name("lane.png")
+    second.write_bytes(photo.read_bytes())
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(photo)), QUrl.fromLocalFile(str(second))])
+    pos = QPointF(window.rect().center())
+    enter = QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, mime,
+                            Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(window, drop)
+    assert window.batch_dock.isVisible() and len(window.batch.entries) == 2
+    with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
+        window.batch.run_button.click()
+    assert [e.status for e in window.batch.entries] == ["Saved", "Saved"]
+    assert (photo.parent / "street.deblur.png").exists() and (photo.parent / "lane.deblur.png").exists()
+
+
+def test_closing_during_a_run_cancels_cleanly(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    before = sorted(photo.parent.iterdir())
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT,
+                          check_params_cb=lambda j, done, total: j.kind == jobs.APPLY and done >= 1):
+        window.apply_action.trigger()
+    assert window.close()
+    assert window.engine.worker_thread().isFinished()
+    assert sorted(photo.parent.iterdir()) == before
+
+
+# --- the job runner on its own (no engine) ----------------------------------------------------
+
+def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
+    runner = JobRunner("test-runner")
+    try:
+        def counting(progress, cancel):
+            for i in range(4):
+                progress(i, 3)
+            return "ok"
+
+        def broken(progress, cancel):
+            raise RuntimeError("engine exploded")  # superqt would swallow this one
+
+        ok = Job("apply", counting)
+        signals = [runner.started, runner.progress, runner.progress, runner.progress, runner.progress,
+                   runner.succeeded, runner.finished]
+        with qtbot.waitSignals(signals, order="strict", timeout=TIMEOUT):
+            runner.submit(ok)
+        bad = Job("apply", broken)
+        with qtbot.waitSignals([runner.failed, runner.finished], order="strict", timeout=TIMEOUT) as b:
+            runner.submit(bad)
+        with qtbot.waitSignal(runner.busy_changed, timeout=TIMEOUT, check_params_cb=lambda busy: not busy):
+            pass
+        assert not runner.is_busy()
+    finally:
+        assert runner.shutdown()
+
+
+def test_settings_are_remembered(settings, tmp_path):
+    again = AppSettings(QSettings(str(tmp_path / "app.ini"), QSettings.Format.IniFormat))
+    assert again.engine_options() == TEST_OPTIONS
+    again.add_recent_file(tmp_path / "a.png")
+    again.add_recent_file(tmp_path / "b.png")
+    again.add_recent_file(tmp_path / "a.png")
+    assert [Path(p).name for p in again.recent_files()] == ["a.png", "b.png"]
+
+
+def test_command_line():
+    from plugin.app.main import parse_args
+
+    args, qt_args = parse_args(["one.jpg", "two.jpg", "--task", "dehaze"])
+    assert args.files == ["one.jpg", "two.jpg"] and args.task == "dehaze" and qt_args == []
+
+
+def test_blend_and_eta():
+    original = np.zeros((2, 2, 3), np.uint16)
+    restored = np.full((2, 2, 3), 1000, np.uint16)
+    assert jobs.blend(original, restored, 0.25).tolist() == np.full((2, 2, 3), 250).tolist()
+    clock = iter([0.0, 1.0, 2.0])
+    eta = jobs.Eta(lambda: next(clock))
+    assert eta.update(0, 4) is None and eta.update(1, 4) == pytest.approx(3.0)
+    assert jobs.format_eta(75) == "about 1 min 15 s left"

@@ -1,0 +1,560 @@
+"""File-manager integration (plugin/desktop): what install_integrations writes,
+that desktop-file-validate accepts it, that the Nautilus / Nemo / Dolphin /
+freedesktop entries run the intended command on the selected files, and that
+uninstall removes exactly what was added.
+
+Every test installs into a temporary HOME / XDG_DATA_HOME / XDG_CONFIG_HOME.
+Most point the entries at a stub "project python" that only records its
+command line; ``test_nautilus_save_copy_restores_for_real`` runs the real
+engine (the project's venv and the conformance checkpoint).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import plistlib
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from plugin.desktop import integration  # noqa: E402
+from plugin.desktop import restore_here  # noqa: E402
+
+RUNNER = str(PROJECT / "plugin" / "desktop" / "restore_here.py")
+
+
+# --------------------------------------------------------------------------- helpers
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A throwaway user: HOME and the XDG dirs under tmp_path; no GIMP profile."""
+    h = tmp_path / "home"
+    (h / ".local" / "share").mkdir(parents=True)
+    (h / ".config").mkdir()
+    monkeypatch.setenv("HOME", str(h))
+    monkeypatch.setenv("XDG_DATA_HOME", str(h / ".local" / "share"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(h / ".config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(h / ".local" / "state"))
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    return h
+
+
+STUB = """#!{python}
+import json, os, sys
+with open({log!r}, "a") as fh:
+    fh.write(json.dumps({{"argv": sys.argv[1:], "cwd": os.getcwd(),
+        "nautilus": os.environ.get("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS")}}) + "\\n")
+"""
+
+
+@pytest.fixture
+def stub_python(tmp_path):
+    """An executable standing in for the project's Python: logs each command line."""
+    d = tmp_path / "stub dir $x"  # a path that needs quoting everywhere
+    d.mkdir()
+    log = tmp_path / "stub.log"
+    exe = d / "python"
+    exe.write_text(STUB.format(python=sys.executable, log=str(log)))
+    exe.chmod(0o755)
+
+    def calls():
+        if not log.exists():
+            return []
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+    stub = _Stub(exe)
+    stub.calls = calls
+    return stub
+
+
+class _Stub(str):
+    """The stub's path (a str), with ``.calls()``."""
+
+
+@pytest.fixture
+def photos(tmp_path):
+    d = tmp_path / "Pictures" / "Trip 2026"
+    d.mkdir(parents=True)
+    names = ["beach.jpg", "it's \"raining\" $HOME.png"]
+    for n in names:
+        (d / n).write_bytes(b"not really an image")
+    return [d / n for n in names]
+
+
+def read_entry(path: Path) -> dict[str, dict[str, str]]:
+    """Minimal desktop-entry / keyfile reader: {group: {key: raw value}}."""
+    groups: dict[str, dict[str, str]] = {}
+    current = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = groups.setdefault(line[1:-1], {})
+            continue
+        key, _, value = line.partition("=")
+        current[key] = value
+    return groups
+
+
+def unescape_string(value: str) -> str:
+    out, i = [], 0
+    table = {"s": " ", "n": "\n", "t": "\t", "r": "\r", "\\": "\\"}
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in table:
+            out.append(table[value[i + 1]])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+
+
+def expand_desktop_exec(raw: str, files: list[str]) -> list[str]:
+    """Exec= per the Desktop Entry spec: unescape the string, split quoted
+    arguments (backslash escapes " ` $ \\ inside quotes), expand %F / %f / %%."""
+    s = unescape_string(raw)
+    args: list[str] = []
+    cur: str | None = None
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == '"':
+            cur = cur or ""
+            i += 1
+            while s[i] != '"':
+                if s[i] == "\\" and s[i + 1] in '"`$\\':
+                    cur += s[i + 1]
+                    i += 2
+                else:
+                    cur += s[i]
+                    i += 1
+            i += 1
+        elif c == " ":
+            if cur is not None:
+                args.append(cur)
+            cur = None
+            i += 1
+        else:
+            cur = (cur or "") + c
+            i += 1
+    if cur is not None:
+        args.append(cur)
+    out: list[str] = []
+    for a in args:
+        if a == "%F":
+            out += files
+        elif a == "%f":
+            out += files[:1]
+        else:
+            assert "%" not in a.replace("%%", ""), f"unknown field code in {a!r}"
+            out.append(a.replace("%%", "%"))
+    return out
+
+
+def installed(home, stub_python, project_dir=str(PROJECT)):
+    return integration.install_integrations(str(stub_python), project_dir, gimp=False,
+                                            platform="linux")
+
+
+def all_files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+# --------------------------------------------------------------------------- install
+
+def test_install_writes_every_linux_entry(home, stub_python):
+    report = installed(home, stub_python)
+    data = home / ".local" / "share"
+    expected = [
+        data / "applications" / "cmfnet-restore.desktop",
+        data / "kio" / "servicemenus" / "cmfnet-restore.desktop",
+        data / "nautilus" / "scripts" / "Restore" / "Deblur…",
+        data / "nautilus" / "scripts" / "Restore" / "Deraindrop and save copy",
+        data / "nemo" / "actions" / "cmfnet-restore-dehaze-save.nemo_action",
+    ]
+    for p in expected:
+        assert p.is_file(), p
+        assert str(p) in report.written
+    assert len(report.written) == 2 + 6 + 6
+    assert os.access(data / "kio" / "servicemenus" / "cmfnet-restore.desktop", os.X_OK)
+    for script in (data / "nautilus" / "scripts" / "Restore").iterdir():
+        assert os.access(script, os.X_OK), script
+    manifest = json.loads((data / "cmfnet-restore" / "integrations.json").read_text())
+    assert sorted(manifest["files"]) == sorted(report.written)
+    assert manifest["python"] == str(stub_python)
+
+
+def test_desktop_entry_contents(home, stub_python):
+    installed(home, stub_python)
+    entry = read_entry(home / ".local/share/applications/cmfnet-restore.desktop")
+    main = entry["Desktop Entry"]
+    assert main["Type"] == "Application"
+    assert set(main["MimeType"].rstrip(";").split(";")) >= {"image/jpeg", "image/png", "image/tiff"}
+    actions = main["Actions"].rstrip(";").split(";")
+    assert {"deblur-open", "dehaze-open", "deraindrop-open",
+            "deblur-save", "dehaze-save", "deraindrop-save"} == set(actions)
+    assert entry["Desktop Action dehaze-open"]["Name"] == "Dehaze…"
+    menu = read_entry(home / ".local/share/kio/servicemenus/cmfnet-restore.desktop")
+    assert menu["Desktop Entry"]["X-KDE-Submenu"] == "Restore"
+    assert "image/jpeg" in menu["Desktop Entry"]["MimeType"]
+
+
+@pytest.mark.skipif(not shutil.which("desktop-file-validate"),
+                    reason="desktop-file-validate not installed (Debian: desktop-file-utils)")
+def test_desktop_file_validate_passes_on_every_desktop_file(home, stub_python, tmp_path):
+    # also with a project path that needs quoting and escaping
+    odd_project = tmp_path / "odd proj $HOME \"q\" 100%"
+    for project in (str(PROJECT), str(odd_project)):
+        report = installed(home, stub_python, project)
+        desktop_files = [p for p in report.written if p.endswith(".desktop")]
+        assert len(desktop_files) == 2
+        for f in desktop_files:
+            res = subprocess.run(["desktop-file-validate", f], capture_output=True, text=True)
+            assert res.returncode == 0 and not res.stdout.strip(), f"{f}:\n{res.stdout}{res.stderr}"
+
+
+# --------------------------------------------------------------------------- commands run
+
+def test_nautilus_scripts_run_the_runner_on_the_selection(home, stub_python, photos):
+    installed(home, stub_python)
+    scripts = home / ".local/share/nautilus/scripts/Restore"
+    folder = photos[0].parent
+    env = dict(os.environ,
+               NAUTILUS_SCRIPT_SELECTED_FILE_PATHS="".join(f"{p}\n" for p in photos),
+               NAUTILUS_SCRIPT_SELECTED_URIS="".join(f"{p.as_uri()}\n" for p in photos),
+               NAUTILUS_SCRIPT_CURRENT_URI=folder.as_uri(),
+               NAUTILUS_SCRIPT_WINDOW_GEOMETRY="800x600+0+0")
+    # as Nautilus does for a local folder: cwd = the folder, arguments = the names
+    for task in integration.TASKS:
+        for mode in integration.MODES:
+            script = scripts / integration.item_label(task, mode)
+            subprocess.run([str(script), *[p.name for p in photos]], cwd=folder, env=env,
+                           check=True)
+    calls = stub_python.calls()
+    assert len(calls) == 6
+    first = calls[0]
+    assert first["argv"] == [RUNNER, "--task", "deblur", "--open", "--", *[p.name for p in photos]]
+    assert first["cwd"] == str(folder)
+    assert first["nautilus"].splitlines() == [str(p) for p in photos]
+    assert calls[1]["argv"][:4] == [RUNNER, "--task", "deblur", "--save"]
+    # the runner then resolves the names against the folder Nautilus set
+    assert restore_here.selected_files([p.name for p in photos], {}) == [Path(p.name).absolute()
+                                                                        for p in photos]
+
+
+def test_runner_reads_the_nautilus_variable_without_arguments(photos):
+    env = {"NAUTILUS_SCRIPT_SELECTED_FILE_PATHS": "".join(f"{p}\n" for p in photos)}
+    assert restore_here.selected_files([], env) == photos
+    env = {"NEMO_SCRIPT_SELECTED_FILE_PATHS": f"{photos[1]}\n"}
+    assert restore_here.selected_files([], env) == [photos[1]]
+    assert restore_here.selected_files([photos[0].as_uri()], {}) == [photos[0]]
+
+
+def test_runner_runs_cmfnet_restore_and_notifies(tmp_path, stub_python, photos, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    notes = tmp_path / "notes.log"
+    (bin_dir / "notify-send").write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> '{notes}'\necho >> '{notes}'\n")
+    (bin_dir / "notify-send").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}",
+               XDG_STATE_HOME=str(tmp_path / "state"),
+               NAUTILUS_SCRIPT_SELECTED_FILE_PATHS="".join(f"{p}\n" for p in photos))
+    subprocess.run([sys.executable, RUNNER, "--python", str(stub_python), "--task", "dehaze",
+                    "--save", "--"], env=env, check=True, cwd=tmp_path)
+    (call,) = stub_python.calls()
+    assert call["argv"] == ["-m", "cmfnet_core.cli", "restore", *map(str, photos),
+                            "--task", "dehaze", "--overwrite"]
+    sent = notes.read_text().splitlines()
+    assert len(sent) == 2 and "CMFNet Restore" in sent[0] and "Dehazed 2 photos" in sent[1]
+    assert (tmp_path / "state" / "cmfnet-restore" / "restore-here.log").is_file()
+    # --open hands the files (and the task) to the app
+    subprocess.run([sys.executable, RUNNER, "--python", str(stub_python), "--task", "deblur",
+                    "--open", str(photos[0])], env=env, check=True)
+    assert stub_python.calls()[-1]["argv"] == ["-m", "cmfnet_core.cli", "gui", "--task", "deblur",
+                                               str(photos[0])]
+
+
+def test_runner_reports_failure(tmp_path, photos):
+    bad = tmp_path / "badpython"
+    bad.write_text("#!/bin/sh\necho 'cmfnet: error: no weights for deblur' >&2\nexit 3\n")
+    bad.chmod(0o755)
+    env = dict(os.environ, PATH="/usr/bin:/bin", XDG_STATE_HOME=str(tmp_path / "state"))
+    res = subprocess.run([sys.executable, RUNNER, "--python", str(bad), "--task", "deblur",
+                          "--save", str(photos[0])], env=env, capture_output=True, text=True)
+    assert res.returncode == 3
+    assert "no weights for deblur" in res.stderr
+
+
+def test_dolphin_service_menu_exec_runs_the_intended_command(home, stub_python, photos):
+    installed(home, stub_python)
+    menu = read_entry(home / ".local/share/kio/servicemenus/cmfnet-restore.desktop")
+    actions = menu["Desktop Entry"]["Actions"].rstrip(";").split(";")
+    for action in actions:
+        argv = expand_desktop_exec(menu[f"Desktop Action {action}"]["Exec"], list(map(str, photos)))
+        subprocess.run(argv, check=True)
+    calls = stub_python.calls()
+    assert len(calls) == 6
+    task, mode = actions[0].split("-")
+    assert calls[0]["argv"] == [RUNNER, "--task", task, f"--{mode}", *map(str, photos)]
+    assert [c["argv"][2] for c in calls] == [a.split("-")[0] for a in actions]
+
+
+def test_desktop_entry_exec_with_odd_paths(home, stub_python, photos, tmp_path):
+    odd_project = tmp_path / "odd proj $HOME \"q\" 100% \\back"
+    integration.install_integrations(str(stub_python), str(odd_project), gimp=False,
+                                     platform="linux")
+    entry = read_entry(home / ".local/share/applications/cmfnet-restore.desktop")
+    argv = expand_desktop_exec(entry["Desktop Action deraindrop-save"]["Exec"], [str(photos[1])])
+    runner = str(odd_project / "plugin" / "desktop" / "restore_here.py")
+    assert argv == [str(stub_python), runner, "--task", "deraindrop", "--save", str(photos[1])]
+    argv = expand_desktop_exec(entry["Desktop Entry"]["Exec"], [str(photos[0])])
+    assert argv == [str(stub_python), runner, "--open", str(photos[0])]
+
+
+@pytest.mark.skipif(not shutil.which("gio"), reason="gio (libglib2.0-bin) not installed")
+def test_gio_launches_the_desktop_entry(home, stub_python, photos):
+    """GLib's own desktop-entry launcher parses our Exec= the same way."""
+    installed(home, stub_python)
+    app = home / ".local/share/applications/cmfnet-restore.desktop"
+    res = subprocess.run(["gio", "launch", str(app), *map(str, photos)], capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    for _ in range(100):  # gio does not wait for the child
+        if stub_python.calls():
+            break
+        import time
+        time.sleep(0.05)
+    assert stub_python.calls()[0]["argv"] == [RUNNER, "--open", *map(str, photos)]
+
+
+def test_nemo_actions_run_the_intended_command(home, stub_python, photos):
+    installed(home, stub_python)
+    actions = sorted((home / ".local/share/nemo/actions").glob("*.nemo_action"))
+    assert len(actions) == 6
+    plain = [p for p in photos if '"' not in p.name and "\\" not in p.name]
+    for path in actions:
+        group = read_entry(path)["Nemo Action"]
+        assert group["Selection"] == "notnone" and "jpg" in group["Extensions"]
+        assert group["Quote"] == "double"
+        # what Nemo does: %F -> each path in double quotes, space separated; then a
+        # shell-like split (g_shell_parse_argv) and spawn
+        line = unescape_string(group["Exec"]).replace(
+            "%F", " ".join(f'"{p}"' for p in plain)).replace("%%", "%")
+        subprocess.run(shlex.split(line), check=True)
+    calls = stub_python.calls()
+    assert len(calls) == 6
+    name = actions[0].name  # cmfnet-restore-deblur-open.nemo_action
+    assert calls[0]["argv"] == [RUNNER, "--task", "deblur", "--open", "--", *map(str, plain)]
+    assert name == "cmfnet-restore-deblur-open.nemo_action"
+
+
+# --------------------------------------------------------------------------- uninstall
+
+def test_uninstall_removes_exactly_what_was_added(home, stub_python):
+    data = home / ".local" / "share"
+    # things the user already had must survive
+    (data / "nautilus" / "scripts").mkdir(parents=True)
+    mine = data / "nautilus" / "scripts" / "my script"
+    mine.write_text("#!/bin/sh\n")
+    (data / "applications").mkdir()
+    other = data / "applications" / "other.desktop"
+    other.write_text("[Desktop Entry]\n")
+    weights = data / "cmfnet-restore" / "weights"
+    weights.mkdir(parents=True)
+    before = all_files(home)
+
+    installed(home, stub_python)
+    installed(home, stub_python)  # re-install replaces, never duplicates
+    manifest = json.loads((data / "cmfnet-restore" / "integrations.json").read_text())
+    assert len(manifest["files"]) == len(set(manifest["files"])) == 14
+    report = integration.uninstall_integrations(platform="linux")
+    assert len([r for r in report.removed if not r.endswith(os.sep)]) == 14
+    after = {p for p in all_files(home) if not p.endswith("mimeinfo.cache")}
+    assert after == before
+    assert mine.read_text() == "#!/bin/sh\n" and other.exists() and weights.is_dir()
+    # nothing left to remove
+    assert integration.uninstall_integrations(platform="linux").removed == []
+
+
+def test_uninstall_also_removes_the_gimp_plugin(home, stub_python, monkeypatch):
+    profile = home / ".config" / "GIMP" / "3.0"
+    profile.mkdir(parents=True)
+    report = integration.install_integrations(str(stub_python), str(PROJECT), platform="linux")
+    plug = profile / "plug-ins" / "cmfnet-restore"
+    assert (plug / "cmfnet-restore.py").is_file() and os.access(plug / "cmfnet-restore.py", os.X_OK)
+    cfg = json.loads((plug / "cmfnet-restore.json").read_text())
+    assert cfg == {"python": str(stub_python), "project_dir": str(PROJECT), "weights": None}
+    assert str(plug / "cmfnet-restore.py") in report.written
+    integration.uninstall_integrations(platform="linux")
+    assert not (profile / "plug-ins").exists() and profile.is_dir()
+
+
+def test_no_gimp_profile_is_reported_not_created(home, stub_python):
+    report = integration.install_integrations(str(stub_python), str(PROJECT), platform="linux")
+    assert any("GIMP" in s for s in report.skipped)
+    assert not (home / ".config" / "GIMP").exists()
+
+
+# --------------------------------------------------------------------------- Windows, macOS
+
+class FakeWinreg:
+    """Just enough of winreg to run the registry code path: a dict of keys."""
+
+    HKEY_CURRENT_USER = "HKCU"
+    KEY_WRITE, KEY_READ, REG_SZ = 0x20006, 0x20019, 1
+
+    def __init__(self):
+        self.keys: dict[str, dict[str, tuple[int, str]]] = {}
+
+    class _Handle:
+        def __init__(self, reg, path):
+            self.reg, self.path = reg, path
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def CreateKeyEx(self, root, sub, reserved, access):  # noqa: N802
+        assert root == "HKCU" and access & self.KEY_WRITE
+        parts = sub.split("\\")
+        for i in range(1, len(parts) + 1):
+            self.keys.setdefault("\\".join(parts[:i]), {})
+        return self._Handle(self, sub)
+
+    def SetValueEx(self, handle, name, reserved, kind, value):  # noqa: N802
+        assert kind == self.REG_SZ and isinstance(value, str)
+        self.keys[handle.path][name] = (kind, value)
+
+    def OpenKey(self, root, sub, reserved, access):  # noqa: N802
+        if sub not in self.keys:
+            raise FileNotFoundError(sub)
+        return self._Handle(self, sub)
+
+    def EnumKey(self, handle, index):  # noqa: N802
+        prefix = handle.path + "\\"
+        children = sorted(k[len(prefix):] for k in self.keys
+                          if k.startswith(prefix) and "\\" not in k[len(prefix):])
+        if index >= len(children):
+            raise OSError("no more")
+        return children[index]
+
+    def DeleteKey(self, root, sub):  # noqa: N802
+        prefix = sub + "\\"
+        assert not any(k.startswith(prefix) for k in self.keys), "DeleteKey on a key with subkeys"
+        del self.keys[sub]
+
+
+def test_windows_registry_entries():
+    target = integration.Target(r"C:\Users\Ann Lee\cmfnet\.venv\Scripts\python.exe",
+                                r"C:\Users\Ann Lee\cmfnet")
+    entries = integration.windows_registry_entries(target)
+    root = integration.REGISTRY_ROOT
+    assert root == r"Software\Classes\SystemFileAssociations\image\shell\CMFNetRestore"
+    values = {(k, n): v for k, n, v in entries}
+    assert values[(root, "MUIVerb")] == "Restore" and values[(root, "SubCommands")] == ""
+    cmds = {k: v for (k, n), v in values.items() if k.endswith("\\command")}
+    assert len(cmds) == 6
+    cmd = values[(root + r"\shell\04-deblur-save\command", "")]
+    assert cmd == ('"C:\\Users\\Ann Lee\\cmfnet\\.venv\\Scripts\\pythonw.exe" '
+                   '"C:\\Users\\Ann Lee\\cmfnet\\plugin\\desktop\\restore_here.py" '
+                   '--task deblur --save "%1"')
+    assert values[(root + r"\shell\01-deblur-open", "MUIVerb")] == "Deblur…"
+
+
+def test_windows_install_and_uninstall_with_fake_winreg(home, stub_python):
+    reg = FakeWinreg()
+    report = integration.install_integrations(str(stub_python), str(PROJECT), gimp=False,
+                                              platform="win32", winreg_mod=reg)
+    root = integration.REGISTRY_ROOT
+    assert reg.keys[root]["MUIVerb"] == (1, "Restore")
+    assert len([k for k in reg.keys if k.endswith("\\command")]) == 6
+    assert report.registry[0] == root and report.written == []
+    # the manifest (in %APPDATA% on Windows; HOME here) lists the key tree
+    integration.uninstall_integrations(platform="win32", winreg_mod=reg)
+    assert not any(k.startswith(root) for k in reg.keys)
+    assert r"Software\Classes\SystemFileAssociations\image\shell" in reg.keys  # parents stay
+
+
+def test_windows_quote():
+    q = integration.windows_quote
+    assert q("plain") == "plain"
+    assert q(r"C:\a b\x.py") == r'"C:\a b\x.py"'
+    assert q('say "hi"') == r'"say \"hi\""'
+    assert q("C:\\dir with space\\") == '"C:\\dir with space\\\\"'
+
+
+def test_macos_quick_actions_are_valid_plists(home, stub_python):
+    files = integration.planned_files(integration.Target(str(stub_python), "/Users/a/cmfnet"),
+                                      "darwin")
+    assert len(files) == 12
+    for f in files:
+        assert "Library/Services/CMFNet Restore - " in str(f.path)
+        data = plistlib.loads(f.content)
+        if f.path.name == "document.wflow":
+            params = data["actions"][0]["action"]["ActionParameters"]
+            cmd = params["COMMAND_STRING"]
+            assert cmd.endswith('-- "$@"') and params["inputMethod"] == 1
+            assert shlex.split(cmd)[:2] == [str(stub_python),
+                                            "/Users/a/cmfnet/plugin/desktop/restore_here.py"]
+        else:
+            assert data["NSServices"][0]["NSSendFileTypes"] == ["public.image"]
+
+
+# --------------------------------------------------------------------------- real engine
+
+def _real_engine_ready():
+    py = PROJECT / ".venv" / "bin" / "python"
+    weights = PROJECT.parent / "shared" / "conformance" / "small_official.pth"
+    if not weights.is_file():
+        weights = Path("/work/shared/conformance/small_official.pth")
+    if not py.exists() or not weights.is_file():
+        return None
+    ok = subprocess.run([str(py), "-c", "import cmfnet_core.cli, PIL, numpy"], cwd=PROJECT,
+                        capture_output=True).returncode == 0
+    return (py, weights) if ok else None
+
+
+def test_nautilus_save_copy_restores_for_real(home, tmp_path):
+    ready = _real_engine_ready()
+    if ready is None:
+        pytest.skip("needs the project's .venv with cmfnet_core and the conformance checkpoint")
+    py, weights = ready
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    env = dict(os.environ, PYTHONPATH=str(PROJECT))
+    # default weights for deblur = the small conformance checkpoint, in this temp user
+    subprocess.run([str(py), "-m", "cmfnet_core.cli", "weights", "import", "deblur",
+                    str(weights)], check=True, env=env, capture_output=True)
+    integration.install_integrations(str(py), str(PROJECT), gimp=False, platform="linux")
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    photo = folder / "street cat.png"
+    Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(photo)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    notes = tmp_path / "notes.log"
+    (bin_dir / "notify-send").write_text(f"#!/bin/sh\necho \"$@\" >> '{notes}'\n")
+    (bin_dir / "notify-send").chmod(0o755)
+    script = home / ".local/share/nautilus/scripts/Restore/Deblur and save copy"
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    run_env.update(PATH=f"{bin_dir}:/usr/bin:/bin", NAUTILUS_SCRIPT_SELECTED_FILE_PATHS=f"{photo}\n")
+    subprocess.run([str(script), photo.name], cwd=folder, env=run_env, check=True, timeout=300)
+    out = folder / "street cat.deblur.png"
+    assert out.is_file()
+    expected = tmp_path / "expected.png"
+    subprocess.run([str(py), "-m", "cmfnet_core.cli", "restore", str(photo), "-o", str(expected),
+                    "--task", "deblur", "--weights", str(weights)], check=True, env=env,
+                   capture_output=True)
+    assert (np.asarray(Image.open(out)) == np.asarray(Image.open(expected))).all()
+    assert "Deblurred street cat.png" in notes.read_text()
