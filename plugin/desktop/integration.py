@@ -45,7 +45,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 APP_ID = "cmfnet-restore"
 APP_NAME = "CMFNet Restore"
@@ -185,7 +185,7 @@ def freedesktop_entry(target: Target) -> str:
     actions = [f"{t}-{m}" for m in MODES for t in TASKS]
     lines = ["[Desktop Entry]"] + _entry_lines([
         ("Type", "Application"),
-        ("Version", "1.5"),
+        ("Version", "1.4"),
         ("Name", APP_NAME),
         ("GenericName", "Photo Restoration"),
         ("Comment", "Remove blur, haze or raindrops from photos with CMFNet"),
@@ -210,15 +210,23 @@ def freedesktop_entry(target: Target) -> str:
 
 
 def dolphin_service_menu(target: Target) -> str:
-    """KDE service menu: "Restore ▸ Deblur… / … / Deblur and save copy / …" on images."""
+    """KDE service menu: "Restore ▸ Deblur… / … / Deblur and save copy / …" on images.
+
+    ``Type=Application`` (with ``NoDisplay=true``) rather than the customary
+    ``Type=Service``: KIO (KFileItemActions, KF 5.85+ and KF6) does not look at
+    ``Type`` for files in ``kio/servicemenus``; it reads ``MimeType``,
+    ``Actions`` and ``X-KDE-Submenu`` and needs the file executable. With
+    ``Service``, ``desktop-file-validate`` rejects ``MimeType``/``Actions``.
+    """
     actions = [f"{t}-{m}" for m in MODES for t in TASKS]
     lines = ["[Desktop Entry]"] + _entry_lines([
-        ("Type", "Service"),
+        ("Type", "Application"),
+        ("Version", "1.4"),
         ("Name", APP_NAME),
         ("Icon", keyfile_escape(target.icon())),
+        ("Exec", desktop_exec(target, None, "open")),
+        ("NoDisplay", "true"),
         ("MimeType", ";".join(MIME_TYPES) + ";"),
-        # KF5 < 5.85 looked for this key (in kservices5/ServiceMenus); harmless in KF6
-        ("X-KDE-ServiceTypes", "KonqPopupMenu/Plugin"),
         ("X-KDE-Submenu", SUBMENU),
         ("Actions", ";".join(actions) + ";"),
     ])
@@ -276,8 +284,9 @@ def windows_registry_entries(target: Target) -> list[tuple[str, str, str]]:
     ``%1`` verb; ``MultiSelectModel=Player`` keeps the verb for large selections.
     ``pythonw.exe`` (beside python.exe) avoids a console window.
     """
-    py = Path(target.python)
+    py = PureWindowsPath(target.python)
     pyw = py.with_name("pythonw.exe") if py.name.lower() == "python.exe" else py
+    runner = str(PureWindowsPath(target.project_dir, *RUNNER_RELPATH.parts))
     entries = [
         (REGISTRY_ROOT, "MUIVerb", SUBMENU),
         (REGISTRY_ROOT, "SubCommands", ""),
@@ -289,7 +298,7 @@ def windows_registry_entries(target: Target) -> list[tuple[str, str, str]]:
         for t in TASKS:
             n += 1
             key = REGISTRY_ROOT + rf"\shell\{n:02d}-{t}-{m}"
-            argv = [str(pyw)] + target.argv(t, m)[1:]
+            argv = [str(pyw), runner] + target.argv(t, m)[2:]
             cmd = " ".join(windows_quote(a) for a in argv) + ' "%1"'
             entries += [
                 (key, "MUIVerb", item_label(t, m)),
