@@ -307,6 +307,8 @@ def test_closing_during_a_run_cancels_cleanly(qtbot, window, photo):
 
 def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
     runner = JobRunner("test-runner")
+    busy = []
+    runner.busy_changed.connect(busy.append)
     try:
         def counting(progress, cancel):
             for i in range(4):
@@ -324,9 +326,8 @@ def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
         bad = Job("apply", broken)
         with qtbot.waitSignals([runner.failed, runner.finished], order="strict", timeout=TIMEOUT) as b:
             runner.submit(bad)
-        with qtbot.waitSignal(runner.busy_changed, timeout=TIMEOUT, check_params_cb=lambda busy: not busy):
-            pass
-        assert not runner.is_busy()
+        assert b.all_signals_and_args[0].args[1:] == ("Unexpected error", "RuntimeError: engine exploded")
+        assert not runner.is_busy() and busy == [True, False, True, False]
     finally:
         assert runner.shutdown()
 

@@ -78,6 +78,7 @@ class RestorerCache:
         self._lock = threading.Lock()
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
+        ensure_dygraph()
         path = Path(resolve_weights(task, weights)).resolve()
         key = (task, str(path), path.stat().st_mtime if path.exists() else 0, options)
         with self._lock:
@@ -92,6 +93,19 @@ class RestorerCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def ensure_dygraph() -> None:
+    """Paddle keeps its eager/static switch per thread, and a thread started after paddle
+    was first imported in another non-main thread comes up in static mode, where building
+    the network fails. Call this in the thread that is about to run the engine."""
+    import sys
+
+    paddle = sys.modules.get("paddle")
+    if paddle is None:
+        import paddle  # importing here makes this thread eager
+    if not paddle.in_dynamic_mode():
+        paddle.disable_static()
 
 
 # --- the work itself -------------------------------------------------------------
