@@ -78,11 +78,11 @@ class CALayer(nn.Layer):
 def local_mean(x: paddle.Tensor, window: int) -> paddle.Tensor:
     """Mean over a ``window`` square around each pixel, clipped at the borders."""
     kh, kw = min(window, x.shape[2]), min(window, x.shape[3])
-    ones = paddle.ones([1, 1, x.shape[2], x.shape[3]], dtype=x.dtype)
-    pad = [kw // 2, (kw - 1) // 2, kh // 2, (kh - 1) // 2]
-    total = F.avg_pool2d(F.pad(x, pad), [kh, kw], stride=1, exclusive=False)
-    count = F.avg_pool2d(F.pad(ones, pad), [kh, kw], stride=1, exclusive=False)
-    return total / count
+    # exclusive=True divides by the number of real (unpadded) pixels in each window.
+    # One op, and it exports to ONNX/OpenVINO exactly; a paddle.ones count map
+    # built inside the graph did not (paddle2onnx 2.1 gave garbage for it).
+    pad = [kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2]  # top, bottom, left, right
+    return F.avg_pool2d(x, [kh, kw], stride=1, padding=pad, exclusive=True)
 
 
 class PALayer(nn.Layer):
