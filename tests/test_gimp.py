@@ -203,10 +203,42 @@ def _project_python() -> str:
     return str(venv) if venv.exists() else sys.executable
 
 
+def _read_png(path):
+    """H x W (x C) array in RGB(A) order, 8 or 16 bit, as stored."""
+    cv2 = pytest.importorskip("cv2")
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert arr is not None, path
+    if arr.ndim == 3:
+        arr = arr[..., [2, 1, 0, 3]] if arr.shape[2] == 4 else arr[..., ::-1]
+    return arr
+
+
+def _make_input(kind: str, h: int = 48, w: int = 64):
+    """(array, babl format GIMP dumps the result layer in) for one test case."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    yy, xx = np.mgrid[0:h, 0:w]
+    rgb = np.stack([(xx * 4) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.float64)
+    rgb = np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255)
+    if kind == "rgba8":  # alpha varies and is never 0 (PNG export drops colour under alpha 0)
+        alpha = (40 + (xx * 3 + yy * 2) % 215)[..., None]
+        return np.concatenate([rgb, alpha], -1).astype(np.uint8), "R'G'B'A u8"
+    if kind == "gray8":
+        return rgb.mean(-1).astype(np.uint8), "Y' u8"
+    if kind == "rgb16":
+        return (rgb * 257 + rng.integers(0, 257, rgb.shape)).astype(np.uint16), "R'G'B' u16"
+    raise ValueError(kind)
+
+
+GIMP_CASES = [("rgba8", "deblur", "Deblur"), ("gray8", "dehaze", "Dehaze"),
+              ("rgb16", "deraindrop", "Deraindrop")]
+
+
 @pytest.mark.gimp
-def test_gimp_plugin_matches_cli(tmp_path):
+@pytest.mark.parametrize("kind,task,label", GIMP_CASES, ids=[c[0] for c in GIMP_CASES])
+def test_gimp_plugin_matches_cli(tmp_path, kind, task, label):
     np = pytest.importorskip("numpy")
-    Image = pytest.importorskip("PIL.Image")
     if os.geteuid() != 0:
         pytest.skip("needs root (debootstrap, chroot, bind mounts)")
     if not shutil.which("unshare"):
@@ -228,18 +260,12 @@ def test_gimp_plugin_matches_cli(tmp_path):
 
     job = tmp_path / "job"
     job.mkdir()
-    # an RGBA photo crop with a varying (never zero) alpha
-    rng = np.random.default_rng(5)
-    h, w = 48, 64
-    yy, xx = np.mgrid[0:h, 0:w]
-    rgb = np.stack([(xx * 4) % 256, (yy * 5) % 256, ((xx + yy) * 3) % 256], -1).astype(np.float64)
-    rgb = np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255)
-    alpha = (40 + (xx * 3 + yy * 2) % 215)[..., None]
-    rgba = np.concatenate([rgb, alpha], -1).astype(np.uint8)
-    Image.fromarray(rgba, "RGBA").save(job / "in.png")
+    pixels, raw_format = _make_input(kind)
+    h, w = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    bridge.write_png(job / "in.png", w, h, channels, pixels.dtype.itemsize * 8, pixels.tobytes())
 
     weights = _test_weights()
-    task = "deblur"
     cmd = [python, "-m", "cmfnet_core.cli", "restore", str(job / "in.png"), "-o",
            str(tmp_path / "expected.png"), "--task", task, "--progress-lines"]
     gimp_weights = ""
@@ -258,7 +284,7 @@ def test_gimp_plugin_matches_cli(tmp_path):
     installer.install_plugin(python, str(PROJECT), job / "profile")
     shutil.copy(GIMP_TESTS / "batch.py", job / "batch.py")
     (job / "params.json").write_text(json.dumps(
-        {"input": "in.png", "task": task, "weights": gimp_weights}))
+        {"input": "in.png", "task": task, "weights": gimp_weights, "raw_format": raw_format}))
 
     binds = sorted({base_prefix, str(PROJECT)})
     t2 = time.monotonic()
@@ -272,16 +298,18 @@ def test_gimp_plugin_matches_cli(tmp_path):
     assert run.returncode == 0, log
     result = json.loads((job / "result.json").read_text())
 
-    expected = np.asarray(Image.open(tmp_path / "expected.png"))
-    exported = np.asarray(Image.open(job / "out.png"))
-    raw = np.frombuffer((job / "out.raw").read_bytes(), np.uint8).reshape(h, w, -1)
-    print(f"TIMING root={build_s:.1f}s cli={cli_s:.1f}s gimp={gimp_s:.1f}s "
+    expected = _read_png(tmp_path / "expected.png")
+    exported = _read_png(job / "out.png")
+    raw = np.frombuffer((job / "out.raw").read_bytes(), pixels.dtype).reshape(expected.shape)
+    print(f"TIMING {kind}: root={build_s:.1f}s cli={cli_s:.1f}s gimp={gimp_s:.1f}s "
           f"plugin={result['plugin_seconds']}s result={result}")
-    assert result["layers"] == ["Deblur", "Background"] or result["layers"][0] == "Deblur"
-    assert result["has_alpha"] and result["size"] == [w, h] and result["offsets"] == [0, 0]
-    assert expected.shape == (h, w, 4)
-    assert (expected[..., 3] == rgba[..., 3]).all(), "the CLI must pass alpha through"
+    assert result["layers"] == [label, "Background"] or result["layers"][0] == label
+    assert result["size"] == [w, h] and result["offsets"] == [0, 0]
+    assert result["has_alpha"] == (kind == "rgba8")
+    assert expected.shape == pixels.shape and expected.dtype == pixels.dtype
+    if kind == "rgba8":
+        assert (expected[..., 3] == pixels[..., 3]).all(), "the CLI must pass alpha through"
     assert (raw == expected).all(), "the new layer differs from `cmfnet restore`"
     assert exported.shape == expected.shape and (exported == expected).all(), \
         "the exported PNG differs from `cmfnet restore`"
-    assert not (expected[..., :3] == rgba[..., :3]).all(), "the engine changed nothing"
+    assert not (expected == pixels).all(), "the engine changed nothing"

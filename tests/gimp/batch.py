@@ -34,10 +34,10 @@ plugin_seconds = time.time() - t0
 layers = img.get_layers()
 new = layers[0]
 w, h = new.get_width(), new.get_height()
-fmt = "R'G'B'A u8" if new.has_alpha() else "R'G'B' u8"
+fmt = params["raw_format"]
 raw = new.get_buffer().get(Gegl.Rectangle.new(0, 0, w, h), 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
 open(JOB + "out.raw", "wb").write(bytes(raw))
-src.set_visible(False)
+img.remove_layer(src)  # export exactly the new layer
 if not Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, img, Gio.File.new_for_path(JOB + "out.png"), None):
     raise RuntimeError("export failed: %s" % Gimp.get_pdb().get_last_error())
 info = {

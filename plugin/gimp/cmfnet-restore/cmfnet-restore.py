@@ -5,8 +5,8 @@ Restores the selected layer(s) with CMFNet (deblur, dehaze or deraindrop).
 GIMP's own Python cannot hold PaddlePaddle, so the pixels go to the project's
 Python in a subprocess (see cmfnet_gimp_bridge.py, beside this file):
 
-1. the layer's pixels are written to a temporary PNG (8 or 16 bit, with alpha
-   when the layer has it; grey layers are sent as RGB);
+1. the layer's pixels are written to a temporary PNG (8 or 16 bit as the
+   image's precision, grey or RGB as the layer, with alpha when it has one);
 2. ``<project python> -m cmfnet_core.cli restore IN -o OUT --task T
    --progress-lines`` runs; its ``PROGRESS done total`` lines drive GIMP's
    progress bar. Cancelling the progress makes GIMP stop this plug-in; the
@@ -65,13 +65,17 @@ def _show_dialog(procedure, config):
 
 
 def _export_layer(layer, path, sixteen):
-    """Write the layer's pixels (perceptual RGB/RGBA) to a PNG; return (w, h)."""
+    """Write the layer's pixels (perceptual values: Y'/Y'A or R'G'B'/R'G'B'A, 8 or
+    16 bit, as the image's precision) to a PNG the engine reads; return (w, h)."""
     w, h = layer.get_width(), layer.get_height()
     alpha = layer.has_alpha()
-    fmt = "R'G'B'{} {}".format("A" if alpha else "", "u16" if sixteen else "u8")
+    gray = layer.is_gray()
+    model = ("Y'" if gray else "R'G'B'") + ("A" if alpha else "")
+    fmt = "{} {}".format(model, "u16" if sixteen else "u8")
+    channels = (1 if gray else 3) + (1 if alpha else 0)
     rect = Gegl.Rectangle.new(0, 0, w, h)
     pixels = layer.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.CLAMP)
-    bridge.write_png(path, w, h, 4 if alpha else 3, 16 if sixteen else 8, bytes(pixels))
+    bridge.write_png(path, w, h, channels, 16 if sixteen else 8, bytes(pixels))
     return w, h
 
 
