@@ -149,6 +149,7 @@ class _Progress:
         self.name, self.lines, self.quiet, self.bar = name, lines, quiet, None
 
     def __call__(self, done: int, total: int) -> None:
+        _handle_termination()  # paddle installs its own SIGTERM handler when it first runs
         if self.lines:
             print(f"PROGRESS {done} {total}", file=sys.stderr, flush=True)
             return
@@ -204,6 +205,7 @@ def run_restore(args) -> int:
             if _same_file(dest, source) and not args.overwrite:
                 raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
             restored = restorer.restore(photo.pixels, progress=progress)
+            _handle_termination()
             write_image(dest, restored, photo.info, overwrite=args.overwrite)
         except (ImageError, ValueError, TypeError) as exc:
             progress.close()
@@ -265,8 +267,16 @@ def run_weights_import(args) -> int:
 # --- gui ---------------------------------------------------------------------------
 
 def run_gui(args) -> int:
+    # The app lives in plugin/, which depends on this package, never the reverse:
+    # find it through its installed entry point instead of importing it by name.
+    from importlib.metadata import entry_points
+
+    found = entry_points(group="gui_scripts", name="cmfnet-gui")
+    if not found:
+        _error("the desktop app is not installed (pip install 'cmfnet-restore[gui]')")
+        return EXIT_USAGE
     try:
-        from plugin.app.main import main as gui_main
+        gui_main = next(iter(found)).load()
     except ImportError as exc:
         _error(f"the desktop app needs PyQt6 (pip install 'cmfnet-restore[gui]'): {exc}")
         return EXIT_USAGE
@@ -277,17 +287,21 @@ def run_gui(args) -> int:
 
 
 def _terminate(signum, frame):
-    # Turn SIGTERM into an exception so pending writes clean up their temporary files.
     raise KeyboardInterrupt
+
+
+def _handle_termination() -> None:
+    """Turn SIGTERM into KeyboardInterrupt, so pending writes remove their temporary files."""
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (e.g. called from a test runner thread)
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
-    try:
-        signal.signal(signal.SIGTERM, _terminate)
-    except ValueError:  # not the main thread (e.g. called from a test runner thread)
-        pass
+    _handle_termination()
     try:
         return args.run(args)
     except KeyboardInterrupt:

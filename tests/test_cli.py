@@ -1,0 +1,117 @@
+"""The `cmfnet` command, run as a user would: real files, real exit codes."""
+from __future__ import annotations
+
+import ast
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+FAST = ["--backend", "paddle", "--tile", "64", "--overlap", "16"]
+
+
+def cmfnet(*args, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cmfnet_core.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300, **kwargs)
+
+
+def test_restore_writes_name_task_ext_beside_the_original(photo_file, small_weights):
+    before = photo_file.read_bytes()
+    result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    out = photo_file.with_name("holiday photo.deblur.png")
+    assert result.stdout.strip() == str(out) and out.exists()
+    assert photo_file.read_bytes() == before
+    again = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q", *FAST)
+    assert again.stdout.strip().endswith("holiday photo.deblur-2.png")
+
+
+def test_a_bad_file_fails_alone_and_the_exit_code_says_so(tmp_path, photo_file, small_weights):
+    broken = tmp_path / "-broken.jpg"  # a leading dash must not be taken for an option
+    broken.write_text("not a photo")
+    result = cmfnet("restore", "--task", "deblur", "--weights", small_weights, "-q", *FAST,
+                    "--", broken, photo_file)
+    assert result.returncode == 1
+    assert result.stderr.count("error:") == 1 and "-broken.jpg" in result.stderr
+    assert photo_file.with_name("holiday photo.deblur.png").exists()
+    assert not (tmp_path / "-broken.deblur.jpg").exists()
+
+
+def test_unusable_weights_exit_3_with_the_reason(photo_file, tmp_path):
+    fake = tmp_path / "model.pth"
+    fake.write_text("nope")
+    result = cmfnet("restore", photo_file, "--task", "dehaze", "--weights", fake)
+    assert result.returncode == 3
+    assert "model.pth" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_original_is_never_the_output_without_overwrite(photo_file, small_weights):
+    before = photo_file.read_bytes()
+    result = cmfnet("restore", photo_file, "-o", photo_file, "--task", "deblur",
+                    "--weights", small_weights, *FAST)
+    assert result.returncode == 1 and "--overwrite" in result.stderr
+    assert photo_file.read_bytes() == before
+
+
+def test_progress_lines_for_other_programs(photo_file, small_weights):
+    result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights,
+                    "--progress-lines", *FAST)
+    lines = [line.split() for line in result.stderr.splitlines() if line.startswith("PROGRESS")]
+    total = int(lines[0][2])
+    assert [int(done) for _, done, _ in lines] == list(range(total + 1))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_a_run_leaves_no_output(photo_file, small_weights, sig):
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cmfnet_core.cli", "restore", str(photo_file), "--task", "deblur",
+         "--weights", str(small_weights), "--progress-lines", *FAST],
+        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    for line in process.stderr:
+        if line.startswith("PROGRESS 1 "):
+            process.send_signal(sig)
+            break
+    process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert sorted(p.name for p in photo_file.parent.iterdir()) == [photo_file.name]
+
+
+def test_weights_import_and_list(small_weights):
+    imported = cmfnet("weights", "import", "deraindrop", small_weights, "--name", "official-small")
+    assert imported.returncode == 0, imported.stderr
+    listing = cmfnet("weights", "list")
+    line = next(l for l in listing.stdout.splitlines() if "official-small" in l)
+    assert line.lstrip().startswith("*") and "official" in line
+
+
+def test_help_teaches_and_does_not_load_the_frameworks():
+    result = cmfnet("restore", "--help")
+    assert result.returncode == 0 and "examples:" in result.stdout and "--task" in result.stdout
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys; from cmfnet_core import cli\n"
+         "try:\n    cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+         "print(sorted(m for m in ('paddle', 'openvino', 'torch', 'PyQt6') if m in sys.modules))"],
+        capture_output=True, text=True, cwd=ROOT)
+    assert probe.stdout.strip().endswith("[]")
+
+
+def test_usage_errors_exit_2():
+    assert cmfnet("restore", "x.jpg").returncode == 2  # --task missing
+    assert cmfnet("restore", "a.jpg", "b.jpg", "-o", "c.jpg", "--task", "deblur").returncode == 2
+
+
+def test_core_never_imports_qt():
+    """One direction of flow: plugin/ depends on cmfnet_core, never the reverse."""
+    for path in (ROOT / "cmfnet_core").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.startswith(("PyQt", "PySide", "qtpy", "superqt", "plugin", "gi")), \
+                    f"{path.relative_to(ROOT)} imports {name}"

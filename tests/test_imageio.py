@@ -1,0 +1,207 @@
+"""Photo I/O: upright pixels, depth and metadata kept, atomic writes, clear errors."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from cmfnet_core.imageio import ImageError, output_path, read_image, write_image
+
+ORIENTATION = 0x0112
+
+
+@pytest.fixture(scope="module")
+def srgb_icc() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _jpeg_with_metadata(path, pixels, icc, orientation=1):
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[ORIENTATION] = orientation
+    exif[0x010F] = "TestCam"  # Make
+    image.save(path, "JPEG", quality=95, exif=exif.tobytes(), icc_profile=icc)
+    return path
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    from PIL import ImageOps
+
+    pixels = (np.arange(6 * 10 * 3) % 251).astype(np.uint8).reshape(6, 10, 3)
+    path = tmp_path / "o.png"
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[ORIENTATION] = orientation
+    image.save(path, exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)))
+    assert np.array_equal(read_image(path).pixels, expected)
+
+
+def test_jpeg_keeps_icc_and_exif_and_resets_orientation(tmp_path, photo_rgb, srgb_icc):
+    source = _jpeg_with_metadata(tmp_path / "in.jpg", photo_rgb, srgb_icc, orientation=6)
+    photo = read_image(source)
+    assert photo.pixels.shape == (photo_rgb.shape[1], photo_rgb.shape[0], 3)  # rotated upright
+    out = write_image(tmp_path / "out.jpg", photo.pixels, photo.info)
+    with Image.open(out) as written:
+        assert written.format == "JPEG"
+        assert written.info.get("icc_profile") == srgb_icc
+        assert written.getexif()[0x010F] == "TestCam"
+        assert written.getexif()[ORIENTATION] == 1
+
+
+def test_sixteen_bit_png_round_trip_keeps_depth_icc_and_exif(tmp_path, srgb_icc):
+    import cv2
+
+    pixels = (np.random.default_rng(0).random((20, 30, 3)) * 65535).astype(np.uint16)
+    source = tmp_path / "deep.png"
+    cv2.imwrite(str(source), pixels[..., ::-1])
+    photo = read_image(source)
+    assert photo.info.bit_depth == 16 and np.array_equal(photo.pixels, pixels)
+    exif = Image.Exif()
+    exif[0x010F] = "DeepCam"
+    info = type(photo.info)(format="PNG", bit_depth=16, icc_profile=srgb_icc, exif=exif.tobytes())
+    out = write_image(tmp_path / "deep.out.png", photo.pixels, info)
+    again = read_image(out)
+    assert again.pixels.dtype == np.uint16 and np.array_equal(again.pixels, pixels)
+    assert again.info.icc_profile == srgb_icc
+    with Image.open(out) as written:
+        assert written.getexif()[0x010F] == "DeepCam"
+
+
+def test_sixteen_bit_tiff_and_gray_alpha(tmp_path):
+    import cv2
+
+    rgb = (np.random.default_rng(1).random((10, 12, 3)) * 65535).astype(np.uint16)
+    out = write_image(tmp_path / "deep.tif", rgb)
+    assert np.array_equal(read_image(out).pixels, rgb)
+    gray_alpha = (np.random.default_rng(2).random((10, 12, 2)) * 65535).astype(np.uint16)
+    path = tmp_path / "ga.png"
+    cv2.imwrite(str(path), np.dstack([gray_alpha[..., 0]] * 3 + [gray_alpha[..., 1]]))
+    photo = read_image(path)
+    assert photo.pixels.dtype == np.uint16 and photo.pixels.shape[2] == 4
+    written = read_image(write_image(tmp_path / "ga.out.png", photo.pixels, photo.info)).pixels
+    assert np.array_equal(written, photo.pixels)
+
+
+def test_palette_png_with_transparency_reads_as_rgba(tmp_path):
+    image = Image.new("P", (8, 8))
+    image.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    image.info["transparency"] = 1
+    image.paste(1, (0, 0, 4, 8))
+    path = tmp_path / "pal.png"
+    image.save(path, transparency=1)
+    pixels = read_image(path).pixels
+    assert pixels.shape == (8, 8, 4) and pixels[0, 0, 3] == 0 and pixels[0, 7, 3] == 255
+
+
+def test_cmyk_jpeg_reads_as_rgb(tmp_path):
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 8), (0, 255, 255, 0)).save(path)
+    photo = read_image(path)
+    assert photo.pixels.shape == (8, 16, 3) and photo.info.icc_profile is None
+    assert photo.pixels[..., 0].mean() > 200 and photo.pixels[..., 1].mean() < 60
+
+
+def test_animated_gif_gives_its_first_frame_with_a_note(tmp_path):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    photo = read_image(path)
+    assert photo.pixels[0, 0, 0] > 200 and "first of 2 frames" in photo.info.notes[0]
+    assert output_path(path, "dehaze").suffix == ".png"
+
+
+@pytest.mark.parametrize("content,reason", [
+    (b"", "empty"),
+    (b"this is a text file, not a photo\n", "not an image"),
+    (b"\x89PNG\r\n\x1a\n" + b"\x00" * 10, "damaged|not an image"),
+])
+def test_unreadable_files_get_one_clear_line(tmp_path, content, reason):
+    path = tmp_path / "bad.jpg"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=reason) as error:
+        read_image(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_truncated_files_are_refused(tmp_path, photo_rgb, suffix):
+    path = tmp_path / f"whole{suffix}"
+    Image.fromarray(photo_rgb).save(path)
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(ImageError, match="truncated|damaged"):
+        read_image(cut)
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path):
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    path = tmp_path / "bomb.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    with pytest.raises(ImageError, match="over the limit"):
+        read_image(path)
+
+
+def test_output_name_beside_the_original_with_a_counter(tmp_path):
+    source = tmp_path / "my photo.jpg"
+    source.write_bytes(b"x")
+    first = output_path(source, "deblur")
+    assert first.name == "my photo.deblur.jpg"
+    first.write_bytes(b"taken")
+    assert output_path(source, "deblur").name == "my photo.deblur-2.jpg"
+    assert output_path(source, "deblur", tmp_path / "elsewhere").parent == tmp_path / "elsewhere"
+
+
+def test_existing_file_is_never_replaced_without_overwrite(tmp_path, photo_rgb):
+    target = tmp_path / "taken.png"
+    target.write_bytes(b"precious")
+    with pytest.raises(ImageError, match="already exists"):
+        write_image(target, photo_rgb)
+    assert target.read_bytes() == b"precious"
+    write_image(target, photo_rgb, overwrite=True)
+    assert read_image(target).pixels.shape == photo_rgb.shape
+    assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]  # no temporary file left
+
+
+def test_read_only_folder_gives_a_clear_error_and_leaves_nothing(tmp_path, photo_rgb):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(ImageError, match="read-only|permission"):
+            write_image(folder / "out.png", photo_rgb)
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o755)
+
+
+def test_full_disk_gives_a_clear_error_and_leaves_nothing(tmp_path, photo_rgb):
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, numpy as np, sys\n"
+        "from cmfnet_core.imageio import write_image, ImageError\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (2000, 2000))\n"
+        "import signal; signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "try:\n"
+        f"    write_image({str(tmp_path / 'big.png')!r}, np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))\n"
+        "except ImageError as e:\n"
+        "    print(e); sys.exit(7)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 7, result.stderr
+    assert "too large" in result.stdout or "disk is full" in result.stdout
+    assert list(tmp_path.iterdir()) == []
