@@ -88,6 +88,7 @@ class WelcomePage(QWidget):
 
     open_requested = pyqtSignal()
     path_requested = pyqtSignal(str)
+    sample_requested = pyqtSignal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -105,11 +106,15 @@ class WelcomePage(QWidget):
         self.open_button.clicked.connect(self.open_requested)
         hint = QLabel("or drop photos here (several photos make a batch)")
         hint.setStyleSheet("color: gray")
+        self.sample_button = QPushButton("Try it on a sample photo")
+        self.sample_button.setFlat(True)
+        self.sample_button.setStyleSheet("color: palette(link); text-decoration: underline")
+        self.sample_button.clicked.connect(self.sample_requested)
         self._recent_box = QVBoxLayout()
         self._recent_title = QLabel("<b>Recent</b>")
         layout = QVBoxLayout(self)
         layout.addStretch(2)
-        for widget in (title, subtitle, self.open_button, hint):
+        for widget in (title, subtitle, self.open_button, hint, self.sample_button):
             layout.addWidget(widget, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addSpacing(16)
         layout.addWidget(self._recent_title, 0, Qt.AlignmentFlag.AlignHCenter)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import QRect, Qt, QUrl
+from PyQt6.QtCore import QRect, QStandardPaths, Qt, QUrl
 from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
                              QStyle, QVBoxLayout, QWidget)
@@ -31,7 +31,9 @@ from .workers import JobRunner
 
 TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
-ICON_PATH = Path(__file__).resolve().parents[2] / "resources" / "icons" / "cmfnet-restore.png"
+RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
+SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
 PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
                 jobs.BATCH: "Batch", jobs.IMPORT: "Importing weights"}
@@ -57,6 +59,7 @@ class MainWindow(QMainWindow):
         self._build_ui()
         self._connect_runners()
         self.setAcceptDrops(True)
+        self.welcome.sample_button.setVisible(self.sample_path().exists())
         self.setWindowTitle(DISPLAY_NAME)
         if ICON_PATH.exists():
             self.setWindowIcon(QIcon(str(ICON_PATH)))
@@ -115,6 +118,7 @@ class MainWindow(QMainWindow):
 
         self.welcome.open_requested.connect(self.open_dialog)
         self.welcome.path_requested.connect(lambda p: self.open_paths([p]))
+        self.welcome.sample_requested.connect(self.open_sample)
         self.banner.import_requested.connect(self.import_weights)
         self.compare.split_changed.connect(self.view.set_split)
         self.compare.strength_changed.connect(self._set_strength)
@@ -277,6 +281,12 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.request_preview()
 
+    def sample_path(self) -> Path:
+        return RESOURCES / "samples" / SAMPLES[self.task]
+
+    def open_sample(self) -> None:
+        self.open_paths([self.sample_path()])
+
     def _resolve_unsaved(self) -> bool:
         """Ask about the unsaved result; False if the user cancels."""
         answer = self.prompts.unsaved_result(self.document.path.name)
@@ -347,7 +357,8 @@ class MainWindow(QMainWindow):
     def _refresh_weights(self) -> None:
         label, tip, ok = jobs.describe_weights(self.task)
         self.weights_ok = ok
-        self.weights_label.setText(f"<i>{label}</i>" if ok else f"<b style='color:#a33'>{label}</b>")
+        self.weights_label.setText(f"Weights: <i>{label}</i>" if ok
+                                   else f"<b style='color:#a33'>{label}</b>")
         self.weights_label.setToolTip(tip)
         if ok:
             self.banner.hide()
@@ -426,6 +437,8 @@ class MainWindow(QMainWindow):
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
         work = jobs.restore_work(self.cache, self.task, self.options, doc.pixels)
         job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task}))
+        self.statusBar().showMessage(f"{TASK_TITLES[self.task]} at full resolution — you can keep "
+                                     "zooming and comparing; Esc cancels")
         self._update_actions()
         return job
 
@@ -437,7 +450,7 @@ class MainWindow(QMainWindow):
         self.view.set_after(to_qimage(result))
         self.view.clear_patches()
         self.statusBar().showMessage("Restored at full resolution — Save (Ctrl+S) writes "
-                                     f"{output_path(doc.path, self.task).name}", 10000)
+                                     f"{self.default_output()}", 10000)
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
@@ -465,7 +478,15 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None or doc.result is None:
             return None
-        return doc.saved_to or output_path(doc.path, doc.result_task)
+        return doc.saved_to or output_path(doc.path, doc.result_task, self._output_folder(doc.path))
+
+    @staticmethod
+    def _output_folder(source: Path) -> Path | None:
+        """Beside the original, except for the bundled samples (the install may be read-only)."""
+        if RESOURCES in source.resolve().parents:
+            pictures = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.PicturesLocation)
+            return Path(pictures) if pictures and Path(pictures).is_dir() else Path.home()
+        return None
 
     def save(self) -> Job | None:
         doc = self.document
@@ -566,6 +587,7 @@ class MainWindow(QMainWindow):
         for action in (self.save_action, self.save_as_action, self.export_action):
             action.setEnabled(has_result)
         self.compare.setEnabled(has_doc)
+        self.zoom_label.setVisible(has_doc)
         why = "" if self.weights_ok else " (import weights first)"
         self.apply_action.setToolTip("Restore the whole photo at full resolution" + why)
 
