@@ -44,6 +44,7 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(h / ".config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(h / ".local" / "state"))
     monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    monkeypatch.delenv("CMFNET_DATA_DIR", raising=False)
     return h
 
 

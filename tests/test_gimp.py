@@ -155,6 +155,45 @@ def test_run_engine_cancel_stops_the_engine():
     assert time.monotonic() - started < 10
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_engine_dies_with_the_plugin(tmp_path):
+    """GIMP's Cancel on the progress bar kills the plug-in process; the engine must follow."""
+    import signal
+
+    pidfile = tmp_path / "engine.pid"
+    engine = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    plugin = (f"import sys; sys.path.insert(0, {str(PLUGIN_SRC)!r}); import cmfnet_gimp_bridge as b; "
+              f"b.run_engine([sys.executable, '-c', {engine!r}])")
+    proc = subprocess.Popen([sys.executable, "-c", plugin])
+    try:
+        for _ in range(200):
+            if pidfile.exists() and pidfile.read_text():
+                break
+            time.sleep(0.05)
+        engine_pid = int(pidfile.read_text())
+        os.kill(proc.pid, signal.SIGKILL)  # what gimp_plug_in_close(plug_in, TRUE) ends in
+        proc.wait()
+        for _ in range(100):
+            try:
+                os.kill(engine_pid, 0)
+            except ProcessLookupError:
+                break
+            # a zombie of a dead parent is reaped by init; check its state
+            try:
+                state = Path(f"/proc/{engine_pid}/stat").read_text().split()[2]
+            except OSError:
+                break
+            if state == "Z":
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(engine_pid, signal.SIGKILL)
+            pytest.fail("the engine outlived the killed plug-in")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
 def test_child_environment_drops_gimps_python_settings():
     env = bridge.child_environment({"PYTHONHOME": "/gimp", "PYTHONPATH": "/gimp/lib", "HOME": "/h"})
     assert "PYTHONHOME" not in env and "PYTHONPATH" not in env and env["HOME"] == "/h"
