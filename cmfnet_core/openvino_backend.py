@@ -1,0 +1,376 @@
+"""The fast CPU executor: the Paddle network, exported once, run by OpenVINO.
+
+Pipeline (only on a cache miss; a hit never imports paddle)::
+
+    Weights -> Paddle CMFNet (build_network) -> paddle.jit.save (static graph,
+    fixed 1 x 3 x H x W input) -> paddle2onnx -> OpenVINO IR (xml + bin)
+
+The IR is kept in the user cache dir (``CMFNET_CACHE_DIR`` overrides it), one
+folder per key. The key hashes the weights' *content*, the network config, the
+tile shape, the local-statistics window, the source of ``network.py`` and the
+versions of paddle, paddle2onnx and openvino, so any change there exports
+afresh. Each folder is written to a temporary name and renamed into place, so a
+crash or a concurrent process never leaves a half-written model behind.
+Compiling the IR for a precision is cached by OpenVINO itself (its
+``CACHE_DIR``, under the same root), keyed by the model and the compile
+settings (precision, threads), so a warm second run neither exports nor
+recompiles.
+
+One compiled model serves every tile up to the compiled shape: a smaller tile
+is reflect-padded at the bottom/right to the compiled shape and the output is
+cropped back (the padded pixels do take part in the channel attention's
+pooling, exactly as if Paddle had run the padded tile).
+
+Precision: ``bf16`` where the CPU has AMX or AVX512-BF16 (OpenVINO reports the
+``BF16`` capability), else ``fp32``. ``fp32`` sets OpenVINO's inference
+precision hint to f32 explicitly, since OpenVINO may otherwise pick bf16 on
+its own on AMX machines.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .backends import default_threads
+from .weights import Weights
+
+FORMAT_VERSION = 1  # bump when the export pipeline changes
+_OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
+_core = None
+_core_lock = threading.Lock()
+_export_lock = threading.Lock()
+
+
+# --- environment ---------------------------------------------------------------
+
+def cache_root() -> Path:
+    """Where exported models live: ``$CMFNET_CACHE_DIR/openvino`` or the user cache dir."""
+    override = os.environ.get("CMFNET_CACHE_DIR")
+    if override:
+        base = Path(override)
+    else:
+        import platformdirs
+
+        base = Path(platformdirs.user_cache_dir("cmfnet-restore", appauthor=False))
+    return base / "openvino"
+
+
+def core():
+    """One OpenVINO Core per process."""
+    global _core
+    with _core_lock:
+        if _core is None:
+            import openvino as ov
+
+            _core = ov.Core()
+        return _core
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU runs bf16 natively (AMX or AVX512-BF16)."""
+    try:
+        if "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+            return True
+    except Exception:  # noqa: BLE001 - fall back to the kernel's view of the CPU
+        pass
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"amx_bf16", "avx512_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def resolve_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bf16" if cpu_has_bf16() else "fp32"
+    if precision not in _OV_PRECISION:
+        raise ValueError(f"unknown precision {precision!r}; choose auto, fp32 or bf16")
+    return precision
+
+
+def _version(*dists: str) -> str:
+    from importlib import metadata
+
+    for dist in dists:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return "none"
+
+
+def library_versions() -> dict[str, str]:
+    return {
+        "paddle": _version("paddlepaddle", "paddlepaddle-gpu"),
+        "paddle2onnx": _version("paddle2onnx"),
+        "openvino": _version("openvino"),
+    }
+
+
+def weights_digest(weights: Weights) -> str:
+    """sha256 of the state dict's content (names, shapes and float32 bytes); memoised."""
+    cached = getattr(weights, "_content_sha256", None)
+    if cached:
+        return cached
+    digest = hashlib.sha256()
+    for key in sorted(weights.state):
+        value = np.ascontiguousarray(weights.state[key], np.float32)
+        digest.update(f"{key}:{value.shape}\n".encode())
+        digest.update(value.tobytes())
+    result = digest.hexdigest()
+    try:
+        weights._content_sha256 = result  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+    return result
+
+
+def _network_source_digest() -> str:
+    here = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in ("network.py", "network_config.py"):
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_key(weights: Weights, tile_shape: tuple[int, int], local_window: int) -> dict:
+    """Everything the exported model depends on."""
+    return {
+        "format": FORMAT_VERSION,
+        "weights_sha256": weights_digest(weights),
+        "config": weights.config.as_dict(),
+        "tile_shape": [int(tile_shape[0]), int(tile_shape[1])],
+        "local_window": int(local_window),
+        "network_source": _network_source_digest(),
+        "versions": library_versions(),
+    }
+
+
+def model_dir(key: dict) -> Path:
+    text = json.dumps(key, sort_keys=True).encode()
+    h, w = key["tile_shape"]
+    return cache_root() / f"cmfnet-{h}x{w}-{hashlib.sha256(text).hexdigest()[:24]}"
+
+
+# --- export --------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """paddle2onnx's C++ core prints to fd 1; keep stdout clean for callers that parse it."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        try:
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int,
+                workdir: Path) -> Path:
+    """Paddle network with these weights -> static graph -> ONNX file in ``workdir``."""
+    import logging
+
+    import paddle
+    import paddle2onnx
+
+    from .weights import build_network
+
+    height, width = tile_shape
+    network = build_network(weights, local_window=local_window)
+    spec = [paddle.static.InputSpec([1, 3, height, width], "float32", "x")]
+    static = paddle.jit.to_static(network, input_spec=spec, full_graph=True)
+    prefix = workdir / "cmfnet"
+    paddle.jit.save(static, str(prefix))
+    program = prefix.with_suffix(".json")
+    if not program.exists():  # paddle built without PIR writes the old format
+        program = prefix.with_suffix(".pdmodel")
+    onnx_path = workdir / "cmfnet.onnx"
+    level = logging.getLogger().level
+    logging.getLogger().setLevel(logging.ERROR)
+    try:
+        with _stdout_to_stderr():
+            onnx_bytes = paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
+                                            save_file=None, opset_version=13,
+                                            enable_onnx_checker=False, optimize_tool="None")
+    finally:
+        logging.getLogger().setLevel(level)
+    if not onnx_bytes:
+        raise RuntimeError("paddle2onnx could not export the network (see the log above)")
+    onnx_path.write_bytes(onnx_bytes)
+    return onnx_path
+
+
+def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: int = 0
+                 ) -> tuple[Path, bool, float]:
+    """The cached IR for these settings, exporting it on a miss.
+
+    Returns (path of the .xml, whether it was a cache hit, seconds spent exporting).
+    """
+    key = model_key(weights, tile_shape, local_window)
+    target = model_dir(key)
+    xml = target / "model.xml"
+    if xml.exists() and (target / "info.json").exists():
+        return xml, True, 0.0
+    with _export_lock:
+        if xml.exists() and (target / "info.json").exists():
+            return xml, True, 0.0
+        import openvino as ov
+
+        start = time.perf_counter()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            onnx_path = export_onnx(weights, tile_shape, local_window, work / "export")
+            model = core().read_model(str(onnx_path))
+            staged = work / "ir"
+            staged.mkdir()
+            ov.save_model(model, str(staged / "model.xml"), compress_to_fp16=False)
+            seconds = time.perf_counter() - start
+            info = dict(key, export_seconds=round(seconds, 3),
+                        created=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            (staged / "info.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+            try:
+                os.rename(staged, target)
+            except OSError:
+                if not xml.exists():  # not a concurrent writer that won the race
+                    raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return xml, False, seconds
+
+
+def forget_compiled() -> None:
+    """Drop this process's compiled models (the next backend compiles or loads again)."""
+    with _compiled_lock:
+        _compiled.clear()
+
+
+def clear_cache() -> int:
+    """Delete every cached model; returns how many were removed."""
+    root = cache_root()
+    removed = 0
+    if root.is_dir():
+        for entry in root.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed += 1
+    return removed
+
+
+# --- the backend ---------------------------------------------------------------
+
+SHAPE_STEP = 64  # sides that are not a multiple of this are rounded up to one
+
+
+def compiled_shape(tile_shape) -> tuple[int, int]:
+    """The shape a model is compiled for, to serve tiles of ``tile_shape``.
+
+    Full tiles (the engine's tile size, a multiple of 64 in every sensible
+    setting) compile exactly. The odd shapes of images smaller than one tile
+    round up to the next multiple of 64, so previews of photos with slightly
+    different aspect ratios share one compiled model (and one export) instead
+    of compiling for each; their tiles are padded and cropped in :meth:`run`.
+    """
+    if tile_shape is None:
+        from .engine import DEFAULT_TILE
+
+        tile_shape = (DEFAULT_TILE, DEFAULT_TILE)
+    height, width = (int(v) for v in tile_shape)
+    if height <= 0 or width <= 0 or height % 4 or width % 4:
+        raise ValueError(f"tile shape {height}x{width}: both sides must be positive multiples of 4")
+    return tuple(-(-side // SHAPE_STEP) * SHAPE_STEP for side in (height, width))
+
+
+_compiled: dict[tuple, object] = {}
+_compiled_lock = threading.Lock()
+
+
+def _pad_to(tile: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Reflect-pad a 3 x h x w tile at the bottom and right to 3 x height x width."""
+    pad_h, pad_w = height - tile.shape[1], width - tile.shape[2]
+    if pad_h == 0 and pad_w == 0:
+        return tile
+    mode = "reflect" if min(tile.shape[1:]) > 1 else "symmetric"
+    return np.pad(tile, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
+
+
+class OpenVINOBackend:
+    """OpenVINO on the CPU, compiled for one tile shape, fp32 or bf16.
+
+    ``threads``: OpenVINO's INFERENCE_NUM_THREADS (default: every core this
+    process may run on). ``config``: extra OpenVINO CPU properties (for
+    benchmarks, e.g. ``{"ENABLE_CPU_PINNING": False}``). ``exact_shape``:
+    compile for ``tile_shape`` as given instead of rounding it up (see
+    :func:`compiled_shape`).
+    """
+
+    name = "openvino"
+
+    def __init__(self, weights: Weights, precision: str = "auto", threads: int | None = None,
+                 local_window: int = 0, tile_shape: tuple[int, int] | None = None,
+                 config: dict | None = None, exact_shape: bool = False):
+        self.precision = resolve_precision(precision)
+        self.threads = int(threads or default_threads())
+        self.tile_shape = (tuple(int(v) for v in tile_shape) if exact_shape and tile_shape
+                           else compiled_shape(tile_shape))
+        self.local_window = local_window
+        xml, self.cache_hit, self.export_seconds = ensure_model(weights, self.tile_shape, local_window)
+        self.model_path = xml
+        properties = {
+            "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision],
+            "INFERENCE_NUM_THREADS": self.threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+            "CACHE_DIR": str(cache_root() / "compiled"),
+        }
+        properties.update(config or {})
+        key = (str(xml), json.dumps(properties, sort_keys=True, default=str))
+        start = time.perf_counter()
+        with _compiled_lock:  # one compiled model per process for each model and setting
+            self.compiled = _compiled.get(key)
+            if self.compiled is None:
+                self.compiled = _compiled[key] = core().compile_model(str(xml), "CPU", properties)
+        self.compile_seconds = time.perf_counter() - start
+        self._request = self.compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Network output for float32 N x 3 x h x w tiles, h, w <= the compiled shape."""
+        batch = np.asarray(batch, np.float32)
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected N x 3 x H x W tiles, got shape {batch.shape}")
+        height, width = self.tile_shape
+        n, _, h, w = batch.shape
+        if h > height or w > width:
+            raise ValueError(f"a {h}x{w} tile does not fit the model compiled for {height}x{width}")
+        out = np.empty((n, 3, h, w), np.float32)
+        with self._lock:
+            for i in range(n):
+                tile = np.ascontiguousarray(_pad_to(batch[i], height, width)[None])
+                self._request.infer([tile])
+                out[i] = self._request.get_output_tensor(0).data[0, :, :h, :w]
+        return out
