@@ -188,6 +188,9 @@ def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot,
     assert window.document.result is result and result.shape == (96, 128, 3)
     assert window.isWindowModified() and not window.progress.isVisible()
 
+    window.prompts.unsaved_answer = "cancel"  # closing asks first; Cancel keeps the window open
+    assert not window.close() and window.isVisible() and "unsaved" in window.prompts.asked
+
 
 def test_cancel_stops_within_a_tile_and_leaves_no_output(qtbot, window, photo):
     open_photo(qtbot, window, photo)
@@ -220,6 +223,14 @@ def test_save_writes_name_task_ext_and_keeps_the_original(qtbot, window, photo):
     assert photo.read_bytes() == original
     assert not window.isWindowModified()
 
+    # the strength slider blends restored and original in what is saved
+    window.compare.strength.setValue(40)
+    assert window.isWindowModified()
+    window.prompts.save_answer = str(photo.with_name("street.soft.png"))
+    job, (outcome, soft) = wait_job(qtbot, window.files, jobs.SAVE, window.save_as_action.trigger)
+    expected = jobs.blend(window.document.pixels, window.document.result, 0.4)
+    assert np.array_equal(read_image(soft).pixels, expected)
+
     # Save As onto the original: refused unless the user confirms
     window.prompts.save_answer = str(photo)
     window.prompts.overwrite_answer = False
@@ -238,6 +249,16 @@ def test_unreadable_file_shows_an_error_dialog(qtbot, window, tmp_path):
     assert "broken.jpg" in window.errors.box.text()
     assert window.document is None
     window.errors.box.accept()
+
+
+def test_task_without_weights_shows_banner_and_disables_apply(qtbot, window, photo):
+    open_photo(qtbot, window, photo)
+    assert window.apply_action.isEnabled() and not window.banner.isVisible()
+    window.task_combo.setCurrentIndex(1)  # Dehaze: only deblur weights are installed here
+    assert window.task == "dehaze" and window.settings.task() == "dehaze"
+    assert window.banner.isVisible() and "Dehaze" in window.banner.label.text()
+    assert not window.apply_action.isEnabled() and not window.view.item.has_after()
+    assert window.request_preview() is None
 
 
 def test_region_preview_by_dragging_a_rectangle(qtbot, window, photo):
@@ -328,6 +349,13 @@ def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
             runner.submit(bad)
         assert b.all_signals_and_args[0].args[1:] == ("Unexpected error", "RuntimeError: engine exploded")
         assert not runner.is_busy() and busy == [True, False, True, False]
+
+        def hungry(progress, cancel):
+            raise MemoryError()
+
+        with qtbot.waitSignal(runner.failed, timeout=TIMEOUT) as b:
+            runner.submit(Job("apply", hungry))
+        assert b.args[1] == "Out of memory" and "tile size" in b.args[2]
     finally:
         assert runner.shutdown()
 
@@ -339,6 +367,34 @@ def test_settings_are_remembered(settings, tmp_path):
     again.add_recent_file(tmp_path / "b.png")
     again.add_recent_file(tmp_path / "a.png")
     assert [Path(p).name for p in again.recent_files()] == ["a.png", "b.png"]
+
+
+def test_preferences_dialog_rounds_to_valid_tiles(qtbot):
+    from plugin.app.preferences import PreferencesDialog
+
+    dialog = PreferencesDialog(TEST_OPTIONS)
+    qtbot.addWidget(dialog)
+    dialog.tile.setValue(300)
+    dialog.overlap.setValue(250)
+    options = dialog.options()
+    assert (options.tile, options.overlap, options.backend) == (296, 144, "paddle")
+
+
+def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
+    from plugin.app import main as app_main
+
+    seen = {}
+
+    def fake_exec():
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        seen.update(task=window.task, jobs=[j.context.get("path") for j in window.files.jobs()])
+        window.prompts = ScriptedPrompts()
+        window.close()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
+    assert app_main.main([str(photo), "--task", "dehaze"]) == 0
+    assert seen == {"task": "dehaze", "jobs": [photo]}
 
 
 def test_command_line():

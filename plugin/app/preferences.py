@@ -74,7 +74,7 @@ class PreferencesDialog(QDialog):
 
     def options(self) -> EngineOptions:
         tile = max(64, self.tile.value() // 8 * 8)
-        overlap = min(self.overlap.value() // 8 * 8, tile // 2)
+        overlap = min(self.overlap.value(), tile // 2) // 8 * 8
         return EngineOptions(tile=tile, overlap=overlap, device=self.device.currentText(),
                              backend=self.backend.currentText(),
                              precision=self.precision.currentText(),
