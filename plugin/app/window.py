@@ -12,7 +12,7 @@ from pathlib import Path
 from PyQt6.QtCore import QRect, QStandardPaths, Qt, QUrl
 from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
-                             QStyle, QVBoxLayout, QWidget)
+                             QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from cmfnet_core.imageio import output_path
 from cmfnet_core.weights import TASKS
@@ -66,6 +66,8 @@ class MainWindow(QMainWindow):
         self.resize(1200, 800)
         if geometry := self.settings.geometry():
             self.restoreGeometry(geometry)
+        if state := self.settings.window_state():
+            self.restoreState(state)
         self._refresh_weights()
         self._refresh_recent()
         self._update_actions()
@@ -112,6 +114,11 @@ class MainWindow(QMainWindow):
         self.task_combo.setToolTip("What to restore: blur, haze or raindrops")
         self.weights_label = QLabel()
         self.weights_label.setContentsMargins(6, 0, 6, 0)
+        self.compare_button = QToolButton()
+        self.compare_button.setText("Hold to See Original")
+        self.compare_button.setToolTip("Shows the original while pressed (or hold B)")
+        self.compare_button.pressed.connect(lambda: self.view.set_show_before(True))
+        self.compare_button.released.connect(lambda: self.view.set_show_before(False))
 
         self._create_actions()
         self._create_menus_and_toolbar()
@@ -161,6 +168,8 @@ class MainWindow(QMainWindow):
         self.region_action.setCheckable(True)
         self.viewport_action = self._action("Preview &Visible Area 1:1", self.preview_viewport, "V",
                                             tip="Restore what is in view at full resolution")
+        self.viewport_action.setIconText("Preview View 1:1")
+        self.region_action.setIconText("Preview Region…")
         self.refresh_action = self._action("Refresh &Thumbnail Preview", self.request_preview, "F5")
         self.import_action = self._action("&Import Official Weights…", self.import_weights,
                                           tip="Add the CMFNet authors' weights for the selected task")
@@ -227,7 +236,10 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.weights_label)
         bar.addSeparator()
         bar.addAction(self.region_action)
+        bar.addAction(self.viewport_action)
         bar.addAction(self.apply_action)
+        bar.addSeparator()
+        bar.addWidget(self.compare_button)
         bar.addSeparator()
         bar.addAction(self.fit_action)
         bar.addAction(self.actual_action)
@@ -551,6 +563,7 @@ class MainWindow(QMainWindow):
             self.view.hide_band()
         if job.kind == jobs.SAVE:
             self._close_after_save = False
+            title = "Could not save"
         if job.kind == jobs.BATCH:
             return  # shown in the batch table, row by row
         if job.kind == jobs.READ:
@@ -580,8 +593,9 @@ class MainWindow(QMainWindow):
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
         can_run = has_doc and self.weights_ok
         self.apply_action.setEnabled(can_run and not running)
-        self.region_action.setEnabled(can_run)
-        self.viewport_action.setEnabled(can_run)
+        self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
+        self.viewport_action.setEnabled(can_run and not has_result)
+        self.compare_button.setEnabled(has_doc)
         self.refresh_action.setEnabled(can_run)
         self.cancel_action.setEnabled(self.engine.is_busy())
         for action in (self.save_action, self.save_as_action, self.export_action):
