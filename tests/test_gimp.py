@@ -352,3 +352,73 @@ def test_gimp_plugin_matches_cli(tmp_path, kind, task, label):
     assert exported.shape == expected.shape and (exported == expected).all(), \
         "the exported PNG differs from `cmfnet restore`"
     assert not (expected == pixels).all(), "the engine changed nothing"
+
+
+@pytest.mark.gimp
+def test_gimp_dialog_interactive(tmp_path):
+    """The interactive path: GIMP's GUI on a private Xvfb display, the plug-in's
+    dialog (GimpUi.ProcedureDialog) comes up, Return presses OK, the layer appears."""
+    np = pytest.importorskip("numpy")
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare")
+    for tool in ("Xvfb", "xdotool"):
+        if not shutil.which(tool):
+            pytest.skip(f"needs {tool} (Debian: xvfb, xdotool)")
+    root = _gimp_root()
+    subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(root)], check=True,
+                   capture_output=True)
+    python = _project_python()
+    probe = subprocess.run([python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
+                           capture_output=True, text=True, cwd=PROJECT)
+    if probe.returncode != 0:
+        pytest.skip("the project's Python cannot import cmfnet_core")
+    base_prefix = probe.stdout.strip().splitlines()[-1]
+    weights = _test_weights()
+    if not weights:
+        pytest.skip("no test weights")
+
+    job = tmp_path / "job"
+    job.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    bridge.write_png(job / "in.png", 50, 40, 3, 8, pixels.tobytes())
+    shutil.copy(weights, job / "weights.pth")
+    sys.path.insert(0, str(PROJECT))
+    from plugin.gimp import installer
+
+    # interactive runs start from the last-used / default values, so the weights
+    # come from the plug-in's config file here
+    installer.install_plugin(python, str(PROJECT), job / "profile", weights="/mnt/job/weights.pth")
+    shutil.copy(GIMP_TESTS / "batch.py", job / "batch.py")
+    (job / "params.json").write_text(json.dumps(
+        {"input": "in.png", "task": "deblur", "weights": "", "raw_format": "R'G'B' u8",
+         "interactive": True}))
+
+    display = f":{70 + os.getpid() % 25}"
+    xvfb = subprocess.Popen(["Xvfb", display, "-ac", "-screen", "0", "1280x1024x24"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gimp = None
+    try:
+        time.sleep(1)
+        env = dict(os.environ, CMFNET_TEST_DISPLAY=display, DISPLAY=display)
+        gimp = subprocess.Popen(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
+                                 str(root), str(job), *sorted({base_prefix, str(PROJECT)})],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        found = subprocess.run(["xdotool", "search", "--sync", "--name", "^CMFNet Restore$"],
+                               env=env, capture_output=True, text=True, timeout=300)
+        window = found.stdout.split()[0]
+        time.sleep(2)
+        subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, timeout=30)
+        subprocess.run(["xdotool", "key", "--clearmodifiers", "Return"], env=env, check=True,
+                       timeout=30)
+        out, _ = gimp.communicate(timeout=600)
+        print(out)
+        assert gimp.returncode == 0, out
+    finally:
+        if gimp is not None and gimp.poll() is None:
+            gimp.kill()
+        xvfb.terminate()
+        xvfb.wait()
+    result = json.loads((job / "result.json").read_text())
+    assert result["layers"] == ["Deblur", "Background"]
+    assert "duplicate mnemonic" not in out

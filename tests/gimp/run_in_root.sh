@@ -12,6 +12,8 @@
 #                  (the interpreter's prefix, the checkout with its .venv).
 # GIMP runs with a clean environment (the PATH pitfall in
 # shared/docs/gimp3-headless-notes.md) and GIMP3_DIRECTORY=/mnt/job/profile.
+# With CMFNET_TEST_DISPLAY=:N it runs the GUI (gimp-3.0, for the interactive
+# dialog test) on that X display; /tmp/.X11-unix is bind-mounted for it.
 set -eu
 ROOT=$1
 JOB=$2
@@ -29,8 +31,18 @@ mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
 mountpoint -q "$ROOT/dev" || mount --rbind /dev "$ROOT/dev"
 mkdir -p "$ROOT/tmp" && chmod 1777 "$ROOT/tmp"
 
+GIMP=gimp-console-3.0
+UI=-i
+DISPLAY_ENV=
+if [ -n "${CMFNET_TEST_DISPLAY:-}" ]; then
+    mkdir -p "$ROOT/tmp/.X11-unix"
+    mount --bind /tmp/.X11-unix "$ROOT/tmp/.X11-unix"
+    GIMP=gimp-3.0
+    UI=--no-splash
+    DISPLAY_ENV="DISPLAY=$CMFNET_TEST_DISPLAY"
+fi
+
 exec chroot "$ROOT" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    PYTHONUNBUFFERED=1 TMPDIR=/tmp GIMP3_DIRECTORY=/mnt/job/profile \
-    ${CMFNET_TEST_CPU_THREADS:+OMP_NUM_THREADS=$CMFNET_TEST_CPU_THREADS} \
-    gimp-console-3.0 -i --batch-interpreter=python-fu-eval \
+    PYTHONUNBUFFERED=1 TMPDIR=/tmp GIMP3_DIRECTORY=/mnt/job/profile $DISPLAY_ENV \
+    "$GIMP" $UI --batch-interpreter=python-fu-eval \
     -b "exec(open('/mnt/job/batch.py').read())" --quit

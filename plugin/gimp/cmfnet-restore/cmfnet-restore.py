@@ -165,7 +165,7 @@ class CMFNetRestore(Gimp.PlugIn):
         p.add_choice_argument("task", "_Task", "Restoration task", choice, "deblur", RW)
         p.add_int_argument("tile", "T_ile size",
                            "Tile size in pixels (0 = the engine's default)", 0, 8192, 0, RW)
-        p.add_int_argument("overlap", "Tile _overlap",
+        p.add_int_argument("overlap", "Tile o_verlap",
                            "Tile overlap in pixels (-1 = the engine's default)", -1, 1024, -1, RW)
         p.add_string_argument("weights", "_Weights file",
                               "Weights file (empty = the installed weights)", "", RW)
