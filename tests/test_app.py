@@ -292,6 +292,24 @@ def test_split_slider_and_hold_to_compare(qtbot, window, photo):
     window.compare.strength.setValue(40)
     assert window.view.item.strength == pytest.approx(0.4) and window.document.strength == pytest.approx(0.4)
 
+    # zoom: 100 %, zoom in, fit
+    view = window.view
+    window.actual_action.trigger()
+    assert view.scale_factor() == pytest.approx(1.0) and window.zoom_label.text() == "100 %"
+    window.zoom_in_action.trigger()
+    assert view.scale_factor() == pytest.approx(1.25)
+    window.fit_action.trigger()
+    assert view.visible_image_rect() == QRect(0, 0, 128, 96)
+
+    # the divider can be dragged on the photo itself; the slider follows
+    line = view.mapFromScene(QPointF(128 * 0.25, 48))
+    target = view.mapFromScene(QPointF(128 * 0.75, 48))
+    qtbot.mousePress(view.viewport(), Qt.MouseButton.LeftButton, pos=line)
+    qtbot.mouseMove(view.viewport(), pos=target)
+    qtbot.mouseRelease(view.viewport(), Qt.MouseButton.LeftButton, pos=target)
+    assert view.item.split == pytest.approx(0.75, abs=0.03)
+    assert window.compare.split.value() == pytest.approx(750, abs=30)
+
 
 def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, window, photo):
     second = photo.with_name("lane.png")
