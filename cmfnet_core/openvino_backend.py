@@ -199,6 +199,8 @@ def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int
 
     from .weights import build_network
 
+    if not paddle.in_dynamic_mode():  # paddle's eager/static switch is per thread
+        paddle.disable_static()
     height, width = tile_shape
     network = build_network(weights, local_window=local_window)
     spec = [paddle.static.InputSpec([1, 3, height, width], "float32", "x")]
