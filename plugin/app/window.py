@@ -652,6 +652,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.hide()  # feels instant; the running tile finishes in the background
         self.shutdown()
         event.accept()
 

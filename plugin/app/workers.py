@@ -24,7 +24,7 @@ import logging
 import threading
 from collections import deque
 
-from PyQt6.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt6.QtCore import QCoreApplication, QObject, QThread, pyqtSignal, pyqtSlot
 
 from cmfnet_core.engine import Cancelled
 
@@ -97,6 +97,8 @@ class JobRunner(QObject):
         self._worker.finished.connect(self._on_finished)
         self._thread.finished.connect(self._worker.deleteLater)
         self._thread.start()
+        if app := QCoreApplication.instance():  # never leave a running thread behind at exit
+            app.aboutToQuit.connect(self.shutdown)
 
     # --- queries ---------------------------------------------------------------------
     @property
