@@ -377,9 +377,10 @@ def test_uninstall_removes_exactly_what_was_added(home, stub_python):
     manifest = json.loads((data / "cmfnet-restore" / "integrations.json").read_text())
     assert len(manifest["files"]) == len(set(manifest["files"])) == 14
     report = integration.uninstall_integrations(platform="linux")
-    assert len([r for r in report.removed if not r.endswith(os.sep)]) == 14
-    after = {p for p in all_files(home) if not p.endswith("mimeinfo.cache")}
-    assert after == before
+    removed_files = {r for r in report.removed if not r.endswith(os.sep)}
+    assert set(manifest["files"]) <= removed_files
+    assert removed_files - set(manifest["files"]) <= {str(data / "applications" / "mimeinfo.cache")}
+    assert all_files(home) == before
     assert mine.read_text() == "#!/bin/sh\n" and other.exists() and weights.is_dir()
     # nothing left to remove
     assert integration.uninstall_integrations(platform="linux").removed == []

@@ -542,8 +542,20 @@ def write_files(files: list[PlannedFile], manifest: dict) -> list[str]:
     return written
 
 
+def _mime_cache() -> Path:
+    return xdg_data_home() / "applications" / "mimeinfo.cache"
+
+
+def _cache_has_entries(path: Path) -> bool:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return True
+    return any(ln.strip() and not ln.startswith("[") for ln in lines)
+
+
 def _refresh_desktop_caches(platform: str) -> None:
-    """Best effort: let menus pick up the new entry now rather than at next login."""
+    """Best effort: let "Open With" pick up the entry now rather than at next login."""
     if platform in ("win32", "darwin"):
         return
     apps = xdg_data_home() / "applications"
@@ -600,9 +612,12 @@ def install_integrations(python_exe: str | os.PathLike, project_dir: str | os.Pa
             else:
                 files = installer.plugin_files(python_exe, project_dir, profile)
                 report.written += write_files(files, manifest)
+        had_cache = _mime_cache().exists()
+        _refresh_desktop_caches(platform)
+        if platform not in ("win32", "darwin") and not had_cache and _mime_cache().exists():
+            manifest["generated"] = [str(_mime_cache())]  # by update-desktop-database
     finally:
         _save_manifest(mpath, manifest)
-    _refresh_desktop_caches(platform)
     return report
 
 
@@ -624,13 +639,20 @@ def uninstall_integrations(*, platform: str | None = None, winreg_mod=None) -> R
         if delete_windows_registry_tree(key, winreg_mod):
             report.registry.append(key)
     mpath.unlink()
+    _refresh_desktop_caches(platform)
+    for g in manifest.get("generated", []):
+        # the cache our install brought into being goes too, unless it now lists
+        # other applications' types (then it is someone else's as well)
+        gp = Path(g)
+        if gp.is_file() and not _cache_has_entries(gp):
+            gp.unlink()
+            report.removed.append(g)
     for d in sorted(manifest["dirs"], key=len, reverse=True):
         try:
             os.rmdir(d)  # only if empty: never removes what someone else put there
             report.removed.append(d + os.sep)
         except OSError:
             pass
-    _refresh_desktop_caches(platform)
     return report
 
 
