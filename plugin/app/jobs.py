@@ -210,6 +210,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     """(dialog title, one clear message) for anything a job can raise."""
     from cmfnet_core.imageio import ImageError
 
+    if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
+        return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
     if isinstance(exc, WeightsError):
         return "Weights problem", (f"{exc}\n\nUse Restore ▸ Import official weights… to add the "
                                    "CMFNet weights for this task.")

@@ -47,7 +47,10 @@ class ProgressPanel(QWidget):
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
         self.bar.setFormat(f"{done}/{total} tiles")
-        self.label.setText(f"{self._title}: tile {done} of {total} · {format_eta(remaining)}")
+        if done == 0:  # the first tile also builds the model (compiling it takes a while once)
+            self.label.setText(f"{self._title}: preparing the model, {total} tiles to go…")
+        else:
+            self.label.setText(f"{self._title}: tile {done} of {total} · {format_eta(remaining)}")
 
     def cancelling(self) -> None:
         self.cancel_button.setEnabled(False)
