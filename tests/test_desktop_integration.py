@@ -336,25 +336,33 @@ def test_gio_launches_the_desktop_entry(home, stub_python, photos):
     assert stub_python.calls()[0]["argv"] == [RUNNER, "--open", *map(str, photos)]
 
 
+def gio_file_uri(path: Path) -> str:
+    """file:// URI escaped the way GLib's g_filename_to_uri does (sub-delims kept)."""
+    from urllib.parse import quote
+
+    return "file://" + quote(str(path), safe="/!$&'()*+,;=:@~")
+
+
 def test_nemo_actions_run_the_intended_command(home, stub_python, photos):
     installed(home, stub_python)
     actions = sorted((home / ".local/share/nemo/actions").glob("*.nemo_action"))
     assert len(actions) == 6
-    plain = [p for p in photos if '"' not in p.name and "\\" not in p.name]
     for path in actions:
         group = read_entry(path)["Nemo Action"]
         assert group["Selection"] == "notnone" and "jpg" in group["Extensions"]
-        assert group["Quote"] == "double"
-        # what Nemo does: %F -> each path in double quotes, space separated; then a
+        assert group["Quote"] == "double" and group["UriScheme"] == "file"
+        # what Nemo does: %U -> each URI in double quotes, space separated; then a
         # shell-like split (g_shell_parse_argv) and spawn
         line = unescape_string(group["Exec"]).replace(
-            "%F", " ".join(f'"{p}"' for p in plain)).replace("%%", "%")
+            "%U", " ".join(f'"{gio_file_uri(p)}"' for p in photos)).replace("%%", "%")
         subprocess.run(shlex.split(line), check=True)
     calls = stub_python.calls()
     assert len(calls) == 6
-    name = actions[0].name  # cmfnet-restore-deblur-open.nemo_action
-    assert calls[0]["argv"] == [RUNNER, "--task", "deblur", "--open", "--", *map(str, plain)]
-    assert name == "cmfnet-restore-deblur-open.nemo_action"
+    assert actions[0].name == "cmfnet-restore-deblur-open.nemo_action"
+    args = calls[0]["argv"]
+    assert args[:5] == [RUNNER, "--task", "deblur", "--open", "--"]
+    # the runner turns the URIs back into the exact paths, quotes and all
+    assert restore_here.selected_files(args[5:], {}) == photos
 
 
 # --------------------------------------------------------------------------- uninstall

@@ -254,9 +254,12 @@ def nautilus_script(target: Target, task: str, mode: str) -> str:
 
 
 def nemo_action(target: Target, task: str, mode: str) -> str:
-    """A Nemo action. Nemo substitutes %F with the selected paths, each in double quotes
-    (Quote=double), and splits the line like a shell (no shell runs)."""
-    exec_line = " ".join(_nemo_arg(a) for a in target.argv(task, mode)) + " -- %F"
+    """A Nemo action. Nemo substitutes the selection into ``Exec`` and splits the line
+    like a shell (g_shell_parse_argv; no shell runs). ``%U`` (file URIs, with
+    Quote=double) rather than ``%F``: URIs are percent-encoded, so a file name
+    holding a double quote or a backslash cannot break the quoting; the runner
+    turns ``file://`` URIs back into paths. ``UriScheme=file``: local folders only."""
+    exec_line = " ".join(_nemo_arg(a) for a in target.argv(task, mode)) + " -- %U"
     lines = ["[Nemo Action]"] + _entry_lines([
         ("Name", f"{SUBMENU}: {item_label(task, mode)}"),
         ("Comment", item_comment(task, mode).replace("%", "%%")),
@@ -264,6 +267,7 @@ def nemo_action(target: Target, task: str, mode: str) -> str:
         ("Icon-Name", keyfile_escape(target.icon())),
         ("Selection", "notnone"),
         ("Extensions", ";".join(EXTENSIONS) + ";"),
+        ("UriScheme", "file"),
         ("Quote", "double"),
     ])
     return "\n".join(lines) + "\n"
