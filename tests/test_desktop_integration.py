@@ -84,7 +84,7 @@ class _Stub(str):
 def photos(tmp_path):
     d = tmp_path / "Pictures" / "Trip 2026"
     d.mkdir(parents=True)
-    names = ["beach.jpg", "it's \"raining\" $HOME.png"]
+    names = ["beach.jpg", "it's \"raining\" $HOME \\ 100%.png"]
     for n in names:
         (d / n).write_bytes(b"not really an image")
     return [d / n for n in names]
