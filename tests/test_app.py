@@ -108,8 +108,8 @@ def photo(tmp_path) -> Path:
 def make_window(qtbot, settings):
     windows = []
 
-    def make() -> MainWindow:
-        window = MainWindow(settings=settings, prompts=ScriptedPrompts())
+    def make(warm_up: bool = False) -> MainWindow:
+        window = MainWindow(settings=settings, prompts=ScriptedPrompts(), warm_up=warm_up)
         qtbot.addWidget(window)
         window.show()
         windows.append(window)
@@ -155,6 +155,14 @@ def test_new_user_without_weights_sees_banner_and_can_import(qtbot, make_window,
     assert outcome == "succeeded"
     assert not window.banner.isVisible()
     assert "official" in window.weights_label.text()
+
+
+def test_model_warms_up_in_the_background_at_start(qtbot, make_window, weights):
+    window = make_window(warm_up=True)
+    assert [j.kind for j in window.engine.jobs()] == [jobs.WARMUP]
+    assert not window.progress.isVisible()  # silent: nothing for the user to wait for
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.WARMUP, lambda: None)
+    assert outcome == "succeeded" and len(window.cache._items) == 1
 
 
 def test_open_shows_photo_then_preview(qtbot, window, photo):

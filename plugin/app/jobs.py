@@ -28,8 +28,8 @@ Work = Callable[[Progress, CancelToken], Any]
 _ids = itertools.count(1)
 
 # Kinds of job, used to supersede or cancel a family of jobs at once.
-PREVIEW, REGION, APPLY, BATCH, READ, SAVE, IMPORT = (
-    "preview", "region", "apply", "batch", "read", "save", "import")
+PREVIEW, REGION, APPLY, BATCH, READ, SAVE, IMPORT, WARMUP = (
+    "preview", "region", "apply", "batch", "read", "save", "import", "warmup")
 
 
 @dataclass(eq=False)  # identity, not field-by-field (fields hold arrays)
@@ -109,6 +109,16 @@ def ensure_dygraph() -> None:
 
 
 # --- the work itself -------------------------------------------------------------
+
+def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights=None) -> Work:
+    """Load the weights and build (compile) the model for full tiles before the first photo,
+    so the first preview is not also the slowest."""
+    def work(progress: Progress, cancel: CancelToken) -> None:
+        restorer = cache.get(task, options, weights)
+        cancel.raise_if_cancelled()
+        restorer.restore(np.zeros((options.tile, options.tile, 3), np.uint8), cancel=cancel)
+    return work
+
 
 def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
                  weights=None, long_side: int = PREVIEW_LONG_SIDE) -> Work:

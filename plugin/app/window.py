@@ -41,7 +41,7 @@ PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY:
 
 class MainWindow(QMainWindow):
     def __init__(self, settings: AppSettings | None = None, cache: RestorerCache | None = None,
-                 prompts: Prompts | None = None, parent=None):
+                 prompts: Prompts | None = None, warm_up: bool = True, parent=None):
         super().__init__(parent)
         self.settings = settings or AppSettings()
         self.cache = cache or RestorerCache()
@@ -71,6 +71,8 @@ class MainWindow(QMainWindow):
         self._refresh_weights()
         self._refresh_recent()
         self._update_actions()
+        if warm_up:
+            self.warm_up()
 
     # ================================================================ building
     def _build_ui(self) -> None:
@@ -355,7 +357,7 @@ class MainWindow(QMainWindow):
         self.settings.set_task(task)
         for action in self.task_actions.actions():
             action.setChecked(action.data() == task)
-        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.WARMUP)
         if doc is not None:
             doc.discard_result()
             doc.preview = doc.preview_task = None
@@ -376,6 +378,13 @@ class MainWindow(QMainWindow):
             self.banner.hide()
         else:
             self.banner.show_missing(TASK_TITLES[self.task])
+
+    def warm_up(self) -> Job | None:
+        """Build the model in the background while the user picks a photo."""
+        if not self.weights_ok:
+            return None
+        work = jobs.warmup_work(self.cache, self.task, self.options)
+        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.task}))
 
     def import_weights(self) -> None:
         source = self.prompts.weights_file(TASK_TITLES[self.task])
@@ -566,6 +575,9 @@ class MainWindow(QMainWindow):
             title = "Could not save"
         if job.kind == jobs.BATCH:
             return  # shown in the batch table, row by row
+        if job.kind == jobs.WARMUP:
+            self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
+            return  # the first real job reports it in a dialog, with its context
         if job.kind == jobs.READ:
             message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
         self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
