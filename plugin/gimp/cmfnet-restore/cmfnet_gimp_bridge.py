@@ -118,7 +118,7 @@ def png_bytes(width: int, height: int, channels: int, bit_depth: int, pixels: by
 
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, _COLOR_TYPES[channels], 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-            + chunk(b"IDAT", zlib.compress(bytes(raw), 6)) + chunk(b"IEND", b""))
+            + chunk(b"IDAT", zlib.compress(bytes(raw), 1)) + chunk(b"IEND", b""))
 
 
 def write_png(path: str | os.PathLike, width: int, height: int, channels: int,
