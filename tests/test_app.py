@@ -333,10 +333,14 @@ def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, win
                       Qt.KeyboardModifier.NoModifier)
     QApplication.sendEvent(window, drop)
     assert window.batch_dock.isVisible() and len(window.batch.entries) == 2
+    broken = photo.with_name("broken.jpg")
+    broken.write_bytes(b"\xff\xd8 truncated")
+    window.batch.add_files([broken])  # e.g. from a second drop: one bad file must not stop the rest
     with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
         window.batch.run_button.click()
-    assert [e.status for e in window.batch.entries] == ["Saved", "Saved"]
+    assert [e.status for e in window.batch.entries] == ["Saved", "Saved", "Failed"]
     assert (photo.parent / "street.deblur.png").exists() and (photo.parent / "lane.deblur.png").exists()
+    assert window.batch.entries[2].detail and "Failed" in window.batch.table.item(2, 1).text()
 
 
 def test_closing_during_a_run_cancels_cleanly(qtbot, window, photo):
@@ -421,6 +425,38 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
     monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
     assert app_main.main([str(photo), "--task", "dehaze"]) == 0
     assert seen == {"task": "dehaze", "jobs": [photo]}
+
+
+def test_display_conversion_of_every_pixel_layout(qtbot):
+    from PyQt6.QtGui import QImage
+
+    from plugin.app.qimage import to_qimage
+
+    gray16 = np.full((3, 5), 65535, np.uint16)
+    assert to_qimage(gray16).format() == QImage.Format.Format_Grayscale8
+    assert to_qimage(gray16).pixelColor(0, 0).red() == 255
+    gray_alpha = np.dstack([np.zeros((3, 5), np.uint8), np.full((3, 5), 128, np.uint8)])
+    assert to_qimage(gray_alpha).format() == QImage.Format.Format_RGBA8888
+    rgb = np.zeros((3, 5, 3), np.uint8)
+    rgb[..., 0] = 200
+    image = to_qimage(rgb[:, ::-1])  # not contiguous: copied
+    assert (image.width(), image.height()) == (5, 3) and image.pixelColor(4, 2).red() == 200
+
+
+def test_restorer_cache_keeps_the_most_recent(small_weights):
+    made = []
+
+    def factory(task, path, **kwargs):
+        made.append((task, kwargs["tile"]))
+        return object()
+
+    cache = jobs.RestorerCache(factory, keep=2)
+    first = cache.get("deblur", TEST_OPTIONS, small_weights)
+    assert cache.get("deblur", TEST_OPTIONS, small_weights) is first
+    cache.get("deblur", EngineOptions(tile=128), small_weights)
+    cache.get("deblur", EngineOptions(tile=192), small_weights)
+    assert cache.get("deblur", TEST_OPTIONS, small_weights) is not first  # evicted, rebuilt
+    assert made == [("deblur", 64), ("deblur", 128), ("deblur", 192), ("deblur", 64)]
 
 
 def test_command_line():
