@@ -86,11 +86,15 @@ def check_install() -> None:
 
 
 def integrations(uninstall: bool) -> None:
+    """Right-click entries and the GIMP plug-in (plugin/desktop needs only the standard library)."""
+    call = ("uninstall_integrations()" if uninstall
+            else f"install_integrations({str(venv_python())!r}, {str(ROOT)!r})")
     code = ("from plugin.desktop.integration import install_integrations, uninstall_integrations\n"
-            + ("uninstall_integrations()" if uninstall else
-               f"install_integrations({str(venv_python())!r}, {str(ROOT)!r})"))
+            f"report = {call}\n"
+            "print('\\n'.join('    ' + line for line in report.lines()))")
+    python = venv_python() if venv_python().exists() else Path(sys.executable)
     step(("removing" if uninstall else "adding") + " the file-manager entries and the GIMP plug-in")
-    result = subprocess.run([str(venv_python()), "-c", code], cwd=ROOT)
+    result = subprocess.run([str(python), "-c", code], cwd=ROOT)
     if result.returncode:
         print("    warning: the desktop integration step failed (the app and CLI still work)")
 
@@ -108,8 +112,7 @@ def main() -> int:
               f"this is {sys.version.split()[0]}. Run install.py with a newer python3.", file=sys.stderr)
         return 1
     if args.uninstall:
-        if venv_python().exists():
-            integrations(uninstall=True)
+        integrations(uninstall=True)
         return 0
     try:
         ensure_venv()
