@@ -17,6 +17,23 @@ def parse_args(argv: list[str] | None):
     return parser.parse_known_args(argv)
 
 
+def install_excepthook(window) -> None:
+    """PyQt aborts the process on an exception that escapes a slot; log it and show it instead."""
+    log = logging.getLogger("cmfnet-gui")
+
+    def hook(kind, value, tb):
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        log.error("unexpected error", exc_info=(kind, value, tb))
+        try:
+            window.errors.show("Unexpected error", f"{kind.__name__}: {value}\n\nDetails are in the terminal log.")
+        except Exception:  # the window may be gone
+            pass
+
+    sys.excepthook = hook
+
+
 def main(argv: list[str] | None = None) -> int:
     args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -37,14 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C in the terminal quits
 
     window = MainWindow()
+    install_excepthook(window)
     if args.task:
         window.task_combo.setCurrentIndex(TASKS.index(args.task))
     window.show()
     if args.files:
         window.open_paths(args.files)
-    code = app.exec()
-    window.shutdown()
-    return code
+    try:
+        return app.exec()
+    finally:
+        window.shutdown()
+        sys.excepthook = sys.__excepthook__
 
 
 if __name__ == "__main__":
