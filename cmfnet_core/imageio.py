@@ -118,9 +118,13 @@ def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         notes.append(f"animated image: only the first of {frames} frames is restored")
+    depth = _bit_depth(image, data)
+    if depth == 8:
+        # decode now, so damaged pixel data is reported as such; reading EXIF may need
+        # the pixels decoded first (PNG), and that step swallows errors on purpose
+        image.load()
     exif_bytes, orientation = _read_exif(image, notes)
     icc = image.info.get("icc_profile") or None
-    depth = _bit_depth(image, data)
     if depth == 16:
         pixels = _decode_16bit(image, data)
     else:
