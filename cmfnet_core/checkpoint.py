@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import collections
 import io
+import math
 import pickle
+import pickletools
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +71,11 @@ class _TensorRef:
             raise CheckpointError(f"storage {self.storage.key} has no data (truncated file?)")
         if not self.size:
             return flat[self.offset:self.offset + 1].reshape(()).copy()
+        if (len(self.size) != len(self.stride) or min(self.size) < 0 or min(self.stride) < 0
+                or self.offset < 0):
+            raise CheckpointError("a tensor has a negative size, stride or offset (damaged file?)")
+        if math.prod(self.size) > flat.size:  # e.g. a zero stride repeating one value: a memory bomb
+            raise CheckpointError("a tensor claims more values than its storage holds (damaged file?)")
         count = 1 + sum((n - 1) * s for n, s in zip(self.size, self.stride))
         if self.offset + count > flat.size:
             raise CheckpointError("a tensor reaches past the end of its storage (truncated file?)")
@@ -89,19 +97,72 @@ def _bfloat16_to_float32(raw: np.ndarray) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32)
 
 
+def _clean_dtype(dtype) -> np.dtype:
+    """A fresh dtype of the same plain numeric type.
+
+    A pickle sets a dtype's internal flags through its state (e.g. "holds Python
+    objects" on float32), which numpy then trusts; arrays are therefore built
+    from a clean copy, and only plain numbers are accepted.
+    """
+    if (not isinstance(dtype, np.dtype) or dtype.fields is not None or dtype.subdtype is not None
+            or dtype.kind not in "biuf"):
+        raise CheckpointError(f"unsupported array type {dtype!r:.40} (weights are plain numbers)")
+    return np.dtype(dtype.str)
+
+
+class _ArrayState:
+    """Stands in for a numpy array while unpickling; the array is made in __setstate__."""
+
+    array: np.ndarray | None = None
+
+    def __setstate__(self, state) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise CheckpointError("a numpy array in the file is damaged")
+        array = _multiarray._reconstruct(np.ndarray, (0,), b"b")
+        array.__setstate__(state[:-3] + (_clean_dtype(state[-3]),) + state[-2:])
+        self.array = array
+
+
+def _reconstruct(cls, shape, typecode) -> _ArrayState:
+    if cls is not np.ndarray:
+        raise UnsafePickleError(f"refused to load: unexpected array class {cls!r:.60}")
+    return _ArrayState()
+
+
+def _scalar(dtype, data=b""):
+    return _multiarray.scalar(_clean_dtype(dtype), data)
+
+
+def _frombuffer_v5(buffer, dtype, shape, order="C") -> np.ndarray:
+    """numpy's reduction of arrays for pickle protocol 5."""
+    flat = np.frombuffer(buffer, dtype=_clean_dtype(dtype))
+    if order == "F":
+        return flat.reshape(tuple(shape)[::-1]).T.copy()
+    return flat.reshape(tuple(shape)).copy()
+
+
+def _encode(text, encoding="latin1") -> bytes:
+    """How pickle protocols 0-2 store bytes: ``_codecs.encode(text, "latin1")``."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise CheckpointError("the file stores bytes in an unexpected way")
+    return text.encode("latin1")
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     _allowed = {
         ("collections", "OrderedDict"): collections.OrderedDict,
         ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
         ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
         ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("numpy.core.multiarray", "_reconstruct"): _multiarray._reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): _multiarray._reconstruct,
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "scalar"): _multiarray.scalar,
-        ("numpy._core.multiarray", "scalar"): _multiarray.scalar,
-        ("_codecs", "encode"): lambda text, encoding="latin1": text.encode(encoding),
+        ("numpy.core.multiarray", "scalar"): _scalar,
+        ("numpy._core.multiarray", "scalar"): _scalar,
+        ("_codecs", "encode"): _encode,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer_v5,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer_v5,
     }
 
     def __init__(self, file, storages: dict[str, _Storage], zip_reader=None):
@@ -132,9 +193,43 @@ class _RestrictedUnpickler(pickle.Unpickler):
             dtype = _TORCH_DTYPES[storage_type.name]
             storage = _Storage(dtype, key, int(numel) if numel is not None else -1)
             if self._zip_reader is not None:
-                storage.data = self._zip_reader(key, dtype)
+                storage.data = self._zip_reader(key, dtype, storage.numel)
             self._storages[key] = storage
         return self._storages[key]
+
+
+MEMO_SLACK = 1 << 16
+
+
+def _check_opcodes(handle) -> None:
+    """Walk the next pickle in ``handle`` without running it, then rewind.
+
+    The unpickler trusts the file's numbers: a memo index of two billion makes it
+    allocate (and clear) tens of gigabytes before failing. Real pickles number their
+    memo entries 0, 1, 2, ...; refuse indices far beyond the entries made so far.
+    Lengths that reach past the end of the file are refused here too.
+    """
+    start = handle.tell()
+    entries = 0
+    try:
+        for opcode, arg, _pos in pickletools.genops(handle):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                if not 0 <= int(arg) <= entries + MEMO_SLACK:
+                    raise CheckpointError(f"the pickle uses memo slot {int(arg):,} after only "
+                                          f"{entries:,} entries (damaged or hostile file)")
+                entries = max(entries, int(arg) + 1)
+            elif opcode.name == "MEMOIZE":
+                entries += 1
+    except CheckpointError:
+        raise
+    except ValueError as exc:  # what genops says of truncated or garbled opcodes
+        raise CheckpointError(f"the file is damaged or truncated ({exc})") from None
+    handle.seek(start)
+
+
+def _safe_load(handle, storages: dict, zip_reader=None):
+    _check_opcodes(handle)
+    return _RestrictedUnpickler(handle, storages, zip_reader).load()
 
 
 def _frombuffer(raw: bytes, dtype) -> np.ndarray:
@@ -147,6 +242,10 @@ def _resolve(obj):
     """Replace tensor references by numpy arrays, walking the loaded structure."""
     if isinstance(obj, _TensorRef):
         return obj.materialise()
+    if isinstance(obj, _ArrayState):
+        if obj.array is None:
+            raise CheckpointError("a numpy array in the file has no data")
+        return obj.array
     if isinstance(obj, collections.OrderedDict):
         return collections.OrderedDict((k, _resolve(v)) for k, v in obj.items())
     if isinstance(obj, dict):
@@ -158,8 +257,8 @@ def _resolve(obj):
     return obj
 
 
-def _load_torch_zip(path: Path):
-    with zipfile.ZipFile(path) as archive:
+def _load_torch_zip(source):
+    with zipfile.ZipFile(source) as archive:
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if not pkl:
@@ -169,25 +268,30 @@ def _load_torch_zip(path: Path):
         if byteorder in names and archive.read(byteorder).strip() != b"little":
             raise CheckpointError("big-endian checkpoints are not supported")
 
-        def read_storage(key, dtype):
+        def read_storage(key, dtype, numel):
+            name = f"{root}data/{key}"
             try:
-                return _frombuffer(archive.read(f"{root}data/{key}"), dtype)
+                size = archive.getinfo(name).file_size
             except KeyError:
                 raise CheckpointError(f"storage data/{key} is missing from the archive") from None
+            itemsize = 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+            if numel >= 0 and size > numel * itemsize:  # a small member that inflates to gigabytes
+                raise CheckpointError(f"storage data/{key} is larger than its {numel:,} values")
+            return _frombuffer(archive.read(name), dtype)
 
-        unpickler = _RestrictedUnpickler(io.BytesIO(archive.read(pkl[0])), {}, read_storage)
-        return _resolve(unpickler.load())
+        return _resolve(_safe_load(io.BytesIO(archive.read(pkl[0])), {}, read_storage))
 
 
 def _load_torch_legacy(handle) -> object:
     # layout: magic, protocol version, sys info, the object pickle, the storage keys, raw storages
     for expected in ("magic", "protocol", "sysinfo"):
-        value = _RestrictedUnpickler(handle, {}).load()
+        value = _safe_load(handle, {})
         if expected == "magic" and value != LEGACY_MAGIC:
             raise CheckpointError("not a PyTorch legacy checkpoint (bad magic number)")
     storages: dict[str, _Storage] = {}
-    result = _RestrictedUnpickler(handle, storages).load()
-    keys = _RestrictedUnpickler(handle, {}).load()
+    result = _safe_load(handle, storages)
+    keys = _safe_load(handle, {})
+    end = len(handle.getbuffer())
     for key in keys:
         storage = storages[str(key)]
         header = handle.read(8)
@@ -195,9 +299,9 @@ def _load_torch_legacy(handle) -> object:
             raise CheckpointError("the file ends before all tensors were read (truncated file?)")
         (numel,) = struct.unpack("<q", header)
         itemsize = 2 if storage.dtype == "bfloat16" else np.dtype(storage.dtype).itemsize
-        raw = handle.read(numel * itemsize)
-        if len(raw) < numel * itemsize:
+        if not 0 <= numel * itemsize <= end - handle.tell():
             raise CheckpointError("the file ends before all tensors were read (truncated file?)")
+        raw = handle.read(numel * itemsize)
         storage.data = _frombuffer(raw, storage.dtype)
     return _resolve(result)
 
@@ -210,23 +314,31 @@ def load_pickled(path: str | Path):
     """
     path = Path(path)
     try:
-        if zipfile.is_zipfile(path):
-            return _load_torch_zip(path)
-        with open(path, "rb") as handle:
-            head = handle.read(2)
-            if not head:
-                raise CheckpointError("the file is empty")
-            if head[:1] != b"\x80":
-                raise CheckpointError("not a pickle or zip checkpoint")
+        handle = io.BytesIO(path.read_bytes())
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the file ({exc.strerror or exc})") from None
+    try:
+        if zipfile.is_zipfile(handle):
+            return _load_torch_zip(handle)
+        handle.seek(0)
+        head = handle.read(2)
+        if not head:
+            raise CheckpointError("the file is empty")
+        if head[:1] != b"\x80":
+            raise CheckpointError("not a pickle or zip checkpoint")
+        handle.seek(0)
+        first = _safe_load(handle, {})
+        if first == LEGACY_MAGIC:
             handle.seek(0)
-            first = _RestrictedUnpickler(handle, {}).load()
-            if first == LEGACY_MAGIC:
-                handle.seek(0)
-                return _load_torch_legacy(handle)
-            return _resolve(first)
+            return _load_torch_legacy(handle)
+        return _resolve(first)
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error) as exc:
+    except RecursionError:
+        raise CheckpointError("the file nests containers too deeply to be weights") from None
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, struct.error, zlib.error,
+            NotImplementedError, OSError, RuntimeError) as exc:
+        # zipfile: unsupported compression, "encrypted", seek before the start
         raise CheckpointError(f"the file is damaged or truncated ({exc.__class__.__name__}: {exc})") from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, MemoryError) as exc:
+    except (ValueError, TypeError, LookupError, AttributeError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"the file's contents are not a checkpoint ({exc.__class__.__name__}: {exc})") from None

@@ -101,7 +101,8 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image, or a format this tool does not read "
                          f"({', '.join(s.lstrip('.') for s in READABLE)})") from None
-    except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error) as exc:
+    except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error,
+            IndexError, KeyError, TypeError) as exc:  # what Pillow's parsers raise on bad bytes
         reason = str(exc) or exc.__class__.__name__
         if "truncated" in reason or isinstance(exc, EOFError):
             reason = "the file is truncated"
@@ -115,9 +116,15 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
 
 def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
     notes = []
-    frames = getattr(image, "n_frames", 1)
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except (EOFError, IndexError, OSError, SyntaxError, ValueError, struct.error):
+        frames = 0  # a later frame is damaged; the first may still be whole
+        image.seek(0)
     if frames > 1:
         notes.append(f"animated image: only the first of {frames} frames is restored")
+    elif frames == 0:
+        notes.append("animated image with damaged later frames: only the first frame is restored")
     depth = _bit_depth(image, data)
     if depth == 8:
         # decode now, so damaged pixel data is reported as such; reading EXIF may need
