@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from pathlib import Path
 
 from .weights import TASKS
@@ -301,6 +302,8 @@ def _handle_termination() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    # paddle warns about a C++ compiler cache on import: noise between the one-line messages
+    warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     _handle_termination()
     try:
         return args.run(args)

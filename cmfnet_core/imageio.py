@@ -177,8 +177,13 @@ def _decode_16bit(image, data: bytes) -> np.ndarray:
     if image.mode.startswith("I;16") and image.format != "PNG":
         image.load()
         return np.asarray(image).astype(np.uint16)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8),
-                          cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings: not one line
+    try:
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8),
+                              cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if pixels is None:
         raise ValueError("the 16-bit decoder could not read it (the file is truncated or damaged)")
     if pixels.dtype != np.uint16:
@@ -298,8 +303,10 @@ def _encode_8bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
 def _encode_16bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
     import cv2
 
-    if pixels.ndim == 3 and pixels.shape[2] == 2:  # gray + alpha: OpenCV writes it as RGBA
-        pixels = np.dstack([pixels[..., 0]] * 3 + [pixels[..., 1]])
+    if pixels.ndim == 3 and pixels.shape[2] == 2:
+        if fmt == "PNG":  # OpenCV cannot write gray + alpha; PNG colour type 4 is simple enough
+            return _png_with_metadata(_png_gray_alpha_16(pixels), info)
+        pixels = np.dstack([pixels[..., 0]] * 3 + [pixels[..., 1]])  # TIFF: as RGBA
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tiff", pixels)
@@ -309,6 +316,15 @@ def _encode_16bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
     if fmt == "PNG":
         data = _png_with_metadata(data, info)
     return data
+
+
+def _png_gray_alpha_16(pixels: np.ndarray) -> bytes:
+    height, width = pixels.shape[:2]
+    rows = pixels.astype(">u2").reshape(height, width * 2)
+    raw = np.hstack([np.zeros((height, 1), np.uint8), rows.view(np.uint8)])  # filter type 0 per row
+    header = struct.pack(">IIBBBBB", width, height, 16, 4, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
