@@ -9,7 +9,7 @@ the installed defaults are used). Writes, beside this script:
 
 * ``00-first-start.png``   what a new user sees first
 * ``01-photo-and-preview.png``  a photo with its thumbnail preview, split at half
-* ``02-before-after.png``  the full-resolution result at 100 %, split in the middle
+* ``02-before-after.png``  the full-resolution result at 200 %, split in the middle
 * ``03-run-in-progress.png``  Apply running: progress bar, tiles, ETA, Cancel
 """
 from __future__ import annotations
@@ -29,10 +29,14 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", action="append", default=[], metavar="TASK=FILE")
-    parser.add_argument("--photo", default=str(SAMPLES / "deblur_1.png"))
-    parser.add_argument("--busy-photo", default=str(SAMPLES / "deblur_2.png"))
+    parser.add_argument("--task", default="deblur", choices=("deblur", "dehaze", "deraindrop"))
+    parser.add_argument("--photo", help="default: the task's first sample")
+    parser.add_argument("--busy-photo", help="default: the task's second sample")
     parser.add_argument("--out", default=str(HERE))
     args = parser.parse_args()
+    stem = {"deblur": "deblur_{}.png", "dehaze": "haze_{}.jpg", "deraindrop": "raindrop_{}.jpg"}[args.task]
+    args.photo = args.photo or str(SAMPLES / stem.format(1))
+    args.busy_photo = args.busy_photo or str(SAMPLES / stem.format(2))
     temp = Path(tempfile.mkdtemp(prefix="cmfnet-shots-"))
     os.environ["CMFNET_DATA_DIR"] = str(temp / "data")
 
@@ -95,7 +99,7 @@ def main() -> int:
         window.prompts.weights_file = lambda _title, f=file: f
         window.import_weights()
         wait(window.engine.finished, lambda j: j.kind == jobs.IMPORT)
-    window.task_combo.setCurrentIndex(0)
+    window.task_combo.setCurrentIndex(TASKS.index(args.task))
 
     window.open_paths([args.photo])
     wait(window.engine.finished, lambda j: j.kind == jobs.PREVIEW)
@@ -104,6 +108,7 @@ def main() -> int:
     window.apply()
     wait(window.engine.finished, lambda j: j.kind == jobs.APPLY)
     window.view.actual_size()
+    window.view.zoom_by(2.0)  # 200 %: the detail a photographer checks
     window.view.centerOn(window.view.item.image_rect().center())
     window.compare.split.setValue(500)
     shoot(window, "02-before-after.png")

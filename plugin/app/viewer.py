@@ -92,6 +92,7 @@ class CompareItem(QGraphicsItem):
         painter.drawLine(QPointF(x, 0), QPointF(x, height))
         # labels drawn in device pixels so they stay readable at any zoom
         top = painter.worldTransform().map(QPointF(x, 0))
+        top.setY(max(top.y(), 0.0))  # zoomed in: keep the labels at the top of the view
         painter.save()
         painter.resetTransform()
         font = QFont()
@@ -131,6 +132,8 @@ class PhotoView(QGraphicsView):
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        # the divider's labels stay at the top of the view while panning: repaint it whole
+        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.FullViewportUpdate)
         self.setAcceptDrops(False)  # drops go to the window
         self.viewport().setAcceptDrops(False)
         self._fit_mode = True
