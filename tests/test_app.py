@@ -247,6 +247,23 @@ def test_save_writes_name_task_ext_and_keeps_the_original(qtbot, window, photo):
     assert photo.read_bytes() == original
 
 
+def test_sixteen_bit_photo_is_saved_sixteen_bit(qtbot, window, tmp_path):
+    import cv2
+
+    from cmfnet_core.imageio import read_image
+
+    deep = tmp_path / "scan.png"
+    ramp = np.linspace(0, 65535, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint16)
+    cv2.imwrite(str(deep), ramp)
+    open_photo(qtbot, window, deep)
+    assert window.document.pixels.dtype == np.uint16
+    wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
+    job, (outcome, written) = wait_job(qtbot, window.files, jobs.SAVE, window.save_action.trigger)
+    saved = read_image(written)
+    assert written.name == "scan.deblur.png" and saved.info.bit_depth == 16
+    assert saved.pixels.dtype == np.uint16 and np.array_equal(saved.pixels, window.document.result)
+
+
 def test_unreadable_file_shows_an_error_dialog(qtbot, window, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a photo at all")
