@@ -351,8 +351,13 @@ def measure_startup(runs: int = 3) -> dict:
 
 # --- reporting --------------------------------------------------------------------
 
-def _recommend(cases: list[Case]) -> Case | None:
-    """Fastest openvino configuration per pixel; a smaller tile wins within 5%."""
+def _recommend(cases: list[Case], megapixels: float) -> Case | None:
+    """Fastest openvino configuration for a whole photo (overlap included).
+
+    A smaller tile wins within 10% of the fastest (less memory, finer progress
+    and cancel; on a shared machine such differences are noise anyway), and so
+    does using all cores (the engine's default) within 10% of fewer threads.
+    """
     timed = [c for c in cases if c.backend == "openvino" and c.times]
     if not timed:
         timed = [c for c in cases if c.times]
@@ -360,10 +365,14 @@ def _recommend(cases: list[Case]) -> Case | None:
         return None
     best_precision = "bf16" if any(c.precision == "bf16" for c in timed) else timed[0].precision
     pool = [c for c in timed if c.precision == best_precision]
-    rate = {id(c): c.tile * c.tile / c.ms for c in pool}
-    top = max(rate.values())
-    near = [c for c in pool if rate[id(c)] >= 0.95 * top]
-    return min(near, key=lambda c: (c.tile, -rate[id(c)]))
+    seconds = {id(c): _tiles_for(megapixels, c.tile) * c.ms for c in pool}
+    fastest = min(seconds.values())
+    near = [c for c in pool if seconds[id(c)] <= 1.10 * fastest]
+    tile = min(c.tile for c in near)
+    same_tile = [c for c in near if c.tile == tile]
+    quickest = min(same_tile, key=lambda c: seconds[id(c)])
+    most_threads = max(same_tile, key=lambda c: c.threads)  # the engine's default: all cores
+    return most_threads if seconds[id(most_threads)] <= 1.10 * seconds[id(quickest)] else quickest
 
 
 def _table(cases: list[Case], flops_per_pixel: float, megapixels: float) -> list[str]:
@@ -430,7 +439,7 @@ def run(args) -> int:
                        for c in cases]
     report["peak_rss_mb"] = peak
 
-    best = _recommend(cases)
+    best = _recommend(cases, args.photo_mp)
     for case in cases:
         case.runner = None  # free the compiled models before the child processes run
     if best:
