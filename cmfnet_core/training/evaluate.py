@@ -134,8 +134,12 @@ def _label(img_u8, text):
     return out
 
 
-def before_after(task, weights, samples_dir, out_path, width=360, n=2, threads=None):
-    """Strip of (input | model) pairs for the first ``n`` samples of the task."""
+def before_after(task, weights, samples_dir, out_path, width=400, n=2, threads=None):
+    """Strip of (input | ours) pairs for the first ``n`` samples of the task.
+
+    Blur and raindrops are shown as a 1:1 crop (400 x 300 from the centre)
+    so the detail is visible; haze is a whole-scene effect, so the photo is
+    shown whole, restored at 800 px wide (haze does not depend on scale)."""
     import torch
     from .train import restore_array
 
@@ -146,21 +150,31 @@ def before_after(task, weights, samples_dir, out_path, width=360, n=2, threads=N
     rows = []
     for f in files:
         a = read_rgb(f)
+        if task == "dehaze":
+            s = 800 / a.shape[1]
+            a = cv2.resize(a, (800, round(a.shape[0] * s) // 8 * 8), interpolation=cv2.INTER_AREA)
+            label = f"{f.name} (whole, scaled)"
+        else:
+            h, w = a.shape[:2]
+            ch, cw = min(300, h), min(width, w)
+            y0, x0 = (h - ch) // 2, (w - cw) // 2
+            a = np.ascontiguousarray(a[y0:y0 + ch, x0:x0 + cw])
+            label = f"{f.name} (1:1 crop)"
         y = restore_array(model, a)
-        s = width / a.shape[1]
         pair = []
-        for im, lab in ((a, f"{f.name}: input"), (y, "ours")):
+        for im, lab in ((a, f"{label}: input"), (y, "ours")):
             u8 = (np.clip(im, 0, 1) * 255 + 0.5).astype(np.uint8)[:, :, ::-1]
-            u8 = cv2.resize(u8, (width, round(a.shape[0] * s)), interpolation=cv2.INTER_AREA)
+            if u8.shape[1] != width:
+                u8 = cv2.resize(u8, (width, round(u8.shape[0] * width / u8.shape[1])),
+                                interpolation=cv2.INTER_AREA)
             pair.append(_label(u8, lab))
         rows.append(np.concatenate(pair, 1))
-    h = min(r.shape[0] for r in rows)
-    strip = np.concatenate([r[:h] for r in rows], 0)
-    cv2.imwrite(str(out_path), strip, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    strip = np.concatenate(rows, 0)
+    cv2.imwrite(str(out_path), strip, [cv2.IMWRITE_JPEG_QUALITY, 88])
     return out_path
 
 
-def loss_curve(logs, out_path, w=900, h=300, smooth=8):
+def loss_curve(logs, out_path, w=900, h=260, smooth=None):
     """One panel per log file: training loss (log scale) against step."""
     panels = []
     for lp in logs:
@@ -170,9 +184,10 @@ def loss_curve(logs, out_path, w=900, h=300, smooth=8):
             continue
         steps = np.array([p[0] for p in pts], float)
         loss = np.array([p[1] for p in pts], float)
-        if len(loss) > smooth:
-            loss = np.convolve(loss, np.ones(smooth) / smooth, mode="valid")
-            steps = steps[smooth - 1:]
+        k = smooth or max(1, len(loss) // 12)
+        if len(loss) > k > 1:
+            loss = np.convolve(loss, np.ones(k) / k, mode="valid")
+            steps = steps[k - 1:]
         img = np.full((h, w, 3), 255, np.uint8)
         x0, y0, x1, y1 = 60, 20, w - 20, h - 40
         lo, hi = np.log10(loss.min()), np.log10(loss.max())
@@ -182,11 +197,11 @@ def loss_curve(logs, out_path, w=900, h=300, smooth=8):
         cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
         cv2.polylines(img, [np.stack([X, Y], 1).astype(np.int32)], False, (200, 80, 0), 2, cv2.LINE_AA)
         name = Path(lp).name.split(".")[0]
-        cv2.putText(img, f"{name}: Charbonnier loss (log scale, smoothed {smooth}) vs step",
+        cv2.putText(img, f"{name}: training loss (Charbonnier, log scale, moving mean of {k} log points) vs step",
                     (x0, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         for v in (lo, (lo + hi) / 2, hi):
             yy = int(y1 - (v - lo) / (hi - lo) * (y1 - y0))
-            cv2.putText(img, f"{10 ** v:.3f}", (2, yy + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
+            cv2.putText(img, f"{10 ** v:.4f}", (2, yy + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
         for sv in np.linspace(steps.min(), steps.max(), 5):
             xx = int(x0 + (sv - steps.min()) / max(steps.max() - steps.min(), 1) * (x1 - x0))
             cv2.putText(img, f"{int(sv)}", (xx - 12, y1 + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
