@@ -265,6 +265,12 @@ def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: in
         return xml, False, seconds
 
 
+def prepare(weights: Weights, shapes, local_window: int = 0) -> list[Path]:
+    """Export models for these tile shapes ahead of time (e.g. at install, or while the
+    app idles), so the first restore or preview does not wait for paddle's export."""
+    return [ensure_model(weights, compiled_shape(shape), local_window)[0] for shape in shapes]
+
+
 def forget_compiled() -> None:
     """Drop this process's compiled models (the next backend compiles or loads again)."""
     with _compiled_lock:
