@@ -169,31 +169,45 @@ def model_dir(key: dict) -> Path:
 # --- export --------------------------------------------------------------------
 
 @contextlib.contextmanager
-def _stdout_to_stderr():
-    """paddle2onnx's C++ core prints to fd 1; keep stdout clean for callers that parse it."""
+def _quiet_native_output():
+    """Capture what paddle and paddle2onnx print (their C++ cores write to fds 1 and 2)
+    while exporting: stdout stays clean for callers that parse it, and a normal
+    export prints nothing. If the export fails, the captured text goes to stderr."""
     try:
         sys.stdout.flush()
-        saved = os.dup(1)
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
     except (OSError, ValueError, AttributeError):
         yield
         return
+    capture = tempfile.TemporaryFile()
+    failed = False
     try:
-        os.dup2(2, 1)
+        os.dup2(capture.fileno(), 1)
+        os.dup2(capture.fileno(), 2)
         yield
+    except BaseException:
+        failed = True
+        raise
     finally:
-        try:
-            sys.stdout.flush()
-        except (OSError, ValueError):
-            pass
-        os.dup2(saved, 1)
-        os.close(saved)
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        if failed:
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace")[-4000:])
+        capture.close()
 
 
 def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int,
                 workdir: Path) -> Path:
     """Paddle network with these weights -> static graph -> ONNX file in ``workdir``."""
-    import logging
-
     import paddle
     import paddle2onnx
 
@@ -206,20 +220,16 @@ def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int
     spec = [paddle.static.InputSpec([1, 3, height, width], "float32", "x")]
     static = paddle.jit.to_static(network, input_spec=spec, full_graph=True)
     prefix = workdir / "cmfnet"
-    paddle.jit.save(static, str(prefix))
+    with _quiet_native_output():
+        paddle.jit.save(static, str(prefix))
     program = prefix.with_suffix(".json")
     if not program.exists():  # paddle built without PIR writes the old format
         program = prefix.with_suffix(".pdmodel")
     onnx_path = workdir / "cmfnet.onnx"
-    level = logging.getLogger().level
-    logging.getLogger().setLevel(logging.ERROR)
-    try:
-        with _stdout_to_stderr():
-            onnx_bytes = paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
-                                            save_file=None, opset_version=13,
-                                            enable_onnx_checker=False, optimize_tool="None")
-    finally:
-        logging.getLogger().setLevel(level)
+    with _quiet_native_output():
+        onnx_bytes = paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
+                                        save_file=None, opset_version=13,
+                                        enable_onnx_checker=False, optimize_tool="None")
     if not onnx_bytes:
         raise RuntimeError("paddle2onnx could not export the network (see the log above)")
     onnx_path.write_bytes(onnx_bytes)
