@@ -54,7 +54,7 @@ def text_named_jpg(folder: Path) -> Path:
 def truncated(fmt: str, suffix: str) -> Callable:
     def make(folder: Path) -> Path:
         data = encoded(fmt, gradient(64, 80))
-        path = folder / f"truncated{suffix}"
+        path = folder / f"truncated_{fmt.lower()}{suffix}"
         path.write_bytes(data[: len(data) // 2])
         return path
     make.__name__ = f"truncated_{fmt.lower()}"
@@ -66,7 +66,7 @@ def corrupt_jpeg(folder: Path) -> Path:
     data = bytearray(encoded("JPEG", gradient(64, 80)))
     dht = data.find(b"\xff\xc4")
     data[dht + 4:dht + 40] = bytes(range(200, 236))
-    path = folder / "corrupt.jpg"
+    path = folder / "corrupt_jpeg.jpg"
     path.write_bytes(bytes(data))
     return path
 
@@ -74,7 +74,7 @@ def corrupt_jpeg(folder: Path) -> Path:
 def corrupt_png(folder: Path) -> Path:
     """A PNG whose compressed pixel data is garbage (the CRCs are made to match)."""
     header = struct.pack(">IIBBBBB", 80, 64, 8, 2, 0, 0, 0)
-    path = folder / "corrupt.png"
+    path = folder / "corrupt_png.png"
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
                      + png_chunk(b"IDAT", b"\x78\x9c" + bytes(range(256)) * 4) + png_chunk(b"IEND", b""))
     return path
@@ -97,7 +97,7 @@ def corrupt_tiff(folder: Path) -> Path:
                 for k in range(n):
                     data[where + size * k:where + size * (k + 1)] = (b"\xf0\xff" if size == 2
                                                                       else struct.pack("<I", 0x7FFFFFF0))
-    path = folder / "corrupt.tif"
+    path = folder / "corrupt_tiff.tif"
     path.write_bytes(bytes(data))
     return path
 
@@ -158,7 +158,7 @@ def palette_png_with_transparency(folder: Path) -> Path:
 def animated(fmt: str, suffix: str):
     def make(folder: Path) -> Path:
         frames = [Image.new("RGB", (16, 8), colour) for colour in ((255, 0, 0), (0, 0, 255), (0, 255, 0))]
-        path = folder / f"animated{suffix}"
+        path = folder / f"animated_{fmt.lower()}{suffix}"
         options = {"lossless": True} if fmt == "WEBP" else {}
         frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:], duration=100, **options)
         return path
@@ -192,7 +192,7 @@ def tiny(height: int, width: int):
 def broken_exif_jpeg(folder: Path) -> Path:
     """A JPEG whose EXIF block claims an IFD far past its end."""
     exif = b"Exif\x00\x00" + b"II*\x00" + struct.pack("<I", 0x00FFFFFF) + b"\x00" * 20
-    data = bytearray(encoded("JPEG", gradient(24, 32)))
+    data = bytearray(encoded("JPEG", gradient(24, 32), quality=95))
     segment = b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
     data[2:2] = segment
     path = folder / "broken_exif.jpg"
