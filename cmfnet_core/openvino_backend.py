@@ -246,6 +246,7 @@ def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: in
     target = model_dir(key)
     xml = target / "model.xml"
     if xml.exists() and (target / "info.json").exists():
+        _touch(target / "info.json")
         return xml, True, 0.0
     with _export_lock:
         if xml.exists() and (target / "info.json").exists():
@@ -272,7 +273,60 @@ def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: in
                     raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        prune_cache(keep=target)
         return xml, False, seconds
+
+
+def _touch(path: Path) -> None:
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def prune_cache(limit_mb: float | None = None, keep: Path | None = None) -> int:
+    """Delete the least recently used models (and OpenVINO's compiled blobs) until the
+    cache is under ``limit_mb`` (``CMFNET_CACHE_MAX_MB``, default 2048). Returns how
+    many entries were removed. A removed entry is simply exported/compiled again."""
+    if limit_mb is None:
+        try:
+            limit_mb = float(os.environ.get("CMFNET_CACHE_MAX_MB", 2048))
+        except ValueError:
+            limit_mb = 2048.0
+    root = cache_root()
+    entries = []
+    try:
+        for entry in root.glob("cmfnet-*"):
+            info = entry / "info.json"
+            if entry.is_dir() and info.exists() and entry != keep:
+                entries.append((info.stat().st_mtime, entry))
+        blobs = root / "compiled"
+        if blobs.is_dir():
+            entries += [(blob.stat().st_mtime, blob) for blob in blobs.iterdir() if blob.is_file()]
+        total = sum(_size(path) for _, path in entries) + (_size(keep) if keep and keep.exists() else 0)
+    except OSError:
+        return 0
+    removed = 0
+    for _, path in sorted(entries, key=lambda item: item[0]):
+        if total <= limit_mb * 1024 * 1024:
+            break
+        try:
+            size = _size(path)
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed
 
 
 def prepare(weights: Weights, shapes, local_window: int = 0) -> list[Path]:

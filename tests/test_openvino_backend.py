@@ -219,3 +219,25 @@ def test_local_statistics_export_matches_paddle(ov_cache, conformance_dir, stron
     backend = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128), local_window=64)
     reference = paddle_run(build_network(strong, local_window=64), batch)
     assert np.abs(backend.run(batch) - reference).max() <= 1e-4
+
+
+def test_prune_cache_drops_least_recently_used(tmp_path, monkeypatch):
+    import os
+
+    from cmfnet_core import openvino_backend as ovb
+
+    monkeypatch.setenv("CMFNET_CACHE_DIR", str(tmp_path))
+    root = ovb.cache_root()
+    for age, name in enumerate(["cmfnet-a", "cmfnet-b", "cmfnet-c"]):
+        folder = root / name
+        folder.mkdir(parents=True)
+        (folder / "model.bin").write_bytes(b"x" * 600_000)
+        (folder / "info.json").write_text("{}")
+        os.utime(folder / "info.json", (1000 + age, 1000 + age))  # a is the oldest
+    (root / "compiled").mkdir()
+    (root / "compiled" / "1.blob").write_bytes(b"x" * 100_000)
+    os.utime(root / "compiled" / "1.blob", (500, 500))
+    removed = ovb.prune_cache(limit_mb=1.3)
+    assert removed == 2
+    assert not (root / "compiled" / "1.blob").exists() and not (root / "cmfnet-a").exists()
+    assert (root / "cmfnet-b").exists() and (root / "cmfnet-c").exists()
