@@ -290,7 +290,8 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentIndex(1)
         self.settings.add_recent_file(path)
         width, height = self.document.size
-        self.statusBar().showMessage(f"{path.name}: {width} × {height}", 5000)
+        notes = "".join(f" — {note}" for note in photo.info.notes)  # e.g. animated: first frame only
+        self.statusBar().showMessage(f"{path.name}: {width} × {height}{notes}", 10000 if notes else 5000)
         self._update_title()
         self._update_actions()
         self.request_preview()
