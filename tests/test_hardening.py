@@ -458,3 +458,32 @@ def test_an_encrypted_zip_member_is_a_clear_error(tmp_path, small_weights):
         at = data.find(b"PK\x01\x02", at + 4)
     with pytest.raises(WeightsError, match="encrypted"):
         read_weights(_pickle_file(tmp_path, bytes(data)))
+
+
+# ==================================================================== the right-click runner
+
+def test_right_click_restore_with_a_bad_file_among_good_ones(tmp_path, photo_rgb, small_weights):
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    good = [save_png(folder / f"good {i}.png", photo_rgb[:40, :56]) for i in (1, 2)]
+    bad = corpus.truncated("JPEG", ".jpg")(folder)
+    before = snapshot(folder)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    notes = tmp_path / "notes.log"
+    (bin_dir / "notify-send").write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> '{notes}'\necho >> '{notes}'\n")
+    (bin_dir / "notify-send").chmod(0o755)
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", CMFNET_BACKEND="paddle",
+               XDG_STATE_HOME=str(tmp_path / "state"))
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "plugin" / "desktop" / "restore_here.py"), "--task", TASK,
+         "--save", "--weights", str(small_weights), good[0], bad, good[1]],
+        capture_output=True, text=True, env=env, cwd=folder, timeout=600)
+    assert result.returncode == 1
+    assert all(p.with_name(p.stem + f".{TASK}.png").is_file() for p in good)
+    after = snapshot(folder)
+    assert {name: after[name] for name in before} == before and len(after) == len(before) + 2
+    assert leftovers(folder) == []
+    last = notes.read_text().splitlines()[-1]
+    assert "Deblurred 2 of 3 photos; 1 could not be restored" in last
+    assert f"{bad}: damaged image (the file is truncated)" in last

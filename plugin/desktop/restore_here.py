@@ -152,14 +152,19 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
+    outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
     if proc.returncode == 0:
-        outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
         outs = outs or [output_path(f, task).name for f in files]
         notify(f"{TASK_VERBS[task]} {what}", ", ".join(outs[:5]) + (" …" if len(outs) > 5 else ""))
         return 0
     lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
-    notify(f"{APP_NAME}: {task} failed", lines[-1] if lines else f"exit status {proc.returncode}",
-           error=True)
+    errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
+    reason = (errors or lines or [f"exit status {proc.returncode}"])[0 if errors else -1]
+    if outs:  # some photos were done: say so, and why the others were not
+        failed = f"{len(errors)} could not be restored" if len(errors) != 1 else "1 could not be restored"
+        notify(f"{TASK_VERBS[task]} {len(outs)} of {n} photos; {failed}", reason, error=True)
+    else:
+        notify(f"{APP_NAME}: {task} failed", reason, error=True)
     return proc.returncode or 1
 
 
