@@ -16,8 +16,10 @@ Compiling the IR for a precision is cached by OpenVINO itself (its
 settings (precision, threads), so a warm second run neither exports nor
 recompiles.
 
-One compiled model serves every tile up to the compiled shape: a smaller tile
-is reflect-padded at the bottom/right to the compiled shape and the output is
+A model is compiled for the engine's tile shape (the engine cuts every photo
+into tiles of one shape, the last row/column shifted back to the border, so a
+photo needs one model). It also serves any smaller tile: that tile is
+reflect-padded at the bottom/right to the compiled shape and the output is
 cropped back (the padded pixels do take part in the channel attention's
 pooling, exactly as if Paddle had run the padded tile).
 
@@ -355,17 +357,19 @@ def clear_cache() -> int:
 
 # --- the backend ---------------------------------------------------------------
 
-SHAPE_STEP = 64  # sides that are not a multiple of this are rounded up to one
+SHAPE_STEP = 8  # compiled sides are multiples of this (the engine's tiles already are)
 
 
-def compiled_shape(tile_shape) -> tuple[int, int]:
+def compiled_shape(tile_shape, step: int = SHAPE_STEP) -> tuple[int, int]:
     """The shape a model is compiled for, to serve tiles of ``tile_shape``.
 
-    Full tiles (the engine's tile size, a multiple of 64 in every sensible
-    setting) compile exactly. The odd shapes of images smaller than one tile
-    round up to the next multiple of 64, so previews of photos with slightly
-    different aspect ratios share one compiled model (and one export) instead
-    of compiling for each; their tiles are padded and cropped in :meth:`run`.
+    By default that is the tile shape itself (the engine's tiles are multiples
+    of 8), so the output equals Paddle's on the same tile. Rounding small
+    images up to a coarser ``step`` would let previews of different aspect
+    ratios share one export, but the extra padding changes what the channel
+    attention's global pooling sees: on the conformance weights a 240-row
+    image padded to 256 rows moved pixels by up to 243/255 (measured), so it
+    is not done by default.
     """
     if tile_shape is None:
         from .engine import DEFAULT_TILE
@@ -374,7 +378,7 @@ def compiled_shape(tile_shape) -> tuple[int, int]:
     height, width = (int(v) for v in tile_shape)
     if height <= 0 or width <= 0 or height % 4 or width % 4:
         raise ValueError(f"tile shape {height}x{width}: both sides must be positive multiples of 4")
-    return tuple(-(-side // SHAPE_STEP) * SHAPE_STEP for side in (height, width))
+    return tuple(-(-side // step) * step for side in (height, width))
 
 
 _compiled: dict[tuple, object] = {}

@@ -112,8 +112,7 @@ def test_edge_tile_is_padded_like_paddle(ov_cache, conformance_dir, strong, padd
 
     batch, _ = load_input(conformance_dir, "deblur1_crop_1x3x128x128")
     small = np.ascontiguousarray(batch[:, :, :72, :104])  # 72 x 104 inside a 128 x 128 model
-    backend = OpenVINOBackend(strong, precision="fp32", tile_shape=(72, 104))
-    assert backend.tile_shape == (128, 128)
+    backend = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     out = backend.run(small)
     assert out.shape == small.shape
     padded = np.pad(small, ((0, 0), (0, 0), (0, 128 - 72), (0, 128 - 104)), mode="reflect")
@@ -188,12 +187,13 @@ def test_cache_key_changes_with_what_the_model_depends_on(strong, plain):
     assert model_dir(model_key(strong, (128, 128), 64)) != base
 
 
-def test_compiled_shape_rounds_odd_sides_only():
+def test_compiled_shape_is_the_tile_shape_by_default():
     from cmfnet_core.openvino_backend import compiled_shape
 
     assert compiled_shape((256, 512)) == (256, 512)
-    assert compiled_shape((344, 512)) == (384, 512)
-    assert compiled_shape((72, 104)) == (128, 128)
+    assert compiled_shape((344, 512)) == (344, 512)
+    assert compiled_shape((344, 512), step=64) == (384, 512)
+    assert compiled_shape((68, 100)) == (72, 104)
     with pytest.raises(ValueError):
         compiled_shape((70, 64))
 
@@ -241,3 +241,15 @@ def test_prune_cache_drops_least_recently_used(tmp_path, monkeypatch):
     assert removed == 2
     assert not (root / "compiled" / "1.blob").exists() and not (root / "cmfnet-a").exists()
     assert (root / "cmfnet-b").exists() and (root / "cmfnet-c").exists()
+
+
+def test_image_smaller_than_a_tile_matches_paddle(ov_cache, small_weights, photo_rgb):
+    """A photo smaller than one tile (72 x 100): the model is compiled for its padded
+    shape, so the output equals the Paddle path's even on the sensitive strong weights."""
+    from cmfnet_core.engine import Restorer
+
+    reference = Restorer("deblur", small_weights, tile=128, overlap=32, backend="paddle").restore(photo_rgb)
+    restorer = Restorer("deblur", small_weights, tile=128, overlap=32, backend="openvino", precision="fp32")
+    out = restorer.restore(photo_rgb)
+    assert out.shape == photo_rgb.shape and out.dtype == photo_rgb.dtype
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 1
