@@ -128,7 +128,10 @@ class Restorer:
             weight[tile.slices] += mask
             if progress:
                 progress(done, len(tiles))
-        restored = np.clip(total[:height, :width] / weight[:height, :width], 0.0, 1.0)
+        restored = total[:height, :width]  # normalised in place: a long photo is large as floats
+        restored /= weight[:height, :width]
+        np.clip(restored, 0.0, 1.0, out=restored)
+        del source, weight
         return merge_channels(restored, alpha, gray, image.dtype)
 
 
