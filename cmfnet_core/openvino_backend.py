@@ -232,8 +232,8 @@ def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int
         onnx_bytes = paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
                                         save_file=None, opset_version=13,
                                         enable_onnx_checker=False, optimize_tool="None")
-    if not onnx_bytes:
-        raise RuntimeError("paddle2onnx could not export the network (see the log above)")
+        if not onnx_bytes:  # paddle2onnx logs the reason and returns nothing
+            raise RuntimeError("paddle2onnx could not export the network (its log is above)")
     onnx_path.write_bytes(onnx_bytes)
     return onnx_path
 
@@ -385,6 +385,16 @@ _compiled: dict[tuple, object] = {}
 _compiled_lock = threading.Lock()
 
 
+def _compile(xml: Path, properties: dict):
+    """One compiled model per process for each model file and setting."""
+    key = (str(xml), json.dumps(properties, sort_keys=True, default=str))
+    with _compiled_lock:
+        compiled = _compiled.get(key)
+        if compiled is None:
+            compiled = _compiled[key] = core().compile_model(str(xml), "CPU", properties)
+        return compiled
+
+
 def _pad_to(tile: np.ndarray, height: int, width: int) -> np.ndarray:
     """Reflect-pad a 3 x h x w tile at the bottom and right to 3 x height x width."""
     pad_h, pad_w = height - tile.shape[1], width - tile.shape[2]
@@ -415,7 +425,6 @@ class OpenVINOBackend:
                            else compiled_shape(tile_shape))
         self.local_window = local_window
         xml, self.cache_hit, self.export_seconds = ensure_model(weights, self.tile_shape, local_window)
-        self.model_path = xml
         properties = {
             "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision],
             "INFERENCE_NUM_THREADS": self.threads,
@@ -424,12 +433,17 @@ class OpenVINOBackend:
             "CACHE_DIR": str(cache_root() / "compiled"),
         }
         properties.update(config or {})
-        key = (str(xml), json.dumps(properties, sort_keys=True, default=str))
         start = time.perf_counter()
-        with _compiled_lock:  # one compiled model per process for each model and setting
-            self.compiled = _compiled.get(key)
-            if self.compiled is None:
-                self.compiled = _compiled[key] = core().compile_model(str(xml), "CPU", properties)
+        try:
+            self.compiled = _compile(xml, properties)
+        except RuntimeError:
+            if not self.cache_hit:
+                raise
+            # a damaged cache entry (e.g. a crash while the disk was flushing): export again
+            shutil.rmtree(xml.parent, ignore_errors=True)
+            xml, self.cache_hit, self.export_seconds = ensure_model(weights, self.tile_shape, local_window)
+            self.compiled = _compile(xml, properties)
+        self.model_path = xml
         self.compile_seconds = time.perf_counter() - start
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()

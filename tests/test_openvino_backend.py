@@ -253,3 +253,16 @@ def test_image_smaller_than_a_tile_matches_paddle(ov_cache, small_weights, photo
     out = restorer.restore(photo_rgb)
     assert out.shape == photo_rgb.shape and out.dtype == photo_rgb.dtype
     assert np.abs(out.astype(int) - reference.astype(int)).max() <= 1
+
+
+def test_damaged_cache_entry_is_exported_again(ov_cache, strong):
+    from cmfnet_core import openvino_backend as ovb
+
+    first = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    batch = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
+    expected = first.run(batch)
+    ovb.forget_compiled()
+    first.model_path.write_text("<net broken")  # as if the disk lost the file's end
+    again = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    assert not again.cache_hit
+    np.testing.assert_allclose(again.run(batch), expected, atol=1e-6)
