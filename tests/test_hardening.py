@@ -519,23 +519,36 @@ def test_a_40000_x_200_panorama_needs_memory_in_proportion_to_the_photo(tmp_path
     assert written.pixels.shape == (200, 40_000, 3)
 
 
+MEASURED_CLI = """
+import resource, sys
+from cmfnet_core.cli import main
+code = main(sys.argv[1:])
+print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
 @pytest.mark.slow
 def test_a_40000_x_200_panorama_through_the_cli(tmp_path, small_weights):
     """The real network, 180 tiles of 256: about 8 minutes on two busy cores; peak RSS 0.87 GB."""
     source = corpus.panorama(tmp_path)
-    process = subprocess.Popen([sys.executable, "-m", "cmfnet_core.cli", "restore", source,
-                                "--task", TASK, "--weights", small_weights, "-q", "--backend", "paddle",
-                                "--tile", "256", "--overlap", "32"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    out, err = process.communicate(timeout=3600)
-    usage = resource_usage_of(process)
-    assert process.returncode == 0, err
-    assert read_image(Path(out.strip())).pixels.shape == (200, 40_000, 3)
-    assert usage < 2 * 1024**3, f"peak RSS {usage / 1024**3:.2f} GB"
+    result = subprocess.run([sys.executable, "-c", MEASURED_CLI, "restore", source, "--task", TASK,
+                             "--weights", small_weights, "-q", "--backend", "paddle", "--tile", "256",
+                             "--overlap", "32"], capture_output=True, text=True, cwd=ROOT, timeout=3600)
+    assert result.returncode == 0, result.stderr
+    assert read_image(Path(result.stdout.strip())).pixels.shape == (200, 40_000, 3)
+    peak = int(re.search(r"PEAK_RSS_KB (\d+)", result.stderr).group(1)) * 1024
+    assert peak < 2 * 1024**3, f"peak RSS {peak / 1024**3:.2f} GB"
 
 
-def resource_usage_of(process: subprocess.Popen) -> int:
-    """Peak RSS in bytes of a finished child (Linux reports ru_maxrss in KiB)."""
-    import resource
+# ==================================================================== a batch (tests/bench/batch_memory.py runs 200)
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+def test_a_batch_of_20_photos_in_one_run_gives_20_correct_outputs(tmp_path, small_weights):
+    from tests.bench.batch_memory import check, expected_outputs, make_photos
+
+    paths = make_photos(tmp_path, 20, seed=3)
+    result = run_cli("restore", *paths, "--task", TASK, "--weights", small_weights, "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    outputs = [Path(line) for line in result.stdout.splitlines()]
+    assert len(outputs) == 20 and check(outputs, expected_outputs(paths, small_weights)) == 0
+    assert leftovers(tmp_path) == []
