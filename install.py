@@ -67,6 +67,8 @@ def install_system_test_tools() -> None:
 
 
 CHECK = """
+import warnings
+warnings.filterwarnings("ignore", message="No ccache found")
 import paddle
 from cmfnet_core.weights import TASKS, default_weights, read_weights
 for task in TASKS:
