@@ -167,8 +167,8 @@ def depth_map(img, rng):
 
 def haze(img, rng):
     d = depth_map(img, rng)
-    beta = rng.uniform(0.4, 3.0)
-    base = rng.uniform(0.0, 0.4)          # some haze even on the nearest things
+    beta = 0.3 + 2.2 * rng.random() ** 1.5   # light haze more often than dense
+    base = rng.uniform(0.0, 0.3)          # some haze even on the nearest things
     t = np.exp(-beta * (base + d))[:, :, None].astype(np.float32)
     a = rng.uniform(0.65, 1.0)
     tint = np.array([rng.normal(0, 0.04), rng.normal(0, 0.03), rng.normal(0, 0.05)], np.float32)
