@@ -200,6 +200,19 @@ def broken_exif_jpeg(folder: Path) -> Path:
     return path
 
 
+def oriented(orientation: int):
+    """A 6 x 10 JPEG stored sideways/mirrored, with EXIF orientation ``orientation``."""
+    def make(folder: Path) -> Path:
+        image = Image.fromarray(gradient(6, 10))
+        exif = image.getexif()
+        exif[0x0112] = orientation
+        path = folder / f"orientation_{orientation}.jpg"
+        image.save(path, quality=95, exif=exif.tobytes())
+        return path
+    make.__name__ = f"orientation_{orientation}"
+    return make
+
+
 def panorama(folder: Path, width: int = 40_000, height: int = 200) -> Path:
     path = folder / "panorama.jpg"
     strip = gradient(height, 1000)
@@ -229,4 +242,5 @@ ODD_IMAGES = {
     "tiny_1x1": tiny(1, 1),
     "tiny_3x7": tiny(3, 7),
     "broken_exif_jpeg": broken_exif_jpeg,
+    **{f"orientation_{n}": oriented(n) for n in range(1, 9)},
 }

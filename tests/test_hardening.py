@@ -127,6 +127,16 @@ def test_an_unusual_photo_is_restored_in_its_own_layout(run, case):
         assert np.array_equal(restored.pixels[..., -1], source.pixels[..., -1])  # alpha untouched
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied_and_reset_in_the_output(run, orientation):
+    path = run.odd[f"orientation_{orientation}"]
+    output = path.with_name(f"{path.stem}.{TASK}.jpg")
+    upright = (10, 6) if orientation >= 5 else (6, 10)  # 5-8 are stored turned a quarter
+    assert read_image(output).pixels.shape[:2] == upright
+    with Image.open(output) as written:
+        assert written.getexif().get(0x0112, 1) == 1
+
+
 def test_animated_images_give_the_first_frame_with_a_note(run):
     for case, suffix in (("animated_gif", ".png"), ("animated_webp", ".webp")):
         path = run.odd[case]
@@ -520,10 +530,12 @@ def test_a_40000_x_200_panorama_needs_memory_in_proportion_to_the_photo(tmp_path
 
 
 MEASURED_CLI = """
-import resource, sys
+import sys
 from cmfnet_core.cli import main
 code = main(sys.argv[1:])
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+with open("/proc/self/status") as status:  # VmHWM: this process's peak, not its parent's at fork
+    peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+print("PEAK_RSS_KB", peak, file=sys.stderr)
 sys.exit(code)
 """
 
