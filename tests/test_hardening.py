@@ -558,7 +558,7 @@ def test_a_40000_x_200_panorama_through_the_cli(tmp_path, small_weights):
 def test_a_batch_of_20_photos_in_one_run_gives_20_correct_outputs(tmp_path, small_weights):
     from tests.bench.batch_memory import check, expected_outputs, make_photos
 
-    paths = make_photos(tmp_path, 20, seed=3)
+    paths = make_photos(tmp_path, 20, seed=3, size=(40, 48))  # one 64 px tile each
     result = run_cli("restore", *paths, "--task", TASK, "--weights", small_weights, "-q", *FAST)
     assert result.returncode == 0, result.stderr
     outputs = [Path(line) for line in result.stdout.splitlines()]

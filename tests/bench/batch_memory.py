@@ -60,12 +60,12 @@ def rss_kb(field: str = "VmRSS:") -> int:
         return int(next(line for line in status if line.startswith(field)).split()[1])
 
 
-def make_photos(folder: Path, count: int, seed: int) -> list[Path]:
+def make_photos(folder: Path, count: int, seed: int, size: tuple[int, int] = (64, 80)) -> list[Path]:
     """Small, distinct photos: a smooth picture with its own noise and shift."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:64, 0:80]
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
     paths = []
     for i in range(count):
         base = np.stack([128 + 90 * np.sin((xx + 3 * i) / 9), 128 + 90 * np.cos((yy + i) / 7),
