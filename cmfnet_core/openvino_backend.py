@@ -2,8 +2,8 @@
 
 Pipeline (only on a cache miss; a hit never imports paddle)::
 
-    Weights -> Paddle CMFNet (build_network) -> paddle.jit.save (static graph,
-    fixed 1 x 3 x H x W input) -> paddle2onnx -> OpenVINO IR (xml + bin)
+    Weights -> Paddle CMFNet built in static mode (fixed 1 x 3 x H x W input)
+    -> paddle.static.save_inference_model -> paddle2onnx -> OpenVINO IR (xml + bin)
 
 The IR is kept in the user cache dir (``CMFNET_CACHE_DIR`` overrides it), one
 folder per key. The key hashes the weights' *content*, the network config, the
@@ -46,7 +46,7 @@ import numpy as np
 from .backends import default_threads
 from .weights import Weights
 
-FORMAT_VERSION = 1  # bump when the export pipeline changes
+FORMAT_VERSION = 2  # bump when the export pipeline changes
 _OV_PRECISION = {"fp32": "f32", "bf16": "bf16"}
 _core = None
 _core_lock = threading.Lock()
@@ -209,21 +209,49 @@ def _quiet_native_output():
 
 def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int,
                 workdir: Path) -> Path:
-    """Paddle network with these weights -> static graph -> ONNX file in ``workdir``."""
+    """Paddle network with these weights -> static program -> ONNX file in ``workdir``.
+
+    The static program is built by running the network's own Python code once
+    in Paddle's static mode (every shape is fixed, so no control flow needs
+    converting) rather than through ``paddle.jit.save``'s dygraph-to-static
+    source translation: the same graph in about 0.7 s instead of 5-8 s here.
+    """
     import paddle
     import paddle2onnx
 
-    from .weights import build_network
+    from .network import CMFNet
 
-    if not paddle.in_dynamic_mode():  # paddle's eager/static switch is per thread
-        paddle.disable_static()
     height, width = tile_shape
-    network = build_network(weights, local_window=local_window)
-    spec = [paddle.static.InputSpec([1, 3, height, width], "float32", "x")]
-    static = paddle.jit.to_static(network, input_spec=spec, full_graph=True)
     prefix = workdir / "cmfnet"
-    with _quiet_native_output():
-        paddle.jit.save(static, str(prefix))
+    workdir.mkdir(parents=True, exist_ok=True)
+    was_dynamic = paddle.in_dynamic_mode()
+    place = paddle.CPUPlace()
+    paddle.enable_static()
+    try:
+        main, startup = paddle.static.Program(), paddle.static.Program()
+        scope = paddle.static.Scope()
+        with paddle.utils.unique_name.guard(), paddle.static.program_guard(main, startup), \
+                paddle.static.scope_guard(scope):
+            image = paddle.static.data("x", [1, 3, height, width], "float32")
+            network = CMFNet(weights.config)
+            if local_window:
+                network.set_local_statistics(local_window)
+            network.eval()
+            restored = network(image)
+            executor = paddle.static.Executor(place)
+            executor.run(startup)
+            for key, parameter in network.state_dict().items():
+                name = key[: -len("._weight")] + ".weight" if key.endswith("._weight") else key
+                value = weights.state[name]
+                tensor = scope.find_var(parameter.name).get_tensor()
+                if tuple(tensor.shape()) != tuple(value.shape):
+                    raise RuntimeError(f"{name}: shape {value.shape} does not fit {tuple(tensor.shape())}")
+                tensor.set(np.ascontiguousarray(value, np.float32), place)
+            with _quiet_native_output():
+                paddle.static.save_inference_model(str(prefix), [image], [restored], executor, program=main)
+    finally:
+        if was_dynamic:
+            paddle.disable_static()
     program = prefix.with_suffix(".json")
     if not program.exists():  # paddle built without PIR writes the old format
         program = prefix.with_suffix(".pdmodel")

@@ -89,6 +89,9 @@ def test_fp32_matches_paddle_reference(ov_cache, conformance_dir, strong, paddle
     backend = OpenVINOBackend(strong, precision="fp32", tile_shape=batch.shape[2:], exact_shape=True)
     assert not backend.cache_hit
     assert capfd.readouterr().out == ""  # the export's chatter never reaches stdout
+    import paddle
+
+    assert paddle.in_dynamic_mode()  # the static-mode export leaves paddle as it found it
     out = backend.run(batch)
     reference = paddle_run(paddle_network, batch)
     assert out.shape == batch.shape
