@@ -324,6 +324,8 @@ def load_pickled(path: str | Path):
         head = handle.read(2)
         if not head:
             raise CheckpointError("the file is empty")
+        if head == b"PK":
+            raise CheckpointError("the zip archive is damaged or truncated (its directory is missing)")
         if head[:1] != b"\x80":
             raise CheckpointError("not a pickle or zip checkpoint")
         handle.seek(0)
