@@ -80,6 +80,9 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
         raise ImageError(f"{path}: is a folder, not a photo")
     if size == 0:
         raise ImageError(f"{path}: the file is empty")
+    if size > 8 * limit + (64 << 20):  # more than 16-bit RGBA, uncompressed, plus metadata: not read
+        raise ImageError(f"{path}: {size:,} bytes is more than any photo within the limit of "
+                         f"{limit:,} pixels (set CMFNET_MAX_PIXELS to allow larger images)")
     try:
         data = path.read_bytes()
     except OSError as exc:

@@ -221,6 +221,16 @@ def test_a_decompression_bomb_is_refused_before_any_allocation(tmp_path):
     assert "over the limit" in result.stdout, result.stderr
 
 
+def test_a_huge_file_is_refused_without_being_read(tmp_path, monkeypatch):
+    """A 2 GB video renamed .jpg must not be loaded into memory to find out."""
+    path = tmp_path / "movie.jpg"
+    with open(path, "wb") as handle:  # sparse: takes no disk space
+        handle.truncate(2 << 30)
+    monkeypatch.setenv("CMFNET_MAX_PIXELS", "1000000")
+    with pytest.raises(ImageError, match=r"2,147,483,648 bytes is more than any photo within the limit"):
+        read_image(path)
+
+
 # ==================================================================== writing: the disk says no
 
 def _mount_namespace_available() -> bool:
