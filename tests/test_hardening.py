@@ -578,3 +578,21 @@ def test_a_batch_of_20_photos_in_one_run_gives_20_correct_outputs(tmp_path, smal
     outputs = [Path(line) for line in result.stdout.splitlines()]
     assert len(outputs) == 20 and check(outputs, expected_outputs(paths, small_weights)) == 0
     assert leftovers(tmp_path) == []
+
+
+# ==================================================================== the GIMP bridge (its CLI child)
+
+@pytest.mark.parametrize("kind", ["runs_code", "truncated"])
+def test_the_gimp_bridge_reports_bad_weights_in_one_line(tmp_path, photo_file, small_weights, kind):
+    from tests.test_gimp import bridge
+
+    weights = bad_weights(kind, tmp_path, small_weights)
+    config = bridge.Config(python=sys.executable, project_dir=str(ROOT), weights=str(weights))
+    result = tmp_path / "layer.out.png"
+    command = bridge.engine_command(config, str(photo_file), str(result), TASK, tile=64, overlap=16)
+    with pytest.raises(bridge.BridgeError) as error:
+        bridge.run_engine(command, cwd=str(ROOT))
+    prefix = f"CMFNet Restore failed: cmfnet: error: {weights.name}: "
+    message = str(error.value)
+    assert message.startswith(prefix) and re.search(WEIGHTS_CASES[kind], message[len(prefix):])
+    assert not result.exists() and not (tmp_path / "pwned").exists()
