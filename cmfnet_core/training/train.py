@@ -196,6 +196,15 @@ def hardware_string(device):
 
 
 # ------------------------------------------------------------------ training
+def _optimizer_fits(saved, opt) -> bool:
+    """Adam state is stored by parameter index: check every moment has its parameter's shape."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    moments = saved.get("state", {})
+    return len(params) == sum(len(g["params"]) for g in saved.get("param_groups", [])) and all(
+        tuple(moments[i]["exp_avg"].shape) == tuple(p.shape)
+        for i, p in enumerate(params) if i in moments)
+
+
 def run_training(task, data_dir, out, width=DEFAULT_WIDTH, patch=128, steps=4000, batch=4,
                  resume=None, val_dir=None, seed=0, threads=None, log=print, *,
                  scale=None, reduction=4, lr=3e-4, minutes=None, checkpoint_every=300.0,
@@ -244,7 +253,10 @@ def run_training(task, data_dir, out, width=DEFAULT_WIDTH, patch=128, steps=4000
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
     step, elapsed0, history = 0, 0.0, []
     if state is not None and not state.get("fine_tune"):
-        opt.load_state_dict(state["optimizer"])
+        if _optimizer_fits(state["optimizer"], opt):
+            opt.load_state_dict(state["optimizer"])
+        else:  # saved by a model whose parameters were declared in another order
+            log("optimizer moments do not fit this model's parameter order; restarting them")
         step = int(state["step"])
         elapsed0 = float(state["elapsed"])
         history = list(state.get("history", []))
