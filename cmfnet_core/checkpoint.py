@@ -15,6 +15,7 @@ import math
 import pickle
 import pickletools
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -212,14 +213,16 @@ def _check_opcodes(handle) -> None:
     start = handle.tell()
     entries = 0
     try:
-        for opcode, arg, _pos in pickletools.genops(handle):
-            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                if not 0 <= int(arg) <= entries + MEMO_SLACK:
-                    raise CheckpointError(f"the pickle uses memo slot {int(arg):,} after only "
-                                          f"{entries:,} entries (damaged or hostile file)")
-                entries = max(entries, int(arg) + 1)
-            elif opcode.name == "MEMOIZE":
-                entries += 1
+        with warnings.catch_warnings():  # genops decodes protocol-0 strings: "invalid escape" noise
+            warnings.simplefilter("ignore")
+            for opcode, arg, _pos in pickletools.genops(handle):
+                if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    if not 0 <= int(arg) <= entries + MEMO_SLACK:
+                        raise CheckpointError(f"the pickle uses memo slot {int(arg):,} after only "
+                                              f"{entries:,} entries (damaged or hostile file)")
+                    entries = max(entries, int(arg) + 1)
+                elif opcode.name == "MEMOIZE":
+                    entries += 1
     except CheckpointError:
         raise
     except ValueError as exc:  # what genops says of truncated or garbled opcodes
