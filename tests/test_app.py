@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QMimeData, QPoint, QPointF, QRect, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPointF, QRect, QSettings, Qt, QTimer, QUrl  # noqa: E402
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 

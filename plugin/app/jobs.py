@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, PREVIEW_LONG_SIDE, CancelToken,
-                                Cancelled, Restorer, downscale)
+                                Restorer, downscale)
 from cmfnet_core.weights import WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -259,10 +259,6 @@ def format_eta(seconds: float | None) -> str:
         return f"about {max(seconds, 1)} s left"
     minutes, seconds = divmod(seconds, 60)
     return f"about {minutes} min {seconds:02d} s left"
-
-
-__all__ = ["Job", "EngineOptions", "RestorerCache", "Cancelled", "blend", "describe_error",
-           "Eta", "format_eta"]
 
 
 def describe_weights(task: str) -> tuple[str, str, bool]:
