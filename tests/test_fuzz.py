@@ -12,9 +12,11 @@ run longer on demand, e.g.::
 """
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import pickle
+import shutil
 import struct
 import sys
 import tempfile
@@ -37,6 +39,7 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=
 # decoded images stay small, so a mutated header cannot make the fuzzer allocate gigabytes
 PIXEL_LIMIT = 4_000_000
 WORKDIR = Path(tempfile.mkdtemp(prefix="cmfnet-fuzz-"))
+atexit.register(shutil.rmtree, WORKDIR, ignore_errors=True)
 
 
 def _image_seeds() -> dict[str, bytes]:
