@@ -269,3 +269,39 @@ def test_damaged_cache_entry_is_exported_again(ov_cache, strong):
     again = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     assert not again.cache_hit
     np.testing.assert_allclose(again.run(batch), expected, atol=1e-6)
+
+
+def test_bench_smoke(ov_cache, capsys):
+    """`cmfnet bench` with the smallest matrix: the table, the recommendation, a JSON report."""
+    import argparse
+    import json
+
+    from cmfnet_core import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    report = ov_cache.parent / "bench.json"
+    args = parser.parse_args(["--model", "small", "--tiles", "64", "--backends", "openvino,paddle",
+                              "--paddle-tiles", "64", "--precisions", "fp32", "--rounds", "1",
+                              "--no-preview", "--no-startup", "--json", str(report)])
+    assert bench.run(args) == 0
+    out = capsys.readouterr().out
+    assert "MP/min" in out and "TFLOP/s" in out and "recommended default: --backend openvino" in out
+    data = json.loads(report.read_text())
+    assert {c["backend"] for c in data["cases"]} == {"openvino", "paddle"}
+    assert all(c["error"] is None and len(c["times_ms"]) == 1 for c in data["cases"])
+
+
+def test_bench_recommends_smaller_tile_within_ten_percent():
+    from cmfnet_core.bench import Case, _recommend
+
+    def case(tile, ms, threads=2, precision="bf16"):
+        c = Case("openvino", precision, tile, threads)
+        c.times = [ms / 1000]
+        return c
+
+    cases = [case(256, 1000), case(512, 3800), case(512, 2000, precision="fp32")]
+    best = _recommend(cases, 12.0)
+    assert (best.precision, best.tile) == ("bf16", 256)  # bf16 where timed; 256 within 10% of 512
+    cases = [case(256, 1000, threads=1), case(256, 1050, threads=2)]
+    assert _recommend(cases, 12.0).threads == 2  # all cores unless clearly slower
