@@ -363,9 +363,9 @@ def _recommend(cases: list[Case], megapixels: float) -> Case | None:
         timed = [c for c in cases if c.times]
     if not timed:
         return None
-    best_precision = "bf16" if any(c.precision == "bf16" for c in timed) else timed[0].precision
+    seconds = {id(c): _tiles_for(megapixels, c.tile) * c.ms for c in timed}
+    best_precision = min(timed, key=lambda c: seconds[id(c)]).precision
     pool = [c for c in timed if c.precision == best_precision]
-    seconds = {id(c): _tiles_for(megapixels, c.tile) * c.ms for c in pool}
     fastest = min(seconds.values())
     near = [c for c in pool if seconds[id(c)] <= 1.10 * fastest]
     tile = min(c.tile for c in near)
