@@ -40,8 +40,9 @@ examples:
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("engine")
-    engine.add_argument("--tile", type=int, default=256, metavar="N",
-                        help="tile side in pixels, a multiple of 8 (default: 256)")
+    engine.add_argument("--tile", type=int, default=None, metavar="N",
+                        help="tile side in pixels, a multiple of 8 (default: 512 for light "
+                             "weights, 256 for the full-size official model)")
     engine.add_argument("--overlap", type=int, default=32, metavar="N",
                         help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
     engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",

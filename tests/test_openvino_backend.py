@@ -5,8 +5,9 @@ Fidelity is measured on the conformance material: fp32 must match Paddle to
 the README's STRONG variant (every conv scaled by 1.7, attention gates by 4,
 chosen so fp32 conformance is sensitive to every tensor); those gains also
 amplify bf16 rounding, so bf16 is checked on the same weights brought back to
-ordinary scale (the documented factors divided out: PyTorch's default init) and,
-as a recorded floor, on the strong weights themselves.
+ordinary scale (the documented factors divided out: PyTorch's default init). On
+the strong weights themselves the 50 dB target is not met (40.3 dB measured): that
+test is a strict expected failure, so the gap stays visible.
 
 Exports are shared across this module through one cache folder, so only a few
 exports run (each takes seconds: paddle.jit.save dominates).
@@ -125,16 +126,25 @@ def test_edge_tile_is_padded_like_paddle(ov_cache, conformance_dir, strong, padd
         backend.run(np.zeros((1, 3, 136, 64), np.float32))
 
 
-def test_bf16_psnr_on_conformance_inputs(ov_cache, conformance_dir, strong, plain):
+def _bf16_psnr_on_conformance_inputs(conformance_dir, weights):
     from cmfnet_core.openvino_backend import OpenVINOBackend
 
-    for weights, floor in ((plain, 50.0), (strong, 38.0)):
-        fp32 = OpenVINOBackend(weights, precision="fp32", tile_shape=(128, 128))
-        bf16 = OpenVINOBackend(weights, precision="bf16", tile_shape=(128, 128))
-        for name in INPUTS:
-            batch, _ = load_input(conformance_dir, name)
-            value = psnr(fp32.run(batch), bf16.run(batch))
-            assert value >= floor, f"{name}: bf16 {value:.1f} dB from fp32 (floor {floor})"
+    fp32 = OpenVINOBackend(weights, precision="fp32", tile_shape=(128, 128))
+    bf16 = OpenVINOBackend(weights, precision="bf16", tile_shape=(128, 128))
+    return {name: psnr(fp32.run(load_input(conformance_dir, name)[0]),
+                       bf16.run(load_input(conformance_dir, name)[0])) for name in INPUTS}
+
+
+def test_bf16_psnr_on_conformance_inputs(ov_cache, conformance_dir, plain):
+    for name, value in _bf16_psnr_on_conformance_inputs(conformance_dir, plain).items():
+        assert value >= 50.0, f"{name}: bf16 {value:.1f} dB from fp32"
+
+
+@pytest.mark.xfail(strict=True, reason="target not met: measured 40.3 dB on the STRONG conformance "
+                   "checkpoint as shipped (its x1.7/x4 gains amplify bf16 rounding; AVX512-BF16, no AMX)")
+def test_bf16_psnr_on_the_strong_conformance_checkpoint(ov_cache, conformance_dir, strong):
+    for name, value in _bf16_psnr_on_conformance_inputs(conformance_dir, strong).items():
+        assert value >= 50.0, f"{name}: bf16 {value:.1f} dB from fp32"
 
 
 def test_bf16_psnr_on_a_restored_photo(ov_cache, plain, tmp_path):
