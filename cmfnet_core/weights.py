@@ -113,7 +113,7 @@ def infer_config(state: dict[str, np.ndarray]) -> Config:
         n_feat, _, k, _ = state["shallow_feat1.2.weight"].shape
         s = state["stage1_encoder.down12.down.1.weight"].shape[0] - n_feat
         squeezed = state["stage1_encoder.encoder_level1.0.CA.conv_du.0.weight"].shape[0]
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, IndexError):  # IndexError: a 0-d array where a conv weight belongs
         raise WeightsError(_foreign_message(state)) from None
     return Config(n_feat=int(n_feat), scale_unetfeats=int(s),
                   reduction=max(1, int(n_feat) // max(1, int(squeezed))), kernel_size=int(k))
@@ -173,11 +173,16 @@ def read_weights(path: str | os.PathLike) -> Weights:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise WeightsError(f"{sidecar.name}: unreadable sidecar ({exc})") from None
+        if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
+            raise WeightsError(f"{sidecar.name}: the sidecar is not a weights description")
     try:
         state = _normalise_keys(_extract_state(obj))
         if not state:
             raise WeightsError("the file holds no tensors")
-        config = Config(**meta["config"]) if "config" in meta else infer_config(state)
+        try:
+            config = Config(**meta["config"]) if "config" in meta else infer_config(state)
+        except TypeError as exc:  # unknown or missing fields
+            raise WeightsError(f"the sidecar's network config is invalid ({exc})") from None
         state = check_state(state, config)
     except WeightsError as exc:
         raise WeightsError(f"{path.name}: {exc}") from None

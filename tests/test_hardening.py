@@ -596,3 +596,23 @@ def test_the_gimp_bridge_reports_bad_weights_in_one_line(tmp_path, photo_file, s
     message = str(error.value)
     assert message.startswith(prefix) and re.search(WEIGHTS_CASES[kind], message[len(prefix):])
     assert not result.exists() and not (tmp_path / "pwned").exists()
+
+
+def test_a_zero_dimensional_tensor_where_a_conv_weight_belongs(tmp_path, small_weights):
+    """Found by the fuzzer: the network widths are read from shapes; a 0-d array had none."""
+    import pickle
+
+    state = dict(read_weights(small_weights).state)
+    state["stage1_encoder.down12.down.1.weight"] = np.float32(1.0) * np.ones((), np.float32)
+    with pytest.raises(WeightsError, match="not a CMFNet checkpoint"):
+        read_weights(_pickle_file(tmp_path, pickle.dumps(state)))
+
+
+@pytest.mark.parametrize("sidecar", ['["a list"]', '{"config": 3}', '{"config": {"n_feet": 16}}'])
+def test_a_sidecar_that_does_not_describe_weights(tmp_path, small_weights, sidecar):
+    from cmfnet_core.weights import save_weights
+
+    path = save_weights(read_weights(small_weights), tmp_path / "mine.pdparams", task=TASK, provenance={})
+    path.with_suffix(".json").write_text(sidecar)
+    with pytest.raises(WeightsError, match="sidecar"):
+        read_weights(path)
