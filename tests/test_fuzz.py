@@ -183,8 +183,10 @@ def _weights_seeds() -> dict[str, bytes]:
         seeds["torch_zip"] = official
         seeds["torch_zip_pickle"] = _zip_pickle_only(official)
         seeds["torch_legacy"] = (CONFORMANCE / "small_official_legacy.pth").read_bytes()
-        state = read_weights(CONFORMANCE / "small_official.pth").state  # shapes reach infer_config
-        seeds["pickle_state"] = pickle.dumps({k: state[k] for k in sorted(state)}, protocol=2)
+        state = read_weights(CONFORMANCE / "small_official.pth").state
+        shape_keys = ("shallow_feat1.2.weight", "stage1_encoder.down12.down.1.weight",  # what
+                      "stage1_encoder.encoder_level1.0.CA.conv_du.0.weight", "mix.w")  # infer_config reads
+        seeds["pickle_state"] = pickle.dumps({k: state[k] for k in shape_keys}, protocol=2)
     arrays = {"shallow_feat1.2.weight": np.ones((8, 3, 3, 3), np.float32),
               "mix.w": np.array([0.3], np.float32), "names": {"a": "b"}}
     seeds["pickle"] = pickle.dumps({"state_dict": arrays}, protocol=4)
