@@ -556,7 +556,7 @@ sys.exit(code)
 
 @pytest.mark.slow
 def test_a_40000_x_200_panorama_through_the_cli(tmp_path, small_weights):
-    """The real network, 180 tiles of 256: about 8 minutes on two busy cores; peak RSS 0.87 GB."""
+    """The real network, 180 tiles of 256: 8 to 18 minutes on two busy cores; peak RSS 0.87 GB."""
     source = corpus.panorama(tmp_path)
     result = subprocess.run([sys.executable, "-c", MEASURED_CLI, "restore", source, "--task", TASK,
                              "--weights", small_weights, "-q", "--backend", "paddle", "--tile", "256",
