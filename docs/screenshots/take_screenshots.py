@@ -54,7 +54,7 @@ def main() -> int:
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(temp / "qsettings"))
     settings = AppSettings(QSettings(str(temp / "app.ini"), QSettings.Format.IniFormat))
     settings.set_engine_options(EngineOptions())
-    settings.set_task("deblur")
+    settings.set_task(args.task)
     out = Path(args.out)
 
     def wait(signal, accept=lambda *a: True, timeout_ms=300_000):

@@ -609,6 +609,8 @@ class MainWindow(QMainWindow):
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)
         self.compare_button.setEnabled(has_doc)
+        for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action):
+            action.setEnabled(has_doc)
         self.refresh_action.setEnabled(can_run)
         self.cancel_action.setEnabled(self.engine.is_busy())
         for action in (self.save_action, self.save_as_action, self.export_action):
