@@ -46,6 +46,10 @@ class PaddleBackend:
 
         from .weights import build_network
 
+        if not paddle.in_dynamic_mode():
+            # paddle keeps its eager/static switch per thread; a worker thread started after
+            # paddle was imported elsewhere can come up static, where the network cannot run
+            paddle.disable_static()
         if device == "gpu":
             if not paddle.device.is_compiled_with_cuda():
                 raise WeightsError("--device gpu needs the paddlepaddle-gpu package "
@@ -60,6 +64,8 @@ class PaddleBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         paddle = self._paddle
+        if not paddle.in_dynamic_mode():
+            paddle.disable_static()
         with paddle.no_grad():
             return self.network(paddle.to_tensor(np.ascontiguousarray(batch, np.float32))).numpy()
 

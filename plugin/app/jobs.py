@@ -103,7 +103,7 @@ def ensure_dygraph() -> None:
 
     paddle = sys.modules.get("paddle")
     if paddle is None:
-        import paddle  # importing here makes this thread eager
+        return  # not loaded (e.g. a cached OpenVINO model): importing it here makes this thread eager
     if not paddle.in_dynamic_mode():
         paddle.disable_static()
 
