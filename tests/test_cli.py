@@ -115,3 +115,9 @@ def test_core_never_imports_qt():
             for name in names:
                 assert not name.startswith(("PyQt", "PySide", "qtpy", "superqt", "plugin", "gi")), \
                     f"{path.relative_to(ROOT)} imports {name}"
+
+
+@pytest.mark.parametrize("command,option", [("train", "--resume"), ("bench", "--tiles")])
+def test_heavier_commands_explain_their_options(command, option):
+    result = cmfnet(command, "--help")
+    assert result.returncode == 0 and option in result.stdout

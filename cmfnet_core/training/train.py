@@ -423,6 +423,13 @@ def run_from_args(args, log=print):
                         val_every=args.val_every, device=args.device, bf16=not args.no_bf16)
 
 
+def run(args) -> int:
+    """``cmfnet train``: train, print where the weights went; exit code 0."""
+    result = run_from_args(args, log=lambda message: print(message, file=sys.stderr))
+    print(args.out)
+    return 0 if result is not None else 1
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="cmfnet train", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
