@@ -5,7 +5,9 @@ Entry points (the ``cmfnet train`` sub-command calls these):
 * ``add_arguments(parser)`` adds the options ``--task --data --width
   --scale --patch --steps --batch --minutes --lr --resume --out --val --seed
   --threads --checkpoint-every --device --no-bf16`` to an ``argparse`` parser.
-* ``run_from_args(args)`` runs training from the parsed namespace.
+* ``run(args)`` runs training from the parsed namespace and returns the exit
+  code (what ``cmfnet train`` calls); ``run_from_args(args)`` returns the
+  run's metadata instead.
 * ``run_training(task, data_dir, out, width=24, patch=128, steps=4000,
   batch=4, resume=None, val_dir=None, seed=0, threads=None, log=print, ...)``
   is the plain-Python API; returns a dict with the final step, wall time and
@@ -428,6 +430,12 @@ def run(args) -> int:
     result = run_from_args(args, log=lambda message: print(message, file=sys.stderr))
     print(args.out)
     return 0 if result is not None else 1
+
+
+def run(args):
+    """What ``cmfnet train`` calls with the parsed options; returns the exit code."""
+    run_from_args(args)
+    return 0
 
 
 def main(argv=None):
