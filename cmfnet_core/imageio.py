@@ -368,6 +368,7 @@ def atomic_write(path: Path, data: bytes, overwrite: bool = False) -> None:
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
+        os.chmod(tmp, new_file_mode(path if overwrite else None))  # mkstemp makes it 0600
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -389,6 +390,21 @@ def atomic_write(path: Path, data: bytes, overwrite: bool = False) -> None:
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def new_file_mode(replacing: Path | None = None) -> int:
+    """Permissions for a new file: those of the file it replaces, else 0666 less the umask."""
+    if replacing is not None:
+        try:
+            return replacing.stat().st_mode & 0o7777
+        except OSError:
+            pass
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError):
+        umask = 0o022
+    return 0o666 & ~umask
 
 
 def _describe(exc: OSError) -> str:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
+from .imageio import new_file_mode
 from .network_config import Config, expected_shapes
 
 TASKS = ("deblur", "dehaze", "deraindrop")
@@ -219,6 +220,7 @@ def build_network(weights: Weights, local_window: int = 0):
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, new_file_mode())  # mkstemp makes it 0600
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -205,3 +205,12 @@ def test_full_disk_gives_a_clear_error_and_leaves_nothing(tmp_path, photo_rgb):
     assert result.returncode == 7, result.stderr
     assert "too large" in result.stdout or "disk is full" in result.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+def test_written_photos_get_ordinary_permissions(tmp_path, photo_rgb):
+    previous = os.umask(0o022)
+    try:
+        out = write_image(tmp_path / "new.png", photo_rgb)
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600

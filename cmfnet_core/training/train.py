@@ -432,12 +432,6 @@ def run(args) -> int:
     return 0 if result is not None else 1
 
 
-def run(args):
-    """What ``cmfnet train`` calls with the parsed options; returns the exit code."""
-    run_from_args(args)
-    return 0
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="cmfnet train", description=__doc__.split("\n\n")[0])
     add_arguments(parser)
