@@ -81,8 +81,10 @@ def local_mean(x: paddle.Tensor, window: int) -> paddle.Tensor:
     # exclusive=True divides by the number of real (unpadded) pixels in each window.
     # One op, and it exports to ONNX/OpenVINO exactly; a paddle.ones count map
     # built inside the graph did not (paddle2onnx 2.1 gave garbage for it).
-    pad = [kh // 2, (kh - 1) // 2, kw // 2, (kw - 1) // 2]  # top, bottom, left, right
-    return F.avg_pool2d(x, [kh, kw], stride=1, padding=pad, exclusive=True)
+    # The box is separable (so is its count of real pixels): a column pass then a row
+    # pass cost O(window) per pixel instead of O(window^2), with the same result.
+    x = F.avg_pool2d(x, [kh, 1], stride=1, padding=[kh // 2, (kh - 1) // 2, 0, 0], exclusive=True)
+    return F.avg_pool2d(x, [1, kw], stride=1, padding=[0, 0, kw // 2, (kw - 1) // 2], exclusive=True)
 
 
 class PALayer(nn.Layer):

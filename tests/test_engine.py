@@ -139,3 +139,14 @@ def test_weights_for_another_task_are_refused(tmp_path, small_weights):
     path = save_weights(read_weights(small_weights), tmp_path / "d.pdparams", task="dehaze", provenance={})
     with pytest.raises(WeightsError, match="dehaze weights, not deblur"):
         Restorer("deblur", path, backend="paddle")
+
+
+def test_local_statistics_use_a_window_smaller_than_the_tile(small_weights, smooth_image):
+    """With a window, channel attention no longer pools the whole tile: the output changes,
+    and tiled and whole-image runs still agree."""
+    plain = Restorer("deblur", small_weights, tile=256, overlap=32, backend="paddle")
+    local = Restorer("deblur", small_weights, tile=256, overlap=32, backend="paddle", local_stats=32)
+    local_tiled = Restorer("deblur", small_weights, tile=96, overlap=32, backend="paddle", local_stats=32)
+    assert local.local_window == 32
+    assert not np.array_equal(plain.restore(smooth_image), local.restore(smooth_image))
+    assert psnr(local.restore(smooth_image), local_tiled.restore(smooth_image), peak=255) > 30
