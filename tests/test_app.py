@@ -84,6 +84,14 @@ def settings(tmp_path) -> AppSettings:
 
 
 @pytest.fixture
+def no_bundled_weights(monkeypatch, tmp_path):
+    """As on a fresh install without bundled defaults: only imported weights count."""
+    import cmfnet_core.weights
+
+    monkeypatch.setattr(cmfnet_core.weights, "BUNDLED_DIR", tmp_path / "no-bundled-weights")
+
+
+@pytest.fixture
 def weights(small_weights) -> Path:
     """The small checkpoint imported as the user's official deblur weights."""
     from cmfnet_core.weights import import_weights
@@ -280,7 +288,7 @@ def test_unreadable_file_shows_an_error_dialog(qtbot, window, tmp_path):
     window.errors.box.accept()
 
 
-def test_task_without_weights_shows_banner_and_disables_apply(qtbot, window, photo):
+def test_task_without_weights_shows_banner_and_disables_apply(qtbot, no_bundled_weights, window, photo):
     open_photo(qtbot, window, photo)
     assert window.apply_action.isEnabled() and not window.banner.isVisible()
     window.task_combo.setCurrentIndex(1)  # Dehaze: only deblur weights are installed here
@@ -409,6 +417,8 @@ def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
         assert b.args[1] == "Out of memory" and "tile size" in b.args[2]
     finally:
         assert runner.shutdown()
+    late = runner.submit(Job("preview", lambda p, c: None))  # a late handler while closing
+    assert late.token.cancelled and not runner.is_busy()
 
 
 def test_settings_are_remembered(settings, tmp_path):

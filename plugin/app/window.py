@@ -562,6 +562,8 @@ class MainWindow(QMainWindow):
             self.progress.report(done, total)
 
     def _on_succeeded(self, job: Job, result) -> None:
+        if self._closed:  # outcomes still queued when the window closed
+            return
         handler = {jobs.READ: self._on_read, jobs.PREVIEW: self._on_preview,
                    jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
                    jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
@@ -569,6 +571,8 @@ class MainWindow(QMainWindow):
             handler(job, result)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
+        if self._closed:
+            return
         if job.kind == jobs.REGION:
             self.view.hide_band()
         if job.kind == jobs.SAVE:

@@ -117,8 +117,10 @@ class JobRunner(QObject):
 
     # --- commands ----------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
-        if self._closed:
-            raise RuntimeError("the job runner has been shut down")
+        if self._closed:  # e.g. a late outcome's handler while the window closes: drop it
+            log.debug("job %s (%s) submitted after shutdown: dropped", job.id, job.kind)
+            job.cancel()
+            return job
         was_busy = self.is_busy()
         self._pending.append(job)
         if self._current is None:
