@@ -94,7 +94,8 @@ class Restorer:
         self._lock = threading.Lock()
 
     def _training_patch(self) -> int:
-        patch = self.weights.meta.get("provenance", {}).get("patch")
+        provenance = self.weights.meta.get("provenance", {})
+        patch = provenance.get("patch") or provenance.get("training", {}).get("patch")
         return int(patch) if patch else 256  # the official models were trained on 256 x 256 patches
 
     def backend(self, tile_shape: tuple[int, int]) -> Backend:
