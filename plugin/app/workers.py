@@ -154,7 +154,10 @@ class JobRunner(QObject):
         self._closed = True
         self.cancel_all()
         self._thread.quit()
-        return self._thread.wait(wait_ms)
+        stopped = self._thread.wait(wait_ms)
+        self._current = None  # its queued "finished" will not be delivered any more
+        self._pending.clear()
+        return stopped
 
     # --- internals ---------------------------------------------------------------------
     def _next(self) -> None:
