@@ -153,11 +153,8 @@ def open_photo(qtbot, window: MainWindow, path: Path):
 
 # --- the window ---------------------------------------------------------------------------
 
-def test_new_user_without_weights_sees_banner_and_can_import(qtbot, make_window, small_weights,
-                                                             monkeypatch, tmp_path):
-    import cmfnet_core.weights
-
-    monkeypatch.setattr(cmfnet_core.weights, "BUNDLED_DIR", tmp_path / "no-bundled-weights")
+def test_new_user_without_weights_sees_banner_and_can_import(qtbot, no_bundled_weights, make_window,
+                                                             small_weights):
     window = make_window()
     assert window.stack.currentWidget() is window.welcome
     assert window.banner.isVisible() and "No weights installed" in window.banner.label.text()
