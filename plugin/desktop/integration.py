@@ -199,6 +199,12 @@ def freedesktop_entry(target: Target) -> str:
         ("MimeType", ";".join(MIME_TYPES) + ";"),
         ("Actions", ";".join(actions) + ";"),
     ])
+    return "\n".join(lines + _action_sections(target)) + "\n"
+
+
+def _action_sections(target: Target) -> list[str]:
+    """One ``[Desktop Action TASK-MODE]`` group per task and mode, shared by both entries."""
+    lines = []
     for m in MODES:
         for t in TASKS:
             lines += ["", f"[Desktop Action {t}-{m}]"] + _entry_lines([
@@ -206,7 +212,7 @@ def freedesktop_entry(target: Target) -> str:
                 ("Icon", keyfile_escape(target.icon())),
                 ("Exec", desktop_exec(target, t, m)),
             ])
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def dolphin_service_menu(target: Target) -> str:
@@ -230,14 +236,7 @@ def dolphin_service_menu(target: Target) -> str:
         ("X-KDE-Submenu", SUBMENU),
         ("Actions", ";".join(actions) + ";"),
     ])
-    for m in MODES:
-        for t in TASKS:
-            lines += ["", f"[Desktop Action {t}-{m}]"] + _entry_lines([
-                ("Name", item_label(t, m)),
-                ("Icon", keyfile_escape(target.icon())),
-                ("Exec", desktop_exec(target, t, m)),
-            ])
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _action_sections(target)) + "\n"
 
 
 def nautilus_script(target: Target, task: str, mode: str) -> str:
