@@ -294,6 +294,21 @@ def to_float(img):
     return img.astype(np.float32)
 
 
+def _rescaled_crop(img, size, rng):
+    """A random ``size`` crop of the photo scaled by up to 2x down, flipped half the time.
+
+    Returns the float crop and the short side of the scaled photo (the scene scale).
+    """
+    h, w = img.shape[:2]
+    s = rng.uniform(max(size / min(h, w), 0.5), 1.0) if min(h, w) > size else size / min(h, w)
+    if abs(s - 1.0) > 1e-3:
+        img = cv2.resize(img, (max(size, round(w * s)), max(size, round(h * s))), interpolation=cv2.INTER_AREA)
+    crop = to_float(random_crop(img, size, rng))
+    if rng.random() < 0.5:
+        crop = np.ascontiguousarray(crop[:, ::-1])
+    return crop, min(img.shape[:2])
+
+
 def make_pair(task, image, patch, rng):
     """Return (degraded, clean) float32 patch x patch x 3 RGB in [0, 1].
 
@@ -305,13 +320,7 @@ def make_pair(task, image, patch, rng):
     if task == "deblur":
         # blur a larger area so the border of the patch is correct, then crop
         margin = 24
-        big = patch + 2 * margin
-        s = rng.uniform(max(big / min(h, w), 0.5), 1.0) if min(h, w) > big else big / min(h, w)
-        if abs(s - 1.0) > 1e-3:
-            img = cv2.resize(img, (max(big, round(w * s)), max(big, round(h * s))), interpolation=cv2.INTER_AREA)
-        crop = to_float(random_crop(img, big, rng))
-        if rng.random() < 0.5:
-            crop = np.ascontiguousarray(crop[:, ::-1])
+        crop, _ = _rescaled_crop(img, patch + 2 * margin, rng)
         if rng.random() < 0.05:        # a few sharp examples: do no harm
             deg, clean = add_noise(crop, rng, 0.005), crop
         else:
@@ -334,11 +343,6 @@ def make_pair(task, image, patch, rng):
         return (np.ascontiguousarray(deg[y:y + patch, x:x + patch]),
                 np.ascontiguousarray(clean[y:y + patch, x:x + patch]))
     if task == "deraindrop":
-        s = rng.uniform(max(patch / min(h, w), 0.5), 1.0) if min(h, w) > patch else patch / min(h, w)
-        if abs(s - 1.0) > 1e-3:
-            img = cv2.resize(img, (max(patch, round(w * s)), max(patch, round(h * s))), interpolation=cv2.INTER_AREA)
-        crop = to_float(random_crop(img, patch, rng))
-        if rng.random() < 0.5:
-            crop = np.ascontiguousarray(crop[:, ::-1])
-        return raindrop(crop, rng, scale=min(img.shape[:2]))
+        crop, scene_side = _rescaled_crop(img, patch, rng)
+        return raindrop(crop, rng, scale=scene_side)
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
