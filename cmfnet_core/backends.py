@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .weights import Weights, WeightsError
+from .weights import Weights
 
 BACKENDS = ("auto", "paddle", "openvino")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -51,9 +51,6 @@ class PaddleBackend:
             # paddle was imported elsewhere can come up static, where the network cannot run
             paddle.disable_static()
         if device == "gpu":
-            if not paddle.device.is_compiled_with_cuda():
-                raise WeightsError("--device gpu needs the paddlepaddle-gpu package "
-                                   "(pip install paddlepaddle-gpu); this install is CPU-only")
             paddle.set_device("gpu")
         else:
             paddle.set_device("cpu")
@@ -70,10 +67,11 @@ class PaddleBackend:
             return self.network(paddle.to_tensor(np.ascontiguousarray(batch, np.float32))).numpy()
 
 
-def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu",
-                 precision: str = "auto", threads: int | None = None,
-                 local_window: int = 0, tile_shape: tuple[int, int] | None = None) -> Backend:
-    """The executor for these settings; ``auto`` picks OpenVINO on CPU when installed."""
+def check_options(*, backend: str = "auto", device: str = "cpu", precision: str = "auto") -> tuple[str, list[str]]:
+    """Check the settings once, before any photo: (the backend that will run, notes for the user).
+
+    A combination that cannot run raises ValueError (bad usage) with one clear line.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
@@ -82,15 +80,39 @@ def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu"
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if backend == "auto":
         backend = "paddle" if device == "gpu" or not _openvino_available() else "openvino"
+    notes = []
     if backend == "openvino":
         if device == "gpu":
             raise ValueError("the openvino backend runs on the CPU; use --backend paddle with --device gpu")
+        if precision == "bf16":
+            from .openvino_backend import NO_BF16_NOTE, cpu_has_bf16
+
+            if not cpu_has_bf16():
+                notes.append(NO_BF16_NOTE)
+    elif precision == "bf16":
+        raise ValueError("the paddle backend runs fp32 only; bf16 needs --backend openvino")
+    if device == "gpu" and not _paddle_has_cuda():
+        raise ValueError("--device gpu needs the paddlepaddle-gpu package "
+                         "(pip install paddlepaddle-gpu); this install is CPU-only")
+    return backend, notes
+
+
+def _paddle_has_cuda() -> bool:
+    import paddle
+
+    return paddle.device.is_compiled_with_cuda()
+
+
+def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu",
+                 precision: str = "auto", threads: int | None = None,
+                 local_window: int = 0, tile_shape: tuple[int, int] | None = None) -> Backend:
+    """The executor for these settings; ``auto`` picks OpenVINO on CPU when installed."""
+    backend, _ = check_options(backend=backend, device=device, precision=precision)
+    if backend == "openvino":
         from .openvino_backend import OpenVINOBackend
 
         return OpenVINOBackend(weights, precision=precision, threads=threads,
                                local_window=local_window, tile_shape=tile_shape)
-    if precision == "bf16":
-        raise ValueError("the paddle backend runs fp32 only; bf16 needs --backend openvino")
     return PaddleBackend(weights, device=device, threads=threads, local_window=local_window)
 
 

@@ -2,11 +2,13 @@
 
 Progress and messages go to stderr, results (the paths written) to stdout.
 Exit codes: 0 all done; 1 some files failed (the others were still done);
-2 bad usage; 3 no usable weights; 130 interrupted.
+2 bad usage; 3 no usable weights; 130 interrupted; 141 the reader of stdout
+closed it early (as for a tool stopped by SIGPIPE).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import warnings
@@ -15,6 +17,7 @@ from pathlib import Path
 from .weights import TASKS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 RESTORE_EXAMPLES = """\
 examples:
@@ -64,6 +67,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
         prog="cmfnet",
         description="Make blurry, hazy or rain-spotted photos clear with CMFNet.",
         epilog="Run 'cmfnet COMMAND --help' for the options and examples of each command.")
+    parser.add_argument("--version", action=_PrintVersion, nargs=0,
+                        help="show the version of cmfnet and of the libraries it runs on")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -118,6 +123,28 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     gui.add_argument("--task", "-t", choices=TASKS, help="task to select")
     gui.set_defaults(run=run_gui)
     return parser
+
+
+def version_text() -> str:
+    """``cmfnet 0.1.0`` and the versions of what it runs on (read from metadata, nothing imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(dist):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            return "not installed"
+
+    libraries = ", ".join(f"{name} {of(name)}" for name in ("paddlepaddle", "openvino", "numpy", "opencv-python-headless"))
+    return f"cmfnet {of('cmfnet-restore')}\n{libraries}; python {sys.version.split()[0]}"
+
+
+class _PrintVersion(argparse.Action):
+    """``--version`` as written (argparse's own action re-wraps the lines)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def _add_optional(parser: argparse.ArgumentParser, module_name: str, command: str,
@@ -181,9 +208,13 @@ def run_restore(args) -> int:
     if args.output and len(args.paths) > 1:
         _error("-o/--output takes one input; use --out-dir for several")
         return EXIT_USAGE
-    if args.out_dir and not Path(args.out_dir).is_dir():
-        _error(f"--out-dir {args.out_dir}: no such folder")
-        return EXIT_USAGE
+    if args.out_dir:
+        try:
+            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
+            return EXIT_USAGE
     try:
         restorer = Restorer(args.task, args.weights, tile=args.tile, overlap=args.overlap,
                             device=args.device, backend=args.backend, precision=args.precision,
@@ -194,6 +225,8 @@ def run_restore(args) -> int:
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    for note in restorer.notes:
+        print(f"cmfnet: note: {note}", file=sys.stderr)
 
     failures = 0
     for raw in args.paths:
@@ -208,7 +241,9 @@ def run_restore(args) -> int:
                 raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
             restored = restorer.restore(photo.pixels, progress=progress)
             _handle_termination()
-            write_image(dest, restored, photo.info, overwrite=args.overwrite)
+            # a name chosen here may be taken by another run meanwhile: take the next counter
+            dest = write_image(dest, restored, photo.info, overwrite=args.overwrite,
+                               next_free=not args.output)
         except (ImageError, ValueError, TypeError) as exc:
             progress.close()
             _error(str(exc) if str(source) in str(exc) else f"{source}: {exc}")
@@ -311,6 +346,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cmfnet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed early (``cmfnet weights list | head -1``): stop quietly, as Unix tools do."""
+    # Python flushes stdout again at exit, which would raise once more: point it at /dev/null
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

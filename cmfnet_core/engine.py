@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .backends import Backend, make_backend
+from .backends import Backend, check_options, make_backend
 from .tiling import blend_weights, pad_image, plan_tiles
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
@@ -88,6 +88,8 @@ class Restorer:
         if local_stats is True:
             local_stats = self._training_patch()
         self.local_window = int(local_stats or 0)
+        #: one-line notes about the settings (e.g. bf16 asked for where the CPU has none)
+        self.backend_name, self.notes = check_options(backend=backend, device=device, precision=precision)
         self._backend_options = dict(backend=backend, device=device, precision=precision,
                                      threads=threads, local_window=self.local_window)
         self._backends: dict[tuple[int, int], Backend] = {}

@@ -251,6 +251,14 @@ def output_path(source: str | os.PathLike, task: str, out_dir: str | os.PathLike
     return candidate
 
 
+def next_counter_name(path: Path) -> Path:
+    """``NAME.TASK.EXT`` -> ``NAME.TASK-2.EXT``, ``NAME.TASK-2.EXT`` -> ``NAME.TASK-3.EXT``."""
+    stem, dash, number = path.stem.rpartition("-")
+    if dash and number.isdigit() and "." in stem:
+        return path.with_name(f"{stem}-{int(number) + 1}{path.suffix}")
+    return path.with_name(f"{path.stem}-2{path.suffix}")
+
+
 def format_for(path: Path, info: ImageInfo | None) -> str:
     fmt = SUFFIX_FORMAT.get(path.suffix.lower())
     if fmt is None:
@@ -347,23 +355,31 @@ def _png_with_metadata(png: bytes, info: ImageInfo) -> bytes:
 
 
 def write_image(path: str | os.PathLike, pixels: np.ndarray, info: ImageInfo | None = None,
-                overwrite: bool = False) -> Path:
-    """Encode and write atomically. Never replaces an existing file unless ``overwrite``."""
+                overwrite: bool = False, next_free: bool = False) -> Path:
+    """Encode and write atomically; returns the path written.
+
+    Never replaces an existing file unless ``overwrite``. With ``next_free``
+    a taken name moves on to the next counter (:func:`next_counter_name`), the
+    name being claimed atomically, so two runs writing the same output at
+    once both succeed under different names.
+    """
     path = Path(path)
     fmt = format_for(path, info)
     if info is not None and info.format != fmt:
         info = replace(info, format=fmt)
     data = encode_image(pixels, fmt, info)
-    atomic_write(path, data, overwrite=overwrite)
-    return path
+    return atomic_write(path, data, overwrite=overwrite, next_free=next_free)
 
 
-def atomic_write(path: Path, data: bytes, overwrite: bool = False) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place."""
+def atomic_write(path: Path, data: bytes, overwrite: bool = False, next_free: bool = False) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, then move it into place.
+
+    Returns the path written (another name only with ``next_free``).
+    """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise ImageError(f"{path}: the folder {folder} does not exist")
-    if not overwrite and (path.exists() or path.is_symlink()):
+    if not overwrite and not next_free and (path.exists() or path.is_symlink()):
         raise ImageError(f"{path}: already exists (not overwritten)")
     tmp = None
     try:
@@ -375,21 +391,33 @@ def atomic_write(path: Path, data: bytes, overwrite: bool = False) -> None:
             os.fsync(handle.fileno())
         if overwrite:
             os.replace(tmp, path)
-        else:
-            try:  # a hard link fails if the name was taken meanwhile: never clobbers
-                os.link(tmp, path)
-            except FileExistsError:
-                raise ImageError(f"{path}: already exists (not overwritten)") from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise ImageError(f"{path}: already exists (not overwritten)") from None
-                os.replace(tmp, path)
-                tmp = None
+            return path
+        while not _claim(tmp, path):
+            if not next_free:
+                raise ImageError(f"{path}: already exists (not overwritten)")
+            path = next_counter_name(path)
+        return path
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({_describe(exc)})") from None
     finally:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _claim(tmp: str, path: Path) -> bool:
+    """Give the finished temporary file the name ``path`` unless it is taken (then False)."""
+    try:  # a hard link fails if the name exists, even one a racing writer just took
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # file systems without hard links: reserve the name, then move onto it
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            return False
+        os.replace(tmp, path)
+        return True
 
 
 def new_file_mode(replacing: Path | None = None) -> int:

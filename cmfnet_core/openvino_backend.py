@@ -23,8 +23,10 @@ reflect-padded at the bottom/right to the compiled shape and the output is
 cropped back (the padded pixels do take part in the channel attention's
 pooling, exactly as if Paddle had run the padded tile).
 
-Precision: ``bf16`` where the CPU has AMX or AVX512-BF16 (OpenVINO reports the
-``BF16`` capability), else ``fp32``. ``fp32`` sets OpenVINO's inference
+Precision: ``auto`` is ``bf16`` where the CPU has AMX or AVX512-BF16 (OpenVINO
+reports the ``BF16`` capability), else ``fp32``; ``bf16`` asked for on a CPU
+without it runs fp32, and the backend says so (``precision`` is what the
+compiled model really runs, ``precision_note`` the one line for the user). ``fp32`` sets OpenVINO's inference
 precision hint to f32 explicitly, since OpenVINO may otherwise pick bf16 on
 its own on AMX machines. Measured against Paddle fp32: fp32 within 6e-6 (max
 abs); bf16 61-63 dB PSNR on weights of ordinary scale (full-size and light
@@ -46,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import cpu
 from .backends import default_threads
 from .weights import Weights
 
@@ -84,19 +87,25 @@ def core():
 def cpu_has_bf16() -> bool:
     """True where the CPU runs bf16 natively (AMX or AVX512-BF16)."""
     try:
-        if "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
-            return True
+        return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     except Exception:  # noqa: BLE001 - fall back to the kernel's view of the CPU
-        pass
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"amx_bf16", "avx512_bf16"})
-    except OSError:
-        pass
-    return False
+        return cpu.cpu_has_bf16()
+
+
+NO_BF16_NOTE = ("bf16 was asked for, but this CPU has no native bf16 (AVX512-BF16 or AMX): "
+                "running fp32, which gives the same result at the same speed here")
+
+
+def runtime_precision(compiled) -> str:
+    """The precision the compiled model really runs in: 'bf16' if any of its nodes does.
+
+    OpenVINO takes a bf16 hint as a wish: on a CPU without bf16 it compiles f32.
+    """
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if "runtimePrecision" in info and "bf16" in info["runtimePrecision"].astype(str):
+            return "bf16"
+    return "fp32"
 
 
 def resolve_precision(precision: str) -> str:
@@ -450,14 +459,14 @@ class OpenVINOBackend:
     def __init__(self, weights: Weights, precision: str = "auto", threads: int | None = None,
                  local_window: int = 0, tile_shape: tuple[int, int] | None = None,
                  config: dict | None = None, exact_shape: bool = False):
-        self.precision = resolve_precision(precision)
+        self.requested_precision = resolve_precision(precision)
         self.threads = int(threads or default_threads())
         self.tile_shape = (tuple(int(v) for v in tile_shape) if exact_shape and tile_shape
                            else compiled_shape(tile_shape))
         self.local_window = local_window
         xml, self.cache_hit, self.export_seconds = ensure_model(weights, self.tile_shape, local_window)
         properties = {
-            "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.precision],
+            "INFERENCE_PRECISION_HINT": _OV_PRECISION[self.requested_precision],
             "INFERENCE_NUM_THREADS": self.threads,
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": 1,
@@ -475,6 +484,10 @@ class OpenVINOBackend:
             xml, self.cache_hit, self.export_seconds = ensure_model(weights, self.tile_shape, local_window)
             self.compiled = _compile(xml, properties)
         self.model_path = xml
+        #: what runs, which can differ from what was asked (see precision_note)
+        self.precision = runtime_precision(self.compiled)
+        self.precision_note = (NO_BF16_NOTE if self.requested_precision == "bf16" != self.precision
+                               else None)
         self.compile_seconds = time.perf_counter() - start
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()

@@ -6,8 +6,11 @@ the README's STRONG variant (every conv scaled by 1.7, attention gates by 4,
 chosen so fp32 conformance is sensitive to every tensor); those gains also
 amplify bf16 rounding, so bf16 is checked on the same weights brought back to
 ordinary scale (the documented factors divided out: PyTorch's default init). On
-the strong weights themselves the 50 dB target is not met (40.3 dB measured): that
-test is a strict expected failure, so the gap stays visible.
+the strong weights themselves the 50 dB target is not met where bf16 runs (40.3 dB
+measured on AVX512-BF16): there that test is a strict expected failure, so the gap
+stays visible. On a CPU without native bf16 a bf16 request compiles to f32: the
+tests assert that (the compiled model's runtime precision, the note for the
+user) and that the result is then exactly the fp32 one.
 
 Exports are shared across this module through one cache folder, so only a few
 exports run (each takes seconds: paddle.jit.save dominates).
@@ -126,25 +129,54 @@ def test_edge_tile_is_padded_like_paddle(ov_cache, conformance_dir, strong, padd
         backend.run(np.zeros((1, 3, 136, 64), np.float32))
 
 
-def _bf16_psnr_on_conformance_inputs(conformance_dir, weights):
-    from cmfnet_core.openvino_backend import OpenVINOBackend
+def native_bf16() -> bool:
+    from cmfnet_core.openvino_backend import cpu_has_bf16
+
+    return cpu_has_bf16()
+
+
+# What a bf16 request really runs depends on the CPU: bf16 on AMX/AVX512-BF16, f32 elsewhere.
+# Each test first asserts which precision the compiled model runs, then what is right for it.
+EXPECTED_BF16_RUN = "bf16" if native_bf16() else "fp32"
+
+
+def _fp32_and_bf16(weights):
+    from cmfnet_core.openvino_backend import NO_BF16_NOTE, OpenVINOBackend
 
     fp32 = OpenVINOBackend(weights, precision="fp32", tile_shape=(128, 128))
     bf16 = OpenVINOBackend(weights, precision="bf16", tile_shape=(128, 128))
+    assert fp32.precision == "fp32" and fp32.precision_note is None
+    assert bf16.requested_precision == "bf16"
+    assert bf16.precision == EXPECTED_BF16_RUN
+    assert bf16.precision_note == (None if EXPECTED_BF16_RUN == "bf16" else NO_BF16_NOTE)
+    return fp32, bf16
+
+
+def _bf16_psnr_on_conformance_inputs(conformance_dir, weights):
+    fp32, bf16 = _fp32_and_bf16(weights)
     return {name: psnr(fp32.run(load_input(conformance_dir, name)[0]),
                        bf16.run(load_input(conformance_dir, name)[0])) for name in INPUTS}
 
 
+def test_a_bf16_request_runs_what_the_cpu_has_and_says_so(ov_cache, plain):
+    _fp32_and_bf16(plain)
+
+
 def test_bf16_psnr_on_conformance_inputs(ov_cache, conformance_dir, plain):
     for name, value in _bf16_psnr_on_conformance_inputs(conformance_dir, plain).items():
-        assert value >= 50.0, f"{name}: bf16 {value:.1f} dB from fp32"
+        if EXPECTED_BF16_RUN == "bf16":
+            assert value >= 50.0, f"{name}: bf16 {value:.1f} dB from fp32"
+        else:  # fp32 ran: the very same computation
+            assert value == float("inf"), f"{name}: fp32 run for bf16 differs from fp32 ({value:.1f} dB)"
 
 
-@pytest.mark.xfail(strict=True, reason="target not met: measured 40.3 dB on the STRONG conformance "
-                   "checkpoint as shipped (its x1.7/x4 gains amplify bf16 rounding; AVX512-BF16, no AMX)")
+@pytest.mark.xfail(condition=EXPECTED_BF16_RUN == "bf16", strict=True,
+                   reason="target not met where bf16 runs: measured 40.3 dB on the STRONG conformance "
+                          "checkpoint as shipped (its x1.7/x4 gains amplify bf16 rounding; AVX512-BF16, no AMX)")
 def test_bf16_psnr_on_the_strong_conformance_checkpoint(ov_cache, conformance_dir, strong):
+    """>= 50 dB from fp32. Without native bf16 the request runs fp32, which meets it exactly."""
     for name, value in _bf16_psnr_on_conformance_inputs(conformance_dir, strong).items():
-        assert value >= 50.0, f"{name}: bf16 {value:.1f} dB from fp32"
+        assert value >= 50.0, f"{name}: {EXPECTED_BF16_RUN} {value:.1f} dB from fp32"
 
 
 def test_bf16_psnr_on_a_restored_photo(ov_cache, plain, tmp_path):
@@ -159,13 +191,19 @@ def test_bf16_psnr_on_a_restored_photo(ov_cache, plain, tmp_path):
     path = save_weights(plain, tmp_path / "plain.pdparams", task="deblur", provenance={"kind": "test"})
     image = cv2.cvtColor(cv2.imread(str(SAMPLES / "deblur_2.png")), cv2.COLOR_BGR2RGB)
     image = cv2.resize(image, (216, 160), interpolation=cv2.INTER_AREA)
-    results = {}
+    results, ran = {}, {}
     for backend, precision in (("paddle", "fp32"), ("openvino", "fp32"), ("openvino", "bf16")):
         restorer = Restorer("deblur", path, tile=128, overlap=32, backend=backend, precision=precision)
         results[backend, precision] = restorer.restore(image).astype(np.float64) / 255
+        ran[backend, precision] = {b.precision for b in restorer._backends.values()}
+    assert ran == {("paddle", "fp32"): {"fp32"}, ("openvino", "fp32"): {"fp32"},
+                   ("openvino", "bf16"): {EXPECTED_BF16_RUN}}
     reference = results["paddle", "fp32"]
     assert np.abs(results["openvino", "fp32"] - reference).max() <= 1.0 / 255
-    assert psnr(results["openvino", "bf16"], reference) >= 50.0
+    if EXPECTED_BF16_RUN == "bf16":
+        assert psnr(results["openvino", "bf16"], reference) >= 50.0
+    else:
+        assert np.array_equal(results["openvino", "bf16"], results["openvino", "fp32"])
 
 
 def test_second_construction_hits_the_cache(ov_cache, strong, monkeypatch):

@@ -6,6 +6,10 @@ Every function takes a clean RGB image (float32 in [0, 1], H x W x 3) and a
 
 * ``blur``:      camera shake (random-walk trajectories) or defocus (disc),
                  applied in linear light, plus mild noise and JPEG.
+* ``video_blur``: GoPro-style blur: the average of 7-13 frames along a smooth
+                 camera path (homographies: translation, rotation about a
+                 random centre, zoom, a little perspective), sometimes with an
+                 object that moves on its own; the middle frame is the target.
 * ``haze``:      atmospheric scattering I = J t + A (1 - t), t = exp(-beta d),
                  with a smooth random depth map that grows toward the top,
                  a brightness/sky term, varied beta and airlight colour.
@@ -22,6 +26,8 @@ import cv2
 import numpy as np
 
 TASKS = ("deblur", "dehaze", "deraindrop")
+# Share of deblur pairs made by video_blur (the rest: sharp 5 %, kernels).
+DEBLUR_VIDEO_SHARE = 0.65
 
 
 # ---------------------------------------------------------------- helpers
@@ -137,6 +143,72 @@ def blur(img, rng, kernel=None):
         lin = lin * (1.0 + 1.5 * (lin > 0.95))
     b = cv2.filter2D(lin, -1, kernel[::-1, ::-1], borderType=cv2.BORDER_REFLECT)
     out = linear_to_srgb(b)
+    out = add_noise(out, rng, 0.01)
+    if rng.random() < 0.6:
+        out = jpeg(out, rng, 70, 95)
+    return out, img
+
+
+def camera_path(h, w, rng, frames):
+    """One homography per frame along a smooth path through the identity.
+
+    Frame positions run over [-1/2, 1/2] of the exposure, with frame
+    ``frames // 2`` at 0 (the sharp key frame, as in GoPro's averaged pairs).
+    Motion grows as t (velocity) plus t^2 (acceleration), so paths curve.
+    """
+    extent = 2.0 + 28.0 * rng.random() ** 2.0          # pixels moved over the exposure
+    angle = rng.uniform(0, 2 * np.pi)
+    vel = extent * np.array([np.cos(angle), np.sin(angle)])
+    acc = rng.normal(0, 0.35 * extent, 2)
+    spin = np.deg2rad(rng.normal(0, 1.2))               # rotation over the exposure
+    zoom = rng.normal(0, 0.02)
+    persp = rng.normal(0, 1.5e-5, 2)
+    centre = np.array([rng.uniform(-0.5, 1.5) * w, rng.uniform(-0.5, 1.5) * h])
+    t = (np.arange(frames) - frames // 2) / max(frames - 1, 1)
+    mats = []
+    for tk in t:
+        c, s = np.cos(spin * tk), np.sin(spin * tk)
+        z = 1.0 + zoom * tk
+        a = np.array([[z * c, -z * s], [z * s, z * c]])
+        shift = vel * tk + acc * tk * tk + centre - a @ centre
+        m = np.eye(3)
+        m[:2, :2], m[:2, 2] = a, shift
+        m[2, :2] = persp * tk
+        mats.append(m)
+    return mats
+
+
+def moving_object_mask(h, w, rng):
+    """A soft blob (smooth random field, thresholded) covering 5-40 % of the frame."""
+    f = smooth_field(h, w, rng, int(rng.integers(2, 5)))
+    thr = np.quantile(f, 1.0 - rng.uniform(0.05, 0.4))
+    m = (f >= thr).astype(np.float32)
+    return cv2.GaussianBlur(m, (0, 0), 1.0)
+
+
+def video_blur(img, rng):
+    """GoPro-style blur of a clean image (H x W x 3, [0, 1]): the average, in
+    linear light, of warped copies along a smooth camera path; 30 % of the
+    time a second layer (an object) moves along a path of its own."""
+    h, w = img.shape[:2]
+    frames = int(rng.integers(7, 14))
+    lin = srgb_to_linear(img)
+    if rng.random() < 0.3:
+        lin = lin * (1.0 + 1.5 * (lin > 0.95))
+    flags = dict(flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    cam = camera_path(h, w, rng, frames)
+    obj = camera_path(h, w, rng, frames) if rng.random() < 0.3 else None
+    mask = moving_object_mask(h, w, rng) if obj is not None else None
+    acc = np.zeros_like(lin)
+    for k in range(frames):
+        frame = cv2.warpPerspective(lin, cam[k], (w, h), **flags)
+        if obj is not None:
+            m = obj[k] @ cam[k]
+            fg = cv2.warpPerspective(lin, m, (w, h), **flags)
+            a = cv2.warpPerspective(mask, m, (w, h), **flags)[:, :, None]
+            frame = frame * (1 - a) + fg * a
+        acc += frame
+    out = linear_to_srgb(acc / frames)
     out = add_noise(out, rng, 0.01)
     if rng.random() < 0.6:
         out = jpeg(out, rng, 70, 95)
@@ -319,10 +391,13 @@ def make_pair(task, image, patch, rng):
     h, w = img.shape[:2]
     if task == "deblur":
         # blur a larger area so the border of the patch is correct, then crop
-        margin = 24
+        margin = 32
         crop, _ = _rescaled_crop(img, patch + 2 * margin, rng)
-        if rng.random() < 0.05:        # a few sharp examples: do no harm
+        u = rng.random()
+        if u < 0.05:                   # a few sharp examples: do no harm
             deg, clean = add_noise(crop, rng, 0.005), crop
+        elif u < DEBLUR_VIDEO_SHARE + 0.05:
+            deg, clean = video_blur(crop, rng)
         else:
             deg, clean = blur(crop, rng)
         return (np.ascontiguousarray(deg[margin:-margin, margin:-margin]),

@@ -180,7 +180,7 @@ def batch_work(cache: RestorerCache, task: str, options: EngineOptions, path: st
         cancel.raise_if_cancelled()
         out = cache.get(task, options, weights).restore(photo.pixels, progress=progress, cancel=cancel)
         cancel.raise_if_cancelled()
-        return write_image(output_path(path, task, out_dir), out, info=photo.info)
+        return write_image(output_path(path, task, out_dir), out, info=photo.info, next_free=True)
     return work
 
 
