@@ -56,14 +56,40 @@ def install_system_test_tools() -> None:
     """desktop-file-validate checks the .desktop entries in the tests (Debian package)."""
     if shutil.which("desktop-file-validate"):
         return
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
+    if not _as_root_with_apt():
         print("    note: desktop-file-validate is missing (package desktop-file-utils); "
               "the test that uses it will be skipped")
         return
     step("installing desktop-file-utils (for the .desktop validation test)")
+    apt_install(["desktop-file-utils"])
+
+
+def _as_root_with_apt() -> bool:
+    return os.name == "posix" and os.geteuid() == 0 and bool(shutil.which("apt-get"))
+
+
+def apt_install(packages: list[str]) -> None:
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     subprocess.run(["apt-get", "update", "-qq"], env=env, check=False)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "desktop-file-utils"], env=env, check=False)
+    subprocess.run(["apt-get", "install", "-y", "-qq", *packages], env=env, check=False)
+
+
+def install_qt_system_libraries() -> None:
+    """PyQt6's wheel lacks the X11 libraries Qt's xcb plugin needs (libxcb-cursor0 ...):
+    install them as root with apt, else print the one line that does."""
+    if not sys.platform.startswith("linux"):
+        return
+    found = subprocess.run([str(venv_python()), str(ROOT / "plugin" / "app" / "qt_platform.py")],
+                           capture_output=True, text=True, cwd=ROOT)
+    packages = found.stdout.split()
+    if not packages:
+        return
+    if _as_root_with_apt():
+        step(f"installing the X11 libraries the desktop app needs: {' '.join(packages)}")
+        apt_install(packages)
+        return
+    print(f"    note: the desktop app needs system libraries to open a window; "
+          f"install them with: sudo apt install {' '.join(packages)}")
 
 
 CHECK = """
@@ -122,6 +148,7 @@ def main() -> int:
         if args.dev:
             install_system_test_tools()
         check_install()
+        install_qt_system_libraries()
         if not args.no_integrations:
             integrations(uninstall=False)
     except subprocess.CalledProcessError as exc:

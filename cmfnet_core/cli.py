@@ -342,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
     _handle_termination()
     try:
-        return args.run(args)
+        code = args.run(args)
+        sys.stdout.flush()  # a reader that went away shows here rather than in Python's exit
+        return code
     except KeyboardInterrupt:
         print("cmfnet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -502,3 +502,46 @@ def test_blend_and_eta():
     eta = jobs.Eta(lambda: next(clock))
     assert eta.update(0, 4) is None and eta.update(1, 4) == pytest.approx(3.0)
     assert jobs.format_eta(75) == "about 1 min 15 s left"
+
+
+# --- a bare desktop: Qt's X11 plugin without its system libraries ----------------------
+
+LDD_ON_A_BARE_DESKTOP = """\
+\tlinux-vdso.so.1 (0x00007ffd5c9f2000)
+\tlibQt6XcbQpa.so.6 => /venv/PyQt6/Qt6/lib/libQt6XcbQpa.so.6 (0x00007f3b1c400000)
+\tlibxcb-cursor.so.0 => not found
+\tlibxcb-icccm.so.4 => not found
+\tlibxcb.so.1 => /lib/x86_64-linux-gnu/libxcb.so.1 (0x00007f3b1c3d0000)
+\tlibxcb-icccm.so.4 => not found
+\tlibxcb-keysyms.so.1 => not found
+"""
+
+
+def test_missing_xcb_libraries_become_one_apt_line():
+    from plugin.app import qt_platform
+
+    missing = qt_platform.missing_libraries(LDD_ON_A_BARE_DESKTOP)
+    assert missing == ["libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1"]
+    assert qt_platform.apt_hint(qt_platform.packages_for(missing)) == \
+        "sudo apt install libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1"
+
+
+def test_the_real_xcb_plugin_is_checked_with_ldd():
+    from plugin.app import qt_platform
+
+    assert qt_platform.xcb_plugin() is not None and qt_platform.xcb_plugin().name == "libqxcb.so"
+    # whatever this machine lacks maps to installable package names, never to bare sonames
+    assert all(".so" not in package for package in qt_platform.missing_packages())
+
+
+def test_gui_without_the_xcb_libraries_says_what_to_install(monkeypatch, capsys):
+    from plugin.app import main as app_main, qt_platform
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(qt_platform, "missing_packages", lambda: ["libxcb-cursor0"])
+    assert app_main.main([]) == 2
+    err = capsys.readouterr().err
+    assert "sudo apt install libxcb-cursor0" in err and err.count("\n") == 1
+    # offscreen (as in these tests) or another platform asked for: no check, no false alarm
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert qt_platform.xcb_problem([]) is None

@@ -121,3 +121,75 @@ def test_core_never_imports_qt():
 def test_heavier_commands_explain_their_options(command, option):
     result = cmfnet(command, "--help")
     assert result.returncode == 0 and option in result.stdout
+
+
+# --- what a new user tries first (issue 10) ------------------------------------------
+
+def test_out_dir_is_created_with_its_parents(photo_file, small_weights, tmp_path):
+    folder = tmp_path / "restored" / "2026"
+    result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights,
+                    "--out-dir", f"{folder}/", "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(folder / "holiday photo.deblur.png")
+    assert (folder / "holiday photo.deblur.png").is_file()
+
+
+def test_an_out_dir_that_cannot_be_created_says_why(photo_file, small_weights, tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights,
+                    "--out-dir", tmp_path / "taken" / "sub", "-q", *FAST)
+    assert result.returncode == 2
+    assert "cannot create the folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_reader_that_closes_early_gets_no_traceback():
+    """`cmfnet weights list | head -1`: the pipe is closed before cmfnet writes."""
+    process = subprocess.Popen([sys.executable, "-m", "cmfnet_core.cli", "weights", "list"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.wait(timeout=120)
+    assert stderr == ""
+    assert process.returncode == 141
+
+
+def test_version_names_the_package_and_its_frameworks():
+    from importlib.metadata import version
+
+    result = cmfnet("--version")
+    assert result.returncode == 0
+    first, libraries = result.stdout.splitlines()
+    assert first == f"cmfnet {version('cmfnet-restore')}"
+    assert f"paddlepaddle {version('paddlepaddle')}" in libraries
+    assert f"openvino {version('openvino')}" in libraries
+
+
+def test_bf16_asked_for_says_what_runs(photo_file, small_weights):
+    pytest.importorskip("openvino")
+    from cmfnet_core.openvino_backend import NO_BF16_NOTE, cpu_has_bf16
+
+    result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q",
+                    "--backend", "openvino", "--precision", "bf16", "--tile", "64", "--overlap", "16")
+    assert result.returncode == 0, result.stderr
+    assert (NO_BF16_NOTE in result.stderr) == (not cpu_has_bf16())
+
+
+def test_two_runs_into_one_folder_at_once_both_succeed(photo_file, small_weights):
+    command = [sys.executable, "-m", "cmfnet_core.cli", "restore", str(photo_file), "--task", "deblur",
+               "--weights", str(small_weights), "-q", *FAST]
+    runs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    outcomes = [(run.communicate(timeout=300), run.returncode) for run in runs]
+    assert [code for _, code in outcomes] == [0, 0], [err for (_, err), _ in outcomes]
+    written = sorted(out.strip() for (out, _), _ in outcomes)
+    assert written == [str(photo_file.with_name("holiday photo.deblur-2.png")),
+                       str(photo_file.with_name("holiday photo.deblur.png"))]
+
+
+@pytest.mark.parametrize("settings", [["--backend", "paddle", "--precision", "bf16"],
+                                      ["--backend", "openvino", "--device", "gpu"]])
+def test_settings_that_cannot_run_are_refused_once_before_any_photo(photo_file, small_weights, settings):
+    result = cmfnet("restore", photo_file, photo_file, "--task", "deblur", "--weights", small_weights,
+                    "-q", *settings)
+    assert result.returncode == 2 and result.stderr.count("error:") == 1, result.stderr
+    assert sorted(p.name for p in photo_file.parent.iterdir()) == [photo_file.name]

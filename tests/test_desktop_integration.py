@@ -193,6 +193,14 @@ def test_install_writes_every_linux_entry(home, stub_python):
     assert manifest["python"] == str(stub_python)
 
 
+def test_installing_again_reports_the_files_as_replaced(home, stub_python):
+    first = installed(home, stub_python)
+    again = installed(home, stub_python)
+    lines = again.lines()
+    assert sorted(lines) == sorted(f"replaced {p}" for p in first.written)
+    assert not any(line.startswith("removed") for line in lines)
+
+
 def test_desktop_entry_contents(home, stub_python):
     installed(home, stub_python)
     entry = read_entry(home / ".local/share/applications/cmfnet-restore.desktop")

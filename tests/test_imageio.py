@@ -173,6 +173,19 @@ def test_existing_file_is_never_replaced_without_overwrite(tmp_path, photo_rgb):
     assert [p.name for p in tmp_path.iterdir()] == ["taken.png"]  # no temporary file left
 
 
+def test_a_name_taken_meanwhile_moves_on_to_the_next_counter(tmp_path, photo_rgb):
+    """Another run may take the chosen name while this one restores: both keep their work."""
+    source = tmp_path / "my photo.png"
+    chosen = output_path(source, "deblur")
+    chosen.write_bytes(b"the other run's result")
+    (tmp_path / "my photo.deblur-2.png").write_bytes(b"and a third's")
+    written = write_image(chosen, photo_rgb, next_free=True)
+    assert written == tmp_path / "my photo.deblur-3.png"
+    assert read_image(written).pixels.shape == photo_rgb.shape
+    assert chosen.read_bytes() == b"the other run's result"
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
 def test_read_only_folder_gives_a_clear_error_and_leaves_nothing(tmp_path, photo_rgb):
     folder = tmp_path / "locked"
     folder.mkdir()

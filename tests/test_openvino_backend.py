@@ -355,3 +355,21 @@ def test_bench_recommends_smaller_tile_within_ten_percent():
     assert _recommend(cases, 12.0).precision == "fp32"  # whichever precision is faster here
     cases = [case(256, 1000, threads=1), case(256, 1050, threads=2)]
     assert _recommend(cases, 12.0).threads == 2  # all cores unless clearly slower
+
+
+def test_a_bf16_request_on_a_cpu_without_it_gets_a_note_up_front(monkeypatch):
+    from cmfnet_core import openvino_backend as ovb
+    from cmfnet_core.backends import check_options
+
+    monkeypatch.setattr(ovb, "cpu_has_bf16", lambda: False)
+    assert check_options(backend="openvino", precision="bf16") == ("openvino", [ovb.NO_BF16_NOTE])
+    monkeypatch.setattr(ovb, "cpu_has_bf16", lambda: True)
+    assert check_options(backend="openvino", precision="bf16") == ("openvino", [])
+
+
+def test_bench_reports_the_precision_that_ran(ov_cache, plain):
+    from cmfnet_core import bench
+
+    case = bench.Case("openvino", "bf16", 64, 1)
+    bench._prepare(case, plain)
+    assert case.error is None and case.precision == EXPECTED_BF16_RUN

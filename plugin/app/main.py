@@ -37,6 +37,12 @@ def install_excepthook(window) -> None:
 def main(argv: list[str] | None = None) -> int:
     args, qt_args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from .qt_platform import xcb_problem
+
+    problem = xcb_problem(qt_args)  # Qt would abort the process with a message few can act on
+    if problem:
+        print(f"cmfnet-gui: error: {problem}", file=sys.stderr)
+        return 2
 
     from PyQt6.QtGui import QIcon
     from PyQt6.QtWidgets import QApplication

@@ -457,7 +457,11 @@ class Report:
     skipped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return ([f"wrote   {p}" for p in self.written] + [f"removed {p}" for p in self.removed]
+        """One line per path, in the words of what happened to it in the end: a file the
+        previous install had and this one wrote again is ``replaced``, not removed."""
+        replaced = set(self.written) & set(self.removed)
+        return ([f"{'replaced' if p in replaced else 'wrote   '} {p}" for p in self.written]
+                + [f"removed  {p}" for p in self.removed if p not in replaced]
                 + [f"registry HKCU\\{k}" for k in self.registry]
                 + [f"skipped {s}" for s in self.skipped])
 
@@ -621,6 +625,10 @@ def install_integrations(python_exe: str | os.PathLike, project_dir: str | os.Pa
             manifest["generated"] = [str(_mime_cache())]  # by update-desktop-database
     finally:
         _save_manifest(mpath, manifest)
+    # what the previous install had and this one made again (folders, the MIME cache) was not
+    # removed, in the end; files written again are reported as replaced
+    report.removed = [p for p in report.removed
+                      if p in report.written or not os.path.lexists(p.rstrip(os.sep))]
     return report
 
 
