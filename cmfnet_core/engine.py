@@ -5,9 +5,11 @@ The CLI, the Qt app and the GIMP bridge all call it the same way::
     restorer = Restorer("dehaze")                      # bundled or imported weights
     out = restorer.restore(image, progress=report, cancel=token)
 
-The image is cut into overlapping tiles (see ``tiling.py``), so memory is
-bounded by the tile size, not the photo; progress is reported per tile and a
-cancel request is honoured between tiles.
+The image is cut into overlapping tiles fitted to it (see ``tiling.py``) and
+finished one row of tiles at a time, written straight into the output array:
+beyond the photo and its result, memory is one row of tiles in floats, not
+the photo's size in floats. Progress is reported per tile and a cancel
+request is honoured between tiles.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import Backend, check_options, make_backend
-from .tiling import blend_weights, pad_image, plan_tiles
+from .tiling import axis_weight_sums, blend_weights, plan_tiles, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
 ProgressCallback = Callable[[int, int], None]
@@ -26,6 +28,7 @@ DEFAULT_TILE = 256  # full-size weights; lighter ones default to LIGHT_TILE
 LIGHT_TILE = 512  # measured: same throughput per pixel from 384 to 768, less overlap overhead
 DEFAULT_OVERLAP = 32
 PREVIEW_LONG_SIDE = 512
+EMIT_ROWS = 16  # finished rows converted to the output's pixel type per step
 
 
 class Cancelled(Exception):
@@ -120,26 +123,69 @@ class Restorer:
         height, width = colour.shape[:2]
         scale = _scale_of(image.dtype)
         padded, tiles = plan_tiles(height, width, self.tile, self.overlap)
-        source = pad_image(colour, padded)
-        total = np.zeros((*padded, 3), np.float32)
-        weight = np.zeros((*padded, 1), np.float32)
+        band = _Band(padded, tiles, self.overlap)
+        out = np.empty(image.shape, image.dtype)
+
+        def emit(rows: slice) -> None:
+            """Write finished rows straight into the output, in the caller's pixel type,
+            a few at a time so the float temporaries stay small even for a wide panorama."""
+            for start in range(rows.start, rows.stop, EMIT_ROWS):
+                chunk = slice(start, min(start + EMIT_ROWS, rows.stop))
+                restored = band.finished(chunk, width)
+                out[chunk] = merge_channels(restored, None if alpha is None else alpha[chunk], gray,
+                                            image.dtype).reshape(out[chunk].shape)
+
         if progress:
             progress(0, len(tiles))
         for done, tile in enumerate(tiles, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            patch = source[tile.slices].astype(np.float32) / scale
+            if tile.y != band.top:  # a new row of tiles: the rows above it are final
+                emit(slice(band.top, min(tile.y, height)))
+                band.move_to(tile.y)
+            patch = take_tile(colour, tile).astype(np.float32) / scale
             result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0]
-            mask = blend_weights(tile, padded, self.overlap)[..., None]
-            total[tile.slices] += result.transpose(1, 2, 0) * mask
-            weight[tile.slices] += mask
+            band.add(tile, result.transpose(1, 2, 0))
             if progress:
                 progress(done, len(tiles))
-        restored = total[:height, :width]  # normalised in place: a long photo is large as floats
-        restored /= weight[:height, :width]
-        np.clip(restored, 0.0, 1.0, out=restored)
-        del source, weight
-        return merge_channels(restored, alpha, gray, image.dtype)
+        emit(slice(band.top, height))
+        return out
+
+
+class _Band:
+    """The float accumulator for one row of tiles (tile height x padded width x 3).
+
+    The grid's blend weight is separable (a sum of ramps per axis), so only the
+    results need a buffer: beyond the photo and its output, restoring holds one
+    row of tiles in floats, whatever the photo's size.
+    """
+
+    def __init__(self, padded: tuple[int, int], tiles: list, overlap: int):
+        first = tiles[0]
+        ys = sorted({t.y for t in tiles})
+        xs = sorted({t.x for t in tiles})
+        self.height, self.overlap, self.padded, self.top = first.h, overlap, padded, 0
+        self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap)
+        self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap)
+        self.total = np.zeros((first.h, padded[1], 3), np.float32)
+
+    def add(self, tile, result: np.ndarray) -> None:
+        mask = blend_weights(tile, self.padded, self.overlap)[..., None]
+        self.total[:, tile.x:tile.x + tile.w] += result * mask
+
+    def finished(self, rows: slice, width: int) -> np.ndarray:
+        """Blended float RGB in [0, 1] for ``rows`` (all above the current row's unfinished part)."""
+        local = self.total[rows.start - self.top:rows.stop - self.top, :width]
+        weight = self.row_weight[rows, None, None] * self.col_weight[None, :width, None]
+        restored = local / weight
+        return np.clip(restored, 0.0, 1.0, out=restored)
+
+    def move_to(self, top: int) -> None:
+        """Shift the buffer down to the next row of tiles, which starts at ``top``."""
+        shift = top - self.top
+        self.total[:-shift] = self.total[shift:].copy() if shift < self.height else 0.0
+        self.total[max(self.height - shift, 0):] = 0.0
+        self.top = top
 
 
 def _scale_of(dtype: np.dtype) -> float:

@@ -17,7 +17,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QMimeData, QPointF, QRect, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPointF, QRect, QSettings, Qt, QUrl  # noqa: E402
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
@@ -27,6 +27,7 @@ from plugin.app.jobs import EngineOptions, Job  # noqa: E402
 from plugin.app.settings import AppSettings  # noqa: E402
 from plugin.app.window import MainWindow  # noqa: E402
 from plugin.app.workers import JobRunner  # noqa: E402
+from tests.test_hardening import leftovers, snapshot  # noqa: E402
 
 SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
 TIMEOUT = 30_000  # ms; generous, the machine running CI may be busy
@@ -133,6 +134,54 @@ def window(make_window, weights) -> MainWindow:
     return make_window()
 
 
+class FirstTileHold:
+    """Holds a full-resolution run (Apply or a batch photo) on its worker thread right after
+    its first tile, until the test releases it or the run is cancelled.
+
+    What the tests check (the event loop runs meanwhile, Cancel or closing stops the run
+    part way) then happens at one known point of the run instead of racing 6 fast tiles."""
+
+    def __init__(self):
+        self.released = threading.Event()
+        self.held_on: list[int] = []  # the threads that were held, one entry a hold
+        self.released_in_time: list[bool] = []
+        self.tiles_done: list[int] = []  # every tile the worker finished, seen on its own thread
+
+    def release(self) -> None:
+        self.released.set()
+
+    def wrap(self, work):
+        def held(progress, cancel):
+            original_cancel = cancel.cancel
+
+            def cancel_and_release():  # the flag is set first, so the run stops at the next tile
+                original_cancel()
+                self.released.set()
+
+            cancel.cancel = cancel_and_release
+
+            def report(done, total):
+                self.tiles_done.append(done)
+                progress(done, total)  # queued to the GUI thread before the hold
+                if done == 1:
+                    self.held_on.append(threading.get_ident())
+                    # a hang guard only: the GUI thread or the cancel releases it
+                    self.released_in_time.append(self.released.wait(TIMEOUT / 1000))
+
+            return work(report, cancel)
+        return held
+
+
+@pytest.fixture
+def first_tile_hold(monkeypatch) -> FirstTileHold:
+    hold = FirstTileHold()
+    for name in ("restore_work", "batch_work"):
+        make = getattr(jobs, name)
+        monkeypatch.setattr(jobs, name, lambda *a, make=make, **k: hold.wrap(make(*a, **k)))
+    yield hold
+    hold.release()  # a failed test must not leave a worker waiting
+
+
 def wait_job(qtbot, runner: JobRunner, kind: str, trigger):
     """Run ``trigger`` and wait until a job of ``kind`` has finished; return (job, outcome)."""
     outcome = {}
@@ -186,20 +235,23 @@ def test_open_shows_photo_then_preview(qtbot, window, photo):
     assert window.settings.recent_files()[0] == str(photo.resolve())
 
 
-def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot, window, photo):
+def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot, window, photo,
+                                                                          first_tile_hold):
     open_photo(qtbot, window, photo)
-    ticks = []
-    timer = QTimer()
-    timer.timeout.connect(lambda: ticks.append(1))
-    timer.start(5)
     progress = []
-    window.engine.progress.connect(lambda j, done, total: progress.append((done, total)))
+
+    def on_progress(job, done, total):
+        progress.append((done, total))
+        if done == 1:  # delivered by the GUI event loop while the worker waits for it
+            first_tile_hold.release()
+
+    window.engine.progress.connect(on_progress)
     job, (outcome, result) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
-    timer.stop()
     assert outcome == "succeeded"
     assert job.thread_id is not None and job.thread_id != threading.get_ident()
     assert window.engine.worker_thread() is not QApplication.instance().thread()
-    assert len(ticks) >= 3, "the GUI event loop stalled during the run"
+    # the run was held mid-way on its worker until the GUI thread answered: a stalled loop never would
+    assert first_tile_hold.held_on == [job.thread_id] and first_tile_hold.released_in_time == [True]
     total = progress[-1][1]
     assert total == 6 and progress == [(i, total) for i in range(total + 1)]
     assert window.document.result is result and result.shape == (96, 128, 3)
@@ -209,22 +261,39 @@ def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot,
     assert not window.close() and window.isVisible() and "unsaved" in window.prompts.asked
 
 
-def test_cancel_stops_within_a_tile_and_leaves_no_output(qtbot, window, photo):
+def test_cancel_stops_after_the_running_tile_and_keeps_no_result(qtbot, window, photo, first_tile_hold):
     open_photo(qtbot, window, photo)
-    before = sorted(photo.parent.iterdir())
     progress = []
 
     def on_progress(job, done, total):
         progress.append(done)
         if done == 1:
-            window.progress.cancel_button.click()  # the real Cancel button
+            window.progress.cancel_button.click()  # the real Cancel button, while tile 2 waits
 
     window.engine.progress.connect(on_progress)
     job, (outcome, _) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply_action.trigger)
     assert outcome == "cancelled"
-    assert max(progress) <= 2  # at most the tile that was running when Cancel was clicked
+    assert first_tile_hold.released_in_time == [True]  # released by the cancel itself
+    assert progress == [0, 1] and first_tile_hold.tiles_done == [0, 1]  # not one tile more
     assert window.document.result is None and not window.isWindowModified()
-    assert sorted(photo.parent.iterdir()) == before
+    assert not window.save_action.isEnabled()  # nothing to save: the photo is as it was opened
+
+
+def test_cancelling_a_batch_part_way_through_a_photo_writes_nothing(qtbot, window, photo, first_tile_hold):
+    """A batch run writes each result beside its photo: cancelled mid-photo, it writes none."""
+    before = snapshot(photo.parent)
+    window.batch.add_files([photo])
+
+    def on_progress(job, done, total):
+        if job.kind == jobs.BATCH and done == 1:
+            window.progress.cancel_button.click()
+
+    window.engine.progress.connect(on_progress)
+    with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
+        window.batch.run_button.click()
+    assert [e.status for e in window.batch.entries] == ["Cancelled"]
+    assert first_tile_hold.released_in_time == [True] and first_tile_hold.tiles_done == [0, 1]
+    assert snapshot(photo.parent) == before and leftovers(photo.parent) == []
 
 
 def test_save_writes_name_task_ext_and_keeps_the_original(qtbot, window, photo):
@@ -369,15 +438,18 @@ def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, win
     assert window.batch.entries[2].detail and "Failed" in window.batch.table.item(2, 1).text()
 
 
-def test_closing_during_a_run_cancels_cleanly(qtbot, window, photo):
-    open_photo(qtbot, window, photo)
-    before = sorted(photo.parent.iterdir())
+def test_closing_during_a_batch_run_cancels_it_and_writes_nothing(qtbot, window, photo, first_tile_hold):
+    before = snapshot(photo.parent)
+    window.batch.add_files([photo])
     with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT,
-                          check_params_cb=lambda j, done, total: j.kind == jobs.APPLY and done >= 1):
-        window.apply_action.trigger()
+                          check_params_cb=lambda j, done, total: j.kind == jobs.BATCH and done == 1):
+        window.batch.run_button.click()
+    # the worker is held after tile 1 of 6: closing now is closing during the run, every time
     assert window.close()
     assert window.engine.worker_thread().isFinished()
-    assert sorted(photo.parent.iterdir()) == before
+    assert first_tile_hold.released_in_time == [True]  # the close cancelled it (else: hang guard)
+    assert first_tile_hold.tiles_done == [0, 1]  # stopped within the tile, not at the end
+    assert snapshot(photo.parent) == before and leftovers(photo.parent) == []
 
 
 # --- the job runner on its own (no engine) ----------------------------------------------------

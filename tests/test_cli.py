@@ -66,18 +66,42 @@ def test_progress_lines_for_other_programs(photo_file, small_weights):
     assert [int(done) for _, done, _ in lines] == list(range(total + 1))
 
 
+# `cmfnet` with one hold: after its first tile it waits for stdin to close. The test sends
+# its signal first and closes stdin after, so the signal always lands between tiles 1 and 2
+# (4 fast tiles would otherwise race it to the end and write the output).
+HOLD_AFTER_FIRST_TILE = """
+import sys
+from cmfnet_core.engine import Restorer
+restore = Restorer.restore
+def held(self, image, *args, progress=None, **kwargs):
+    def report(done, total):
+        progress(done, total)
+        if done == 1:
+            sys.stdin.read()
+    return restore(self, image, *args, progress=report, **kwargs)
+Restorer.restore = held
+from cmfnet_core.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupting_a_run_leaves_no_output(photo_file, small_weights, sig):
     process = subprocess.Popen(
-        [sys.executable, "-m", "cmfnet_core.cli", "restore", str(photo_file), "--task", "deblur",
+        [sys.executable, "-c", HOLD_AFTER_FIRST_TILE, "restore", str(photo_file), "--task", "deblur",
          "--weights", str(small_weights), "--progress-lines", *FAST],
-        cwd=ROOT, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        cwd=ROOT, stdin=subprocess.PIPE, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    progress = []
     for line in process.stderr:
+        if line.startswith("PROGRESS "):
+            progress.append(line)
         if line.startswith("PROGRESS 1 "):
             process.send_signal(sig)
             break
-    process.communicate(timeout=120)
-    assert process.returncode == 130
+    _, rest = process.communicate(timeout=120)  # closes stdin: the held run goes on, interrupted
+    assert process.returncode == 130, rest
+    assert int(progress[0].split()[2]) > 1 and len(progress) == 2  # interrupted part way
+    assert "PROGRESS" not in rest  # not one more tile after the signal
     assert sorted(p.name for p in photo_file.parent.iterdir()) == [photo_file.name]
 
 
@@ -144,11 +168,14 @@ def test_an_out_dir_that_cannot_be_created_says_why(photo_file, small_weights, t
 
 def test_a_reader_that_closes_early_gets_no_traceback():
     """`cmfnet weights list | head -1`: the pipe is closed before cmfnet writes."""
-    process = subprocess.Popen([sys.executable, "-m", "cmfnet_core.cli", "weights", "list"], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    process.stdout.close()
-    stderr = process.stderr.read()
-    process.wait(timeout=120)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before cmfnet starts, so it is closed whenever cmfnet writes
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "cmfnet_core.cli", "weights", "list"], cwd=ROOT,
+                                   stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    _, stderr = process.communicate(timeout=120)
     assert stderr == ""
     assert process.returncode == 141
 

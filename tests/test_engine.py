@@ -77,13 +77,35 @@ def test_cancel_stops_between_tiles(small_restorer, photo_rgb):
     assert seen == [0, 1]
 
 
-def test_cancel_from_another_thread(small_restorer, photo_rgb):
+def test_cancel_from_another_thread_during_a_restore(small_restorer, photo_rgb):
+    """As the app does: the GUI thread cancels while a worker thread is inside ``restore``."""
     token = CancelToken()
-    canceller = threading.Thread(target=token.cancel)
-    canceller.start()
-    canceller.join()
-    with pytest.raises(Cancelled):
-        small_restorer.restore(photo_rgb, cancel=token)
+    first_tile_done = threading.Event()
+
+    def canceller():
+        if first_tile_done.wait(timeout=120):  # a hang guard only: the restore signals it
+            token.cancel()
+
+    thread = threading.Thread(target=canceller)
+    thread.start()
+    seen = []
+
+    def progress(done, total):
+        seen.append((done, total))
+        if done == 1:
+            # a handshake, not a timer: hold the restore here until the other thread has cancelled
+            first_tile_done.set()
+            thread.join(timeout=120)
+
+    try:
+        with pytest.raises(Cancelled):
+            small_restorer.restore(photo_rgb, progress=progress, cancel=token)
+    finally:
+        first_tile_done.set()  # never leave the canceller waiting if restore failed early
+        thread.join()
+    planned = seen[0][1]
+    assert planned > 1 and token.cancelled
+    assert max(done for done, _ in seen) < planned  # stopped part way, not after the last tile
 
 
 def test_sixteen_bit_stays_sixteen_bit(small_restorer, photo_rgb):

@@ -331,11 +331,12 @@ def test_an_existing_output_is_never_replaced_without_overwrite(tmp_path, photo_
 
 # ==================================================================== interrupted while saving
 
+# The save is held until stdin closes; the test closes it only after its signal is sent.
 SLOW_SAVE = """
-import os, sys, time
+import os, sys
 def slow_fsync(fd):  # the new file is fully written to its temporary name, not yet renamed
     print("WRITING", file=sys.stderr, flush=True)
-    time.sleep(120)
+    sys.stdin.read()
 os.fsync = slow_fsync
 from cmfnet_core.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -352,13 +353,13 @@ def test_an_interrupted_save_leaves_the_old_state(tmp_path, photo_file, small_we
     process = subprocess.Popen(
         [sys.executable, "-c", SLOW_SAVE, "restore", photo_file, "-o", target, "--task", TASK,
          "--weights", small_weights, "-q", *FAST, *(["--overwrite"] if overwrite else [])],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     for line in process.stderr:
         if line.startswith("WRITING"):
             assert len(leftovers(tmp_path)) == 1  # caught in the middle of the save
             process.send_signal(sig)
             break
-    process.communicate(timeout=120)
+    process.communicate(timeout=120)  # closes stdin: the held save goes on, interrupted
     assert process.returncode == 130
     assert snapshot(tmp_path) == before  # the old result (or none), and no .part file
 
@@ -538,9 +539,30 @@ def test_a_40000_x_200_panorama_needs_memory_in_proportion_to_the_photo(tmp_path
     finally:
         tracemalloc.stop()
     assert np.array_equal(out, photo.pixels)  # every tile lands where it belongs, seams blend exactly
-    assert peak < 14 * photo.pixels.nbytes  # float accumulators for the photo (12x measured, was 17x)
+    # the output, plus one row of tiles in floats (4x a photo only one tile high): 6.0x measured, was 12x
+    assert peak < 7 * photo.pixels.nbytes
     written = read_image(write_image(tmp_path / "panorama.deblur.jpg", out, photo.info))
     assert written.pixels.shape == (200, 40_000, 3)
+
+
+def test_a_tall_photo_needs_one_row_of_tiles_in_floats_not_the_photo(small_weights, monkeypatch):
+    """Memory bounded by the tile: finished rows go straight into the output."""
+    import tracemalloc
+
+    from cmfnet_core.engine import Restorer
+
+    pixels = np.random.default_rng(7).integers(0, 256, (4000, 600, 3), dtype=np.uint8)
+    restorer = Restorer(TASK, small_weights, tile=256, overlap=32, backend="paddle")
+    monkeypatch.setattr(restorer, "backend", lambda tile_shape: _Identity())
+    tracemalloc.start()
+    try:
+        out = restorer.restore(pixels)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(out, pixels)
+    row_of_tiles = 256 * 600 * 3 * 4  # float32 RGB
+    assert peak < pixels.nbytes + 3 * row_of_tiles  # the output + about one row of tiles (was 12x the photo)
 
 
 MEASURED_CLI = """
