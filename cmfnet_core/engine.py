@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import Backend, check_options, make_backend
-from .tiling import axis_weight_sums, blend_weights, plan_tiles, take_tile
+from .tiling import MULTIPLE, axis_weight_sums, blend_weights, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
 ProgressCallback = Callable[[int, int], None]
@@ -112,17 +112,19 @@ class Restorer:
             return self._backends[tile_shape]
 
     def restore(self, image: np.ndarray, progress: ProgressCallback | None = None,
-                cancel: CancelToken | None = None) -> np.ndarray:
+                cancel: CancelToken | None = None, *, tile: int | None = None) -> np.ndarray:
         """Restore ``image`` (H x W, H x W x 1-4; uint8, uint16 or float in [0, 1]).
 
         Returns an array of the same shape and dtype. Colour images are RGB(A);
         alpha is passed through untouched; gray is restored through RGB.
         Raises :class:`Cancelled` if ``cancel`` is set between two tiles.
+        ``tile``: the largest tile for this call instead of the restorer's
+        (:meth:`restore_whole` passes the image's own size: one tile).
         """
         colour, alpha, gray = split_channels(image)
         height, width = colour.shape[:2]
         scale = _scale_of(image.dtype)
-        padded, tiles = plan_tiles(height, width, self.tile, self.overlap)
+        padded, tiles = plan_tiles(height, width, tile or self.tile, self.overlap)
         band = _Band(padded, tiles, self.overlap)
         out = np.empty(image.shape, image.dtype)
 
@@ -150,6 +152,14 @@ class Restorer:
                 progress(done, len(tiles))
         emit(slice(band.top, height))
         return out
+
+
+    def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
+                      cancel: CancelToken | None = None) -> np.ndarray:
+        """Restore ``image`` as one tile, whatever the tile setting: for previews, which are
+        small, where tiles would only add overlap work and seams to blend."""
+        side = max(round_up(max(np.shape(image)[:2])), self.overlap + MULTIPLE)
+        return self.restore(image, progress, cancel, tile=side)
 
 
 class _Band:

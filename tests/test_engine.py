@@ -51,6 +51,14 @@ def test_whole_image_path_equals_the_network(small_weights, whole_restorer, conf
     assert np.abs(out.astype(np.float32) / 255 - expected[0].transpose(1, 2, 0)).max() <= 1 / 255 + 1e-4
 
 
+def test_restore_whole_is_one_tile_whatever_the_tile_setting(small_restorer, whole_restorer, photo_rgb):
+    """Previews run in one pass: small_restorer's tile of 64 would cut this crop into 6."""
+    calls = []
+    out = small_restorer.restore_whole(photo_rgb, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 1), (1, 1)]
+    assert np.array_equal(out, whole_restorer.restore(photo_rgb))
+
+
 def test_progress_is_reported_per_tile_in_order(small_restorer, photo_rgb):
     calls = []
     small_restorer.restore(photo_rgb, progress=lambda done, total: calls.append((done, total)))

@@ -122,10 +122,13 @@ def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights
 
 def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
                  weights=None, long_side: int = PREVIEW_LONG_SIDE) -> Work:
-    """Restore a downscaled copy (long side ``long_side``): the instant preview."""
+    """Restore a downscaled copy (long side ``long_side``) in one pass: the instant preview.
+
+    One tile whatever the tile setting (that is for full-resolution runs): a
+    512 x 340 thumbnail cut into tiles of 256 computed 2.3x its pixels."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
         small = downscale(image, long_side)
-        return cache.get(task, options, weights).restore(small, progress=progress, cancel=cancel)
+        return cache.get(task, options, weights).restore_whole(small, progress=progress, cancel=cancel)
     return work
 
 
