@@ -85,7 +85,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     where.add_argument("-o", "--output", metavar="OUT", help="output file (one input only)")
     where.add_argument("--out-dir", metavar="DIR", help="folder for the outputs")
     restore.add_argument("--overwrite", action="store_true",
-                         help="allow replacing an existing output file (even the original, with -o)")
+                         help="replace an existing output: NAME.TASK.EXT from an earlier run "
+                              "(instead of moving on to NAME.TASK-2.EXT), or the -o file "
+                              "(even the original)")
     restore.add_argument("--progress-lines", action="store_true",
                          help="print 'PROGRESS done total' lines to stderr instead of a bar "
                               "(for programs that drive cmfnet)")
@@ -236,7 +238,8 @@ def run_restore(args) -> int:
             photo = read_image(source)
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
-            dest = Path(args.output) if args.output else output_path(source, args.task, args.out_dir)
+            dest = Path(args.output) if args.output else output_path(
+                source, args.task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
                 raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
             restored = restorer.restore(photo.pixels, progress=progress)
@@ -328,7 +331,11 @@ def _terminate(signum, frame):
 
 
 def _handle_termination() -> None:
-    """Turn SIGTERM into KeyboardInterrupt, so pending writes remove their temporary files."""
+    """Turn SIGTERM into KeyboardInterrupt, so pending writes remove their temporary files.
+
+    Called again after each tile: paddle installs its own handler in C when it first
+    runs, which ``signal.getsignal`` cannot see (it still reports ours), so the only
+    way to be sure ours is in place is to set it again; that is one cheap system call."""
     try:
         signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (e.g. called from a test runner thread)

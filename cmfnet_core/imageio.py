@@ -9,7 +9,8 @@ state or the complete new file. An existing file is never replaced unless the
 caller says ``overwrite=True``.
 
 Pillow decodes 8-bit images (it knows CMYK, palettes, EXIF and truncation);
-OpenCV decodes and encodes 16-bit colour, which Pillow cannot hold.
+OpenCV decodes and encodes 16-bit PNG, which Pillow cannot hold; every TIFF
+is written, and a 16-bit one read, by :mod:`cmfnet_core.tiff` (tifffile).
 """
 from __future__ import annotations
 
@@ -17,13 +18,15 @@ import errno
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+from . import tiff
+from .files import write_atomic
 
 DEFAULT_MAX_PIXELS = 250_000_000  # about 16k x 16k; raise with CMFNET_MAX_PIXELS
 EXIF_ORIENTATION = 0x0112
@@ -64,10 +67,26 @@ def max_pixels() -> int:
 
 # --- reading -------------------------------------------------------------------
 
+def _pillow():
+    """Pillow's ``Image``, with its own pixel limit turned off for the process.
+
+    :func:`read_image` checks the size against its limit (CMFNET_MAX_PIXELS)
+    from the header, before decoding. The switch is set once and never put
+    back: set and restored around each read, two threads reading at once
+    could leave each other's setting behind. Pillow is imported on first use,
+    so importing this module stays quick.
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    return Image
+
+
 def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     """Decode a photo upright. Raises :class:`ImageError` naming the file and the reason."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import UnidentifiedImageError
 
+    Image = _pillow()
     path = Path(path)
     limit = limit or max_pixels()
     try:
@@ -87,34 +106,40 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
-    previous = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as image:
-                width, height = image.size
-                if width * height > limit:
-                    raise ImageError(
-                        f"{path}: {width} x {height} pixels is over the limit of {limit:,} "
-                        "(set CMFNET_MAX_PIXELS to allow larger images)")
-                info, pixels = _decode(image, data)
+            page = tiff.first_page(data) if tiff.is_tiff(data) else None
+            if page is not None and page.bits == 16:
+                _check_size(path, page.size, limit)
+                info, pixels = _decode_tiff_16bit(data)
+            else:
+                with Image.open(io.BytesIO(data)) as image:
+                    _check_size(path, image.size, limit)
+                    info, pixels = _decode(image, data)
     except ImageError:
         raise
+    except tiff.Unsupported as exc:
+        raise ImageError(f"{path}: {exc}") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image, or a format this tool does not read "
                          f"({', '.join(s.lstrip('.') for s in READABLE)})") from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error,
-            IndexError, KeyError, TypeError) as exc:  # what Pillow's parsers raise on bad bytes
+            IndexError, KeyError, TypeError) as exc:  # what the parsers raise on bad bytes
         reason = str(exc) or exc.__class__.__name__
         if "truncated" in reason or isinstance(exc, EOFError):
             reason = "the file is truncated"
         raise ImageError(f"{path}: damaged image ({reason})") from None
     except MemoryError:
         raise ImageError(f"{path}: not enough memory to decode this image") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = previous
     return Photo(pixels=pixels, info=info, path=path)
+
+
+def _check_size(path: Path, size: tuple[int, int], limit: int) -> None:
+    width, height = size
+    if width * height > limit:
+        raise ImageError(f"{path}: {width} x {height} pixels is over the limit of {limit:,} "
+                         "(set CMFNET_MAX_PIXELS to allow larger images)")
 
 
 def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
@@ -133,7 +158,7 @@ def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
         # decode now, so damaged pixel data is reported as such; reading EXIF may need
         # the pixels decoded first (PNG), and that step swallows errors on purpose
         image.load()
-    exif_bytes, orientation = _read_exif(image, notes)
+    exif_bytes, orientation = _read_exif(image.getexif, notes, is_tiff=image.format == "TIFF")
     icc = image.info.get("icc_profile") or None
     if depth == 16:
         pixels = _decode_16bit(image, data)
@@ -147,12 +172,49 @@ def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
     return info, np.ascontiguousarray(pixels)
 
 
-def _read_exif(image, notes: list[str]) -> tuple[bytes | None, int]:
+def _decode_tiff_16bit(data: bytes) -> tuple[ImageInfo, np.ndarray]:
+    """A 16-bit TIFF: pixels from tifffile (OpenCV where tifffile lacks the codec)."""
+    from PIL import Image
+
+    notes: list[str] = []
+    tags = Image.Exif()
     try:
-        exif = image.getexif()
+        tags.load(data)  # the TIFF's first directory: ICC, resolution, orientation and EXIF tags
+        icc, dpi = tags.get(tiff.ICC_PROFILE), _tiff_dpi(tags)
+    except (struct.error, ValueError, TypeError, ZeroDivisionError):
+        # a damaged directory, or BigTIFF, which Pillow's EXIF reader does not know
+        icc = dpi = None
+        exif_bytes, orientation = None, 1
+        notes.append("the TIFF's tags could not be read: ICC profile and EXIF were dropped")
+    else:
+        exif_bytes, orientation = _read_exif(lambda: tags, notes, is_tiff=True)
+    pixels = tiff.decode(data)
+    if pixels is None:
+        pixels = _decode_16bit_opencv(data, gray=False)
+    pixels = apply_orientation(pixels, orientation)
+    info = ImageInfo(format="TIFF", bit_depth=16, icc_profile=icc if isinstance(icc, bytes) else None,
+                     exif=exif_bytes, dpi=dpi, notes=tuple(notes))
+    return info, np.ascontiguousarray(pixels)
+
+
+def _tiff_dpi(tags) -> tuple[float, float] | None:
+    """Dots per inch from the resolution tags, as Pillow gives them for 8-bit TIFF."""
+    unit, x, y = tags.get(296, 2), tags.get(282), tags.get(283)
+    if not x or not y or unit not in (2, 3):  # 1: no absolute unit
+        return None
+    per_inch = 2.54 if unit == 3 else 1.0  # 3: per centimetre
+    return float(x) * per_inch, float(y) * per_inch
+
+
+def _read_exif(load_exif, notes: list[str], is_tiff: bool = False) -> tuple[bytes | None, int]:
+    try:
+        exif = load_exif()
         orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
         if not 1 <= orientation <= 8:
             orientation = 1
+        if is_tiff:  # a TIFF's EXIF is its first directory: keep the photo's tags, not the layout
+            for tag in tiff.LAYOUT_TAGS:
+                exif.pop(tag, None)
         if not exif:
             return None, orientation
         exif[EXIF_ORIENTATION] = 1
@@ -175,11 +237,16 @@ def _bit_depth(image, data: bytes) -> int:
 
 
 def _decode_16bit(image, data: bytes) -> np.ndarray:
-    import cv2
-
     if image.mode.startswith("I;16") and image.format != "PNG":
         image.load()
         return np.asarray(image).astype(np.uint16)
+    return _decode_16bit_opencv(data, gray=image.format == "PNG" and data[25] in (0, 4))
+
+
+def _decode_16bit_opencv(data: bytes, gray: bool) -> np.ndarray:
+    """Decode with OpenCV; ``gray``: the file holds gray (+ alpha), which OpenCV widens."""
+    import cv2
+
     level = cv2.utils.logging.getLogLevel()
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings: not one line
     try:
@@ -193,8 +260,7 @@ def _decode_16bit(image, data: bytes) -> np.ndarray:
         pixels = pixels.astype(np.uint16) * 257
     if pixels.ndim == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGBA if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-        gray_source = image.format == "PNG" and data[25] in (0, 4)
-        if gray_source:  # OpenCV expands gray (+alpha) to colour; give it back as gray
+        if gray:  # OpenCV expands gray (+alpha) to colour; give it back as gray
             pixels = pixels[..., [0, 3]] if pixels.shape[2] == 4 else pixels[..., 0]
     return pixels
 
@@ -238,14 +304,20 @@ def apply_orientation(pixels: np.ndarray, orientation: int) -> np.ndarray:
 
 # --- naming --------------------------------------------------------------------
 
-def output_path(source: str | os.PathLike, task: str, out_dir: str | os.PathLike | None = None) -> Path:
-    """``NAME.TASK.EXT`` beside the source (or in ``out_dir``), with a counter if taken."""
+def output_path(source: str | os.PathLike, task: str, out_dir: str | os.PathLike | None = None,
+                reuse: bool = False) -> Path:
+    """``NAME.TASK.EXT`` beside the source (or in ``out_dir``), with a counter if taken.
+
+    With ``reuse`` the name itself even when taken: the caller replaces an
+    earlier output (``cmfnet restore --overwrite``). It is never the source,
+    whose name has no ``.TASK`` before the extension.
+    """
     source = Path(source)
     folder = Path(out_dir) if out_dir is not None else source.parent
     suffix = source.suffix if source.suffix.lower() in SUFFIX_FORMAT else ".png"
     candidate = folder / f"{source.stem}.{task}{suffix}"
     counter = 2
-    while candidate.exists() or candidate.is_symlink():
+    while not reuse and (candidate.exists() or candidate.is_symlink()):
         candidate = folder / f"{source.stem}.{task}-{counter}{suffix}"
         counter += 1
     return candidate
@@ -273,12 +345,14 @@ def encode_image(pixels: np.ndarray, fmt: str, info: ImageInfo | None = None) ->
     """Encode to ``fmt`` in memory, keeping depth (where the format can) and metadata."""
     info = info or ImageInfo(format=fmt, bit_depth=16 if pixels.dtype == np.uint16 else 8)
     pixels = np.ascontiguousarray(pixels)
-    if pixels.dtype == np.uint16 and fmt in ("PNG", "TIFF"):
-        return _encode_16bit(pixels, fmt, info)
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ImageError(f"cannot encode {pixels.dtype} pixels")
+    if fmt == "TIFF":
+        return tiff.encode(pixels, info.icc_profile, info.exif, info.dpi)
+    if pixels.dtype == np.uint16 and fmt == "PNG":
+        return _encode_16bit_png(pixels, info)
     if pixels.dtype == np.uint16:  # JPEG, WebP and BMP hold 8 bits only
         pixels = np.rint(pixels / 257.0).astype(np.uint8)
-    if pixels.dtype != np.uint8:
-        raise ImageError(f"cannot encode {pixels.dtype} pixels")
     return _encode_8bit(pixels, fmt, info)
 
 
@@ -296,37 +370,31 @@ def _encode_8bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
     options = {}
     if info.icc_profile and fmt != "BMP":
         options["icc_profile"] = info.icc_profile
-    if info.exif and fmt in ("JPEG", "PNG", "TIFF", "WEBP"):
+    if info.exif and fmt in ("JPEG", "PNG", "WEBP"):
         options["exif"] = info.exif
-    if info.dpi and fmt in ("JPEG", "PNG", "TIFF"):
+    if info.dpi and fmt in ("JPEG", "PNG"):
         options["dpi"] = info.dpi
     if fmt == "JPEG":
         options.update(quality=95, subsampling=0)
     elif fmt == "WEBP":
         options.update(quality=95)
-    elif fmt == "TIFF":
-        options.update(compression="tiff_lzw")
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **options)
     return buffer.getvalue()
 
 
-def _encode_16bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
+def _encode_16bit_png(pixels: np.ndarray, info: ImageInfo) -> bytes:
     import cv2
 
     if pixels.ndim == 3 and pixels.shape[2] == 2:
-        if fmt == "PNG":  # OpenCV cannot write gray + alpha; PNG colour type 4 is simple enough
-            return _png_with_metadata(_png_gray_alpha_16(pixels), info)
-        pixels = np.dstack([pixels[..., 0]] * 3 + [pixels[..., 1]])  # TIFF: as RGBA
+        # OpenCV cannot write gray + alpha; PNG colour type 4 is simple enough
+        return _png_with_metadata(_png_gray_alpha_16(pixels), info)
     if pixels.ndim == 3 and pixels.shape[2] in (3, 4):
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(".png" if fmt == "PNG" else ".tiff", pixels)
+    ok, encoded = cv2.imencode(".png", pixels)
     if not ok:
-        raise ImageError(f"could not encode a 16-bit {fmt}")
-    data = encoded.tobytes()
-    if fmt == "PNG":
-        data = _png_with_metadata(data, info)
-    return data
+        raise ImageError("could not encode a 16-bit PNG")
+    return _png_with_metadata(encoded.tobytes(), info)
 
 
 def _png_gray_alpha_16(pixels: np.ndarray) -> bytes:
@@ -372,7 +440,7 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, info: ImageInfo | N
 
 
 def atomic_write(path: Path, data: bytes, overwrite: bool = False, next_free: bool = False) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, then move it into place.
+    """Write ``data`` atomically (:func:`cmfnet_core.files.write_atomic`), errors as ImageError.
 
     Returns the path written (another name only with ``next_free``).
     """
@@ -381,58 +449,13 @@ def atomic_write(path: Path, data: bytes, overwrite: bool = False, next_free: bo
         raise ImageError(f"{path}: the folder {folder} does not exist")
     if not overwrite and not next_free and (path.exists() or path.is_symlink()):
         raise ImageError(f"{path}: already exists (not overwritten)")
-    tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-        os.chmod(tmp, new_file_mode(path if overwrite else None))  # mkstemp makes it 0600
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-            return path
-        while not _claim(tmp, path):
-            if not next_free:
-                raise ImageError(f"{path}: already exists (not overwritten)")
-            path = next_counter_name(path)
-        return path
+        return write_atomic(path, data, overwrite=overwrite,
+                            next_name=next_counter_name if next_free else None)
+    except FileExistsError:
+        raise ImageError(f"{path}: already exists (not overwritten)") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({_describe(exc)})") from None
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-
-
-def _claim(tmp: str, path: Path) -> bool:
-    """Give the finished temporary file the name ``path`` unless it is taken (then False)."""
-    try:  # a hard link fails if the name exists, even one a racing writer just took
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    except OSError:  # file systems without hard links: reserve the name, then move onto it
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        except FileExistsError:
-            return False
-        os.replace(tmp, path)
-        return True
-
-
-def new_file_mode(replacing: Path | None = None) -> int:
-    """Permissions for a new file: those of the file it replaces, else 0666 less the umask."""
-    if replacing is not None:
-        try:
-            return replacing.stat().st_mode & 0o7777
-        except OSError:
-            pass
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
-    except (OSError, StopIteration, ValueError):
-        umask = 0o022
-    return 0o666 & ~umask
 
 
 def _describe(exc: OSError) -> str:

@@ -18,14 +18,13 @@ import hashlib
 import json
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
-from .imageio import new_file_mode
+from .files import write_atomic
 from .network_config import Config, expected_shapes
 
 TASKS = ("deblur", "dehaze", "deraindrop")
@@ -217,21 +216,6 @@ def build_network(weights: Weights, local_window: int = 0):
 
 # --- writing -------------------------------------------------------------------
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, new_file_mode())  # mkstemp makes it 0600
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, provenance: dict) -> Path:
     """Write the project format: ``path`` (.pdparams, a plain pickle of float32 arrays
     that ``paddle.load`` also reads) and its ``.json`` sidecar."""
@@ -239,7 +223,8 @@ def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, proven
     if task not in TASKS:
         raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in weights.state.items()}, protocol=4)
-    _atomic_write_bytes(path, payload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, payload, overwrite=True)
     meta = {
         "format": FORMAT,
         "task": task,
@@ -247,7 +232,7 @@ def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, proven
         "sha256": hashlib.sha256(payload).hexdigest(),
         "provenance": provenance,
     }
-    _atomic_write_bytes(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode())
+    write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), overwrite=True)
     return path
 
 

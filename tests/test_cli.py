@@ -29,6 +29,11 @@ def test_restore_writes_name_task_ext_beside_the_original(photo_file, small_weig
     assert photo_file.read_bytes() == before
     again = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q", *FAST)
     assert again.stdout.strip().endswith("holiday photo.deblur-2.png")
+    out.write_bytes(b"the first result")
+    replaced = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q",
+                      "--overwrite", *FAST)
+    assert replaced.stdout.strip() == str(out) and out.read_bytes() != b"the first result"
+    assert not photo_file.with_name("holiday photo.deblur-3.png").exists()
 
 
 def test_a_bad_file_fails_alone_and_the_exit_code_says_so(tmp_path, photo_file, small_weights):
@@ -122,6 +127,25 @@ def test_help_teaches_and_does_not_load_the_frameworks():
          "print(sorted(m for m in ('paddle', 'openvino', 'torch', 'PyQt6') if m in sys.modules))"],
         capture_output=True, text=True, cwd=ROOT)
     assert probe.stdout.strip().endswith("[]")
+
+
+def test_the_package_exports_the_engine_contract():
+    """docs/ARCHITECTURE.md's imports work, and ``__all__`` is the contract, no more."""
+    import cmfnet_core
+    from cmfnet_core import engine, imageio, weights
+
+    assert sorted(cmfnet_core.__all__) == ["CancelToken", "Cancelled", "ImageError", "Restorer",
+                                           "TASKS", "WeightsError", "load_network"]
+    star: dict = {}
+    exec("from cmfnet_core import *", star)
+    assert star["Restorer"] is engine.Restorer and star["CancelToken"] is engine.CancelToken
+    assert star["Cancelled"] is engine.Cancelled and star["ImageError"] is imageio.ImageError
+    assert star["WeightsError"] is weights.WeightsError and star["TASKS"] == weights.TASKS
+    doc = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    imports = [line for line in doc.splitlines() if line.startswith("from cmfnet_core import")]
+    assert imports
+    for line in imports:
+        exec(line, {})
 
 
 def test_usage_errors_exit_2():

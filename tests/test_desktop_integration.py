@@ -27,6 +27,7 @@ sys.path.insert(0, str(PROJECT))
 
 from plugin.desktop import integration  # noqa: E402
 from plugin.desktop import restore_here  # noqa: E402
+from tests.conftest import CONFORMANCE  # noqa: E402
 
 RUNNER = str(PROJECT / "plugin" / "desktop" / "restore_here.py")
 
@@ -171,6 +172,27 @@ def all_files(root: Path) -> set[str]:
 
 # --------------------------------------------------------------------------- install
 
+def test_the_entries_offer_the_engines_tasks():
+    """Copies of cmfnet_core.TASKS (these modules cannot import it): kept equal here."""
+    from cmfnet_core import TASKS
+
+    assert integration.TASKS == restore_here.TASKS == TASKS
+    assert set(integration.TASK_LABELS) == set(restore_here.TASK_VERBS) == set(TASKS)
+
+
+def test_integration_and_runner_need_only_the_standard_library():
+    """install.py may import the integration with a Python that has no numpy (so no
+    cmfnet_core), and the runner may be started by one: both import with no site-packages."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import plugin.desktop.integration, plugin.desktop.restore_here\n"
+            "outside = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)\n"
+            "print(sorted(outside - {'plugin', '__main__'}))")
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(PROJECT)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def test_install_writes_every_linux_entry(home, stub_python):
     report = installed(home, stub_python)
     data = home / ".local" / "share"
@@ -289,6 +311,24 @@ def test_runner_runs_cmfnet_restore_and_notifies(tmp_path, stub_python, photos, 
                     "--open", str(photos[0])], env=env, check=True)
     assert stub_python.calls()[-1]["argv"] == ["-m", "cmfnet_core.cli", "gui", "--task", "deblur",
                                                str(photos[0])]
+
+
+@pytest.mark.parametrize("printed,named", [
+    (["{folder}/beach.dehaze-2.jpg"], "beach.dehaze-2.jpg"),  # the name the CLI really wrote
+    ([], "saved beside the original"),  # nothing printed: no name is made up
+])
+def test_runner_names_the_file_the_cli_wrote(tmp_path, photos, printed, named):
+    cli = tmp_path / "cli-python"
+    lines = "".join(f"echo '{line.format(folder=photos[0].parent)}'\n" for line in printed)
+    cli.write_text(f"#!/bin/sh\n{lines}exit 0\n")
+    cli.chmod(0o755)
+    env = dict(os.environ, PATH="/usr/bin:/bin", XDG_STATE_HOME=str(tmp_path / "state"))
+    res = subprocess.run([sys.executable, RUNNER, "--python", str(cli), "--task", "dehaze",
+                          "--save", str(photos[0])], env=env, capture_output=True, text=True)
+    assert res.returncode == 0
+    done = res.stderr.splitlines()[-1]
+    assert done.startswith("Dehazed beach.jpg") and named in done
+    assert "beach.dehaze.jpg" not in done
 
 
 def test_runner_reports_failure(tmp_path, photos):
@@ -532,9 +572,7 @@ def test_macos_quick_actions_are_valid_plists(home, stub_python):
 
 def _real_engine_ready():
     py = PROJECT / ".venv" / "bin" / "python"
-    weights = PROJECT.parent / "shared" / "conformance" / "small_official.pth"
-    if not weights.is_file():
-        weights = Path("/work/shared/conformance/small_official.pth")
+    weights = CONFORMANCE / "small_official.pth"
     if not py.exists() or not weights.is_file():
         return None
     ok = subprocess.run([str(py), "-c", "import cmfnet_core.cli, PIL, numpy"], cwd=PROJECT,
@@ -576,3 +614,8 @@ def test_nautilus_save_copy_restores_for_real(home, tmp_path):
                    capture_output=True)
     assert (np.asarray(Image.open(out)) == np.asarray(Image.open(expected))).all()
     assert "Deblurred street cat.png" in notes.read_text()
+    # run again: the earlier copy is replaced (--overwrite), not joined by a -2 copy
+    out.write_bytes(b"the earlier copy")
+    subprocess.run([str(script), photo.name], cwd=folder, env=run_env, check=True, timeout=300)
+    assert sorted(p.name for p in folder.iterdir()) == ["street cat.deblur.png", "street cat.png"]
+    assert (np.asarray(Image.open(out)) == np.asarray(Image.open(expected))).all()

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CONFORMANCE
+
 PROJECT = Path(__file__).resolve().parents[1]
 PLUGIN_SRC = PROJECT / "plugin" / "gimp" / "cmfnet-restore"
 GIMP_TESTS = PROJECT / "tests" / "gimp"
@@ -89,6 +91,13 @@ def test_png_writer_matches_pillow(tmp_path, channels, depth):
     with Image.open(path) as im:
         got = np.asarray(im)
     assert (got.reshape(arr.shape) == arr).all()
+
+
+def test_the_bridges_tasks_are_the_engines():
+    """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list."""
+    from cmfnet_core import TASKS
+
+    assert bridge.TASKS == TASKS and set(bridge.TASK_LABELS) == set(TASKS)
 
 
 def test_png_writer_rejects_wrong_size():
@@ -231,9 +240,7 @@ def _gimp_root() -> Path:
 def _test_weights() -> str | None:
     if os.environ.get("CMFNET_TEST_WEIGHTS"):
         return os.environ["CMFNET_TEST_WEIGHTS"]
-    w = PROJECT.parent / "shared" / "conformance" / "small_official.pth"
-    if not w.is_file():
-        w = Path("/work/shared/conformance/small_official.pth")
+    w = CONFORMANCE / "small_official.pth"
     return str(w) if w.is_file() else None
 
 

@@ -71,19 +71,145 @@ def test_sixteen_bit_png_round_trip_keeps_depth_icc_and_exif(tmp_path, srgb_icc)
         assert written.getexif()[0x010F] == "DeepCam"
 
 
-def test_sixteen_bit_tiff_and_gray_alpha(tmp_path):
+LAYOUTS = {"gray": (), "gray_alpha": (2,), "rgb": (3,), "rgba": (4,)}
+
+
+def _pixels(layout: str, depth: int) -> np.ndarray:
+    peak = 65535 if depth == 16 else 255
+    shape = (10, 12, *LAYOUTS[layout])
+    return (np.random.default_rng(len(layout) + depth).random(shape) * peak).astype(
+        np.uint16 if depth == 16 else np.uint8)
+
+
+def _camera_exif() -> bytes:
+    """EXIF as a camera writes it: tags in the first directory and in the Exif and GPS IFDs."""
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"  # Make
+    exif[ORIENTATION] = 1
+    exif.get_ifd(0x8769)[0x9003] = "2024:05:06 07:08:09"  # DateTimeOriginal
+    exif.get_ifd(0x8769)[0x8827] = 400  # ISO
+    exif.get_ifd(0x8825)[0x0001] = "N"  # GPSLatitudeRef
+    return exif.tobytes()
+
+
+def _assert_camera_exif(exif_bytes: bytes) -> None:
+    exif = Image.Exif()
+    exif.load(exif_bytes)
+    assert exif[0x010F] == "TestCam" and exif[ORIENTATION] == 1
+    assert exif.get_ifd(0x8769)[0x9003] == "2024:05:06 07:08:09"
+    assert exif.get_ifd(0x8769)[0x8827] == 400
+    assert exif.get_ifd(0x8825)[0x0001] == "N"
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("depth", [8, 16])
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_lossless_round_trip_keeps_pixels_depth_alpha_icc_and_exif(tmp_path, srgb_icc, suffix,
+                                                                    depth, layout):
+    from cmfnet_core.imageio import ImageInfo
+
+    pixels = _pixels(layout, depth)
+    info = ImageInfo(format="PNG" if suffix == ".png" else "TIFF", bit_depth=depth,
+                     icc_profile=srgb_icc, exif=_camera_exif())
+    again = read_image(write_image(tmp_path / f"out{suffix}", pixels, info))
+    assert again.pixels.dtype == pixels.dtype and again.pixels.shape == pixels.shape
+    assert np.array_equal(again.pixels, pixels)
+    assert again.info.bit_depth == depth
+    assert again.info.icc_profile == srgb_icc
+    _assert_camera_exif(again.info.exif)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("depth", [8, 16])
+def test_jpeg_keeps_gray_or_colour_icc_and_exif_at_8_bits(tmp_path, srgb_icc, depth, layout):
+    from cmfnet_core.imageio import ImageInfo
+
+    pixels = _pixels(layout, depth)
+    info = ImageInfo(format="JPEG", bit_depth=depth, icc_profile=srgb_icc, exif=_camera_exif())
+    again = read_image(write_image(tmp_path / "out.jpg", pixels, info))
+    colour = pixels.ndim == 3 and pixels.shape[2] >= 3
+    assert again.pixels.dtype == np.uint8 and again.info.bit_depth == 8  # JPEG holds 8 bits
+    assert again.pixels.shape == ((10, 12, 3) if colour else (10, 12))  # and no alpha
+    assert again.info.icc_profile == srgb_icc
+    _assert_camera_exif(again.info.exif)
+
+
+def test_tiff_files_are_what_other_readers_expect(tmp_path, srgb_icc):
+    """Gray + alpha stays two samples with an alpha extra sample; the EXIF IFD is a real one."""
+    import cv2
+    import tifffile
+
+    from cmfnet_core.imageio import ImageInfo
+
+    info = ImageInfo(format="TIFF", bit_depth=16, icc_profile=srgb_icc, exif=_camera_exif())
+    gray_alpha = write_image(tmp_path / "ga.tif", _pixels("gray_alpha", 16), info)
+    with tifffile.TiffFile(gray_alpha) as tif:
+        page = tif.pages.first
+        assert page.samplesperpixel == 2 and page.photometric == tifffile.PHOTOMETRIC.MINISBLACK
+        assert page.extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,)
+        assert page.bitspersample == 16
+        assert page.tags[34675].value == srgb_icc
+        assert page.tags["ExifTag"].value["DateTimeOriginal"] == "2024:05:06 07:08:09"
+        assert page.tags["GPSTag"].value["GPSLatitudeRef"] == "N"
+    rgb = _pixels("rgb", 16)
+    opened = cv2.imread(str(write_image(tmp_path / "rgb.tif", rgb, info)), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(opened[..., ::-1], rgb)  # libtiff, through OpenCV
+
+
+def test_sixteen_bit_tiff_from_other_tools_is_read(tmp_path):
+    """OpenCV writes LZW, which tifffile decodes only with imagecodecs: OpenCV reads it back."""
     import cv2
 
-    rgb = (np.random.default_rng(1).random((10, 12, 3)) * 65535).astype(np.uint16)
-    out = write_image(tmp_path / "deep.tif", rgb)
-    assert np.array_equal(read_image(out).pixels, rgb)
-    gray_alpha = (np.random.default_rng(2).random((10, 12, 2)) * 65535).astype(np.uint16)
-    path = tmp_path / "ga.png"
-    cv2.imwrite(str(path), np.dstack([gray_alpha[..., 0]] * 3 + [gray_alpha[..., 1]]))
+    rgb = _pixels("rgb", 16)
+    path = tmp_path / "lzw.tif"
+    cv2.imwrite(str(path), rgb[..., ::-1])
     photo = read_image(path)
-    assert photo.pixels.dtype == np.uint16 and photo.pixels.shape[2] == 4
-    written = read_image(write_image(tmp_path / "ga.out.png", photo.pixels, photo.info)).pixels
-    assert np.array_equal(written, photo.pixels)
+    assert photo.info.bit_depth == 16 and np.array_equal(photo.pixels, rgb)
+
+
+def test_sixteen_bit_gray_alpha_tiff_no_decoder_reads_is_refused_in_one_line(tmp_path):
+    import tifffile
+
+    if 5 in tifffile.TIFF.DECOMPRESSORS:
+        pytest.skip("imagecodecs is installed: tifffile reads LZW")
+    path = write_image(tmp_path / "ga.tif", _pixels("gray_alpha", 16))
+    with tifffile.TiffFile(path, mode="r+b") as tif:
+        tif.pages.first.tags["Compression"].overwrite(5)  # as if LZW: OpenCV cannot read gray + alpha
+    with pytest.raises(ImageError, match="gray \\+ alpha TIFF with LZW .* imagecodecs") as error:
+        read_image(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_sixteen_bit_tiff_orientation_is_applied(tmp_path):
+    from cmfnet_core.imageio import ImageInfo, encode_image
+
+    pixels = _pixels("rgb", 16)
+    exif = Image.Exif()
+    exif[ORIENTATION] = 6
+    path = tmp_path / "turned.tif"
+    path.write_bytes(encode_image(pixels, "TIFF", ImageInfo(format="TIFF", bit_depth=16,
+                                                             exif=exif.tobytes())))
+    photo = read_image(path)
+    assert np.array_equal(photo.pixels, np.rot90(pixels, -1))
+    again = Image.Exif()
+    again.load(photo.info.exif)
+    assert again[ORIENTATION] == 1
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_sixteen_bit_gray_alpha_stays_gray_alpha(tmp_path, suffix):
+    from tests import corpus
+
+    photo = read_image(corpus.gray16_alpha_png(tmp_path))  # colour type 4, written chunk by chunk
+    assert photo.pixels.dtype == np.uint16 and photo.pixels.shape == (6, 10, 2)
+    written = read_image(write_image(tmp_path / f"ga.out{suffix}", photo.pixels, photo.info))
+    assert written.pixels.shape == (6, 10, 2) and np.array_equal(written.pixels, photo.pixels)
+
+
+def test_a_tiffs_exif_holds_the_photos_tags_not_its_layout(tmp_path, photo_rgb):
+    path = tmp_path / "plain.tif"
+    Image.fromarray(photo_rgb).save(path, compression="tiff_lzw")
+    assert read_image(path).info.exif is None  # only strip offsets, sizes, compression
 
 
 def test_palette_png_with_transparency_reads_as_rgba(tmp_path):
@@ -160,6 +286,13 @@ def test_output_name_beside_the_original_with_a_counter(tmp_path):
     first.write_bytes(b"taken")
     assert output_path(source, "deblur").name == "my photo.deblur-2.jpg"
     assert output_path(source, "deblur", tmp_path / "elsewhere").parent == tmp_path / "elsewhere"
+
+
+def test_output_name_can_be_reused_to_replace_an_earlier_output(tmp_path):
+    source = tmp_path / "my photo.jpg"
+    (tmp_path / "my photo.deblur.jpg").write_bytes(b"an earlier run's result")
+    assert output_path(source, "deblur", reuse=True).name == "my photo.deblur.jpg"
+    assert output_path(source, "deblur").name == "my photo.deblur-2.jpg"
 
 
 def test_existing_file_is_never_replaced_without_overwrite(tmp_path, photo_rgb):

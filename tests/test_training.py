@@ -97,7 +97,7 @@ def test_training_runs_loss_falls_and_resumes(tmp_path):
 
     # resume continues from the saved step and reaches the new total
     ckpt = out.with_name(out.name + ".ckpt")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)  # as --resume reads it
     assert state["step"] == 40
     out2 = tmp_path / "run2" / "dehaze.pth"
     import shutil
@@ -121,3 +121,31 @@ def test_classical_baselines_and_metrics():
     for f in (unsharp_mask, median, dark_channel_prior):
         out = f(clean)
         assert out.shape == clean.shape and 0 <= out.min() and out.max() <= 1
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_evaluate_reads_weights_without_running_code_from_them(tmp_path, small_weights):
+    """``evaluate --weights`` goes through the project's reader, as ``cmfnet train --resume`` does."""
+    import pickle
+
+    pytest.importorskip("torch")
+    from cmfnet_core.training.evaluate import load_twin
+    from cmfnet_core.weights import WeightsError
+
+    model = load_twin(small_weights)  # the authors' zip format
+    assert not model.training and sum(p.numel() for p in model.parameters()) > 0
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"state_dict": {"x": _Exploit(marker)}}, protocol=2))
+    with pytest.raises(WeightsError, match="refused"):
+        load_twin(evil)
+    assert not marker.exists()

@@ -77,11 +77,11 @@ CLASSICAL = {
 
 # ------------------------------------------------------------------ model
 def load_twin(path):
-    import torch
-    from .twin import CMFNet, config_from_state_dict, strip_module
+    """The twin with the weights in ``path``, read without running code from the file."""
+    from .train import read_twin_state
+    from .twin import CMFNet, config_from_state_dict
 
-    obj = torch.load(path, map_location="cpu", weights_only=False)
-    sd = strip_module(obj["state_dict"] if "state_dict" in obj else obj["model"])
+    sd = read_twin_state(path)
     m = CMFNet(**config_from_state_dict(sd))
     m.load_state_dict(sd, strict=True)
     return m.eval()
@@ -213,7 +213,8 @@ def loss_curve(logs, out_path, w=900, h=260, smooth=None):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m cmfnet_core.training.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--task", choices=list(CLASSICAL))
-    p.add_argument("--weights", help="official-format .pth (e.g. from cmfnet train)")
+    p.add_argument("--weights", help="any weights file the project reads: official-format .pth "
+                                     "(e.g. from cmfnet train), .pdparams")
     p.add_argument("--pairs", help="folder with input/ and gt/")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--samples", help="folder of sample photos for --picture")

@@ -25,7 +25,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-TASKS = ("deblur", "dehaze", "deraindrop")
+from ..weights import TASKS  # one list of tasks: the engine's
+
 # Share of deblur pairs made by video_blur (the rest: sharp 5 %, kernels).
 DEBLUR_VIDEO_SHARE = 0.65
 
@@ -239,7 +240,7 @@ def depth_map(img, rng):
 
 def haze(img, rng):
     d = depth_map(img, rng)
-    beta = 0.3 + 2.2 * rng.random()   # light to dense alike (dense haze is where the dark channel prior still won)
+    beta = 0.3 + 2.2 * rng.random() ** 1.5   # light haze more often than dense
     base = rng.uniform(0.0, 0.3)          # some haze even on the nearest things
     t = np.exp(-beta * (base + d))[:, :, None].astype(np.float32)
     a = rng.uniform(0.65, 1.0)

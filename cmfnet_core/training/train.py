@@ -176,11 +176,16 @@ def validate(model, pairs, device="cpu", bf16=False):
 
 
 def _atomic_save(obj, path):
+    """``torch.save`` through the project's atomic writer: a stop mid-save keeps the old file."""
+    import io
+
     import torch
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+
+    from ..files import write_atomic
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    write_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def hardware_string(device):
@@ -212,12 +217,24 @@ def load_resume(path):
     path = Path(path)
     if path.suffix == ".ckpt":
         return torch.load(path, map_location="cpu", weights_only=True)
-    from ..weights import read_weights
     from .twin import config_from_state_dict
 
-    weights = read_weights(path)
-    model = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.state.items()}
+    model = read_twin_state(path)
     return {"model": model, "config": config_from_state_dict(model), "fine_tune": True}
+
+
+def read_twin_state(path):
+    """A weights file as the twin's state dict of float32 tensors, through the project's reader.
+
+    Any format ``cmfnet weights import`` takes; nothing in the file is run
+    (the reader's allow-list unpickler, not ``torch.load``).
+    """
+    import torch
+
+    from ..weights import read_weights
+
+    weights = read_weights(path)
+    return {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in weights.state.items()}
 
 
 def choose_bf16(device, requested=None):

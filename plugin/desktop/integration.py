@@ -49,6 +49,8 @@ from pathlib import Path, PureWindowsPath
 
 APP_ID = "cmfnet-restore"
 APP_NAME = "CMFNet Restore"
+# a copy of cmfnet_core.TASKS (this module cannot import the package, see _replace_file);
+# tests/test_desktop_integration.py keeps the copies equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
 MODES = ("open", "save")
@@ -517,8 +519,20 @@ def _load_manifest(path: Path) -> dict:
 
 def _save_manifest(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    _replace_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o644)
+
+
+def _replace_file(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` as ``path`` through a temporary file beside it: never half a file.
+
+    The engine's writer (``cmfnet_core.files.write_atomic``) cannot be used: this
+    module must import with the standard library alone (``install.py`` may run it
+    with a Python that lacks numpy, which ``import cmfnet_core`` needs; a test
+    checks), and menu entries need no claim-the-name or fsync.
+    """
+    tmp = path.with_name(path.name + ".cmfnet-tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
     os.replace(tmp, path)
 
 
@@ -538,11 +552,7 @@ def write_files(files: list[PlannedFile], manifest: dict) -> list[str]:
     written = []
     for f in files:
         _makedirs(f.path.parent, manifest["dirs"])
-        tmp = f.path.with_name(f.path.name + ".cmfnet-tmp")
-        tmp.write_bytes(f.content)
-        mode = 0o755 if f.executable else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, f.path)
+        _replace_file(f.path, f.content, 0o755 if f.executable else 0o644)
         if str(f.path) not in manifest["files"]:
             manifest["files"].append(str(f.path))
         written.append(str(f.path))

@@ -34,6 +34,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 APP_NAME = "CMFNet Restore"
+# a copy of cmfnet_core.TASKS: this runner may be started by a Python without the
+# package (--python names the one with it); tests/test_desktop_integration.py keeps it equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
@@ -71,11 +73,6 @@ def selected_files(args: list[str], environ=os.environ) -> list[Path]:
             if items:
                 break
     return [_as_path(i).absolute() for i in items]
-
-
-def output_path(src: Path, task: str) -> Path:
-    """``NAME.TASK.EXT`` beside the input (the CLI's default output name)."""
-    return src.with_name(f"{src.stem}.{task}{src.suffix}")
 
 
 def notify(summary: str, body: str = "", *, error: bool = False) -> None:
@@ -138,8 +135,8 @@ def open_in_app(python: str, task: str | None, files: list[Path]) -> int:
 
 
 def save_beside(python: str, task: str, files: list[Path], weights: str | None) -> int:
-    # --overwrite: running it again replaces the previous NAME.TASK.EXT (never the
-    # original: without -o the CLI always writes a new name)
+    # --overwrite: running it again replaces the previous NAME.TASK.EXT instead of
+    # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK)
     cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite")
     if weights:
         cmd += ["--weights", weights]
@@ -152,10 +149,13 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
+    # the CLI prints each file it wrote; only it knows the name (GIF is written as PNG,
+    # a name taken meanwhile moves on to a counter), so no name is guessed here
     outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
     if proc.returncode == 0:
-        outs = outs or [output_path(f, task).name for f in files]
-        notify(f"{TASK_VERBS[task]} {what}", ", ".join(outs[:5]) + (" …" if len(outs) > 5 else ""))
+        body = (", ".join(outs[:5]) + (" …" if len(outs) > 5 else "")) if outs else \
+            "The result is saved beside the original."
+        notify(f"{TASK_VERBS[task]} {what}", body)
         return 0
     lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
     errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]

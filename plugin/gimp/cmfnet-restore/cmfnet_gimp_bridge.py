@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Callable
 
 CONFIG_NAME = "cmfnet-restore.json"
+# a copy of cmfnet_core.TASKS: GIMP's own Python cannot import the package;
+# tests/test_gimp.py keeps the copies equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
 PROGRESS_PREFIX = "PROGRESS "
