@@ -91,9 +91,10 @@ class Restorer:
         if local_stats is True:
             local_stats = self._training_patch()
         self.local_window = int(local_stats or 0)
-        #: one-line notes about the settings (e.g. bf16 asked for where the CPU has none)
+        #: the backend every tile shape runs on ("auto" resolved once, here), and one-line
+        #: notes about the settings (e.g. bf16 asked for where the CPU has none)
         self.backend_name, self.notes = check_options(backend=backend, device=device, precision=precision)
-        self._backend_options = dict(backend=backend, device=device, precision=precision,
+        self._backend_options = dict(backend=self.backend_name, device=device, precision=precision,
                                      threads=threads, local_window=self.local_window)
         self._backends: dict[tuple[int, int], Backend] = {}
         self._lock = threading.Lock()
@@ -153,7 +154,6 @@ class Restorer:
         emit(slice(band.top, height))
         return out
 
-
     def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> np.ndarray:
         """Restore ``image`` as one tile, whatever the tile setting: for previews, which are
@@ -192,9 +192,9 @@ class _Band:
 
     def move_to(self, top: int) -> None:
         """Shift the buffer down to the next row of tiles, which starts at ``top``."""
-        shift = top - self.top
-        self.total[:-shift] = self.total[shift:].copy() if shift < self.height else 0.0
-        self.total[max(self.height - shift, 0):] = 0.0
+        keep = max(self.height - top + self.top, 0)  # rows the next row of tiles shares
+        self.total[:keep] = self.total[self.height - keep:]  # numpy copes with the overlap
+        self.total[keep:] = 0.0
         self.top = top
 
 

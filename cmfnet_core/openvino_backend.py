@@ -26,9 +26,9 @@ pooling, exactly as if Paddle had run the padded tile).
 Precision: ``auto`` is ``bf16`` where the CPU has AMX or AVX512-BF16 (OpenVINO
 reports the ``BF16`` capability), else ``fp32``; ``bf16`` asked for on a CPU
 without it runs fp32, and the backend says so (``precision`` is what the
-compiled model really runs, ``precision_note`` the one line for the user). ``fp32`` sets OpenVINO's inference
-precision hint to f32 explicitly, since OpenVINO may otherwise pick bf16 on
-its own on AMX machines. Measured against Paddle fp32: fp32 within 6e-6 (max
+compiled model really runs, ``precision_note`` the one line for the user).
+``fp32`` sets OpenVINO's inference precision hint to f32 explicitly, since
+OpenVINO may otherwise pick bf16 on its own on AMX machines. Measured against Paddle fp32: fp32 within 6e-6 (max
 abs); bf16 61-63 dB PSNR on weights of ordinary scale (full-size and light
 networks, a photo crop), but 40 dB on the conformance checkpoint's STRONG
 variant, whose amplified gains magnify bf16 rounding.
