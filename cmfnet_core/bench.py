@@ -10,7 +10,8 @@ Printed, side by side: ms per tile, megapixels per minute, effective TFLOP/s
 speed-up over Paddle dygraph fp32 and the estimated time for a 12-megapixel
 photo; then the peak RSS, the cold and warm latency of a preview (a thumbnail
 with a 512-pixel long side, restored as one tile, in a fresh process), the
-start-up time of ``cmfnet --help``, and a recommended default.
+start-up time of ``cmfnet --help``, and a recommended default. What runs in a
+fresh process is in ``bench_child.py``.
 
 The cli calls :func:`add_arguments` and :func:`run`.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from . import cpu
+from .bench_child import rss_mb
+from .versions import version_text
 
 TILES = (256, 384, 512, 768)
 OVERLAP = 32
@@ -113,21 +115,6 @@ class Case:
         return statistics.median(self.times) * 1000 if self.times else float("nan")
 
 
-def _rss_mb() -> tuple[float, float]:
-    """(current RSS, peak RSS) of this process in MB."""
-    current = peak = 0.0
-    try:
-        with open("/proc/self/status", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("VmRSS:"):
-                    current = int(line.split()[1]) / 1024
-                elif line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) / 1024
-    except OSError:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return current, peak
-
-
 def _random_weights(size: str, seed: int = 0):
     from .network_config import Config, expected_shapes
     from .weights import Weights
@@ -170,7 +157,7 @@ def _make_cases(args, threads_default: int) -> list[Case]:
     cases = []
     thread_counts = args.threads or [threads_default]
     if "openvino" in args.backends:
-        from .openvino_backend import cpu_has_bf16
+        from .backends.precision import cpu_has_bf16
 
         precisions = [p for p in args.precisions if p == "fp32" or (p == "bf16" and cpu_has_bf16())]
         skipped = set(args.precisions) - set(precisions)
@@ -190,12 +177,12 @@ def _prepare(case: Case, weights) -> None:
     start = time.perf_counter()
     try:
         if case.backend == "openvino":
-            from .openvino_backend import OpenVINOBackend
+            from .backends.openvino import OpenVINOBackend
 
             case.runner = OpenVINOBackend(weights, precision=case.precision, threads=case.threads,
                                           tile_shape=(case.tile, case.tile))
         else:
-            from .backends import PaddleBackend
+            from .backends.paddle import PaddleBackend
 
             case.runner = PaddleBackend(weights, threads=case.threads)
         ran = case.runner.precision  # the table reports what ran, not what was asked
@@ -233,66 +220,21 @@ def _tiles_for(megapixels: float, tile: int) -> int:
 
 # --- preview and start-up (fresh processes) ------------------------------------------
 
-_PEAK = r"""
-def peak_rss_mb():
-    # VmHWM belongs to this process image; ru_maxrss would carry the parent's peak across exec
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-"""
-
-_PREVIEW_CHILD = r"""
-import json, os, resource, statistics, sys, time
-start = time.perf_counter()
-options = json.loads(sys.argv[1])
-import numpy as np
-from cmfnet_core.engine import Restorer
-imported = time.perf_counter()
-restorer = Restorer("deblur", options["weights"], tile=options["tile"], overlap=32,
-                    backend=options["backend"], precision=options["precision"], threads=options["threads"])
-built = time.perf_counter()
-rng = np.random.default_rng(0)
-h, w = options["shape"]
-base = (rng.random((h // 8, w // 8, 3)) * 255).astype(np.uint8).repeat(8, 0).repeat(8, 1)
-restorer.restore(base)
-first = time.perf_counter()
-warm = []
-for i in range(options["warm_runs"]):
-    image = np.ascontiguousarray(np.roll(base, 8 * (i + 1), axis=1))
-    t = time.perf_counter(); restorer.restore(image); warm.append(time.perf_counter() - t)
-print(json.dumps({"import_s": imported - start, "construct_s": built - imported,
-                  "first_restore_s": first - built, "cold_s": first - start,
-                  "warm_s": statistics.median(warm), "warm_all_s": warm,
-                  "paddle_imported": "paddle" in sys.modules,
-                  "peak_rss_mb": peak_rss_mb()}))
-"""
-
-_PHOTO_CHILD = r"""
-import json, os, resource, sys, time
-start = time.perf_counter()
-options = json.loads(sys.argv[1])
-import numpy as np
-from cmfnet_core.engine import Restorer
-restorer = Restorer("deblur", options["weights"], tile=options["tile"], overlap=32,
-                    backend=options["backend"], precision=options["precision"], threads=options["threads"])
-h, w = options["shape"]
-rng = np.random.default_rng(0)
-image = (rng.random((h // 16, w // 16, 3)) * 255).astype(np.uint8).repeat(16, 0).repeat(16, 1)
-t = time.perf_counter()
-restorer.restore(image)
-print(json.dumps({"restore_s": time.perf_counter() - t, "total_s": time.perf_counter() - start,
-                  "peak_rss_mb": peak_rss_mb()}))
-"""
-
-
-def _child(code: str, options: dict, env: dict | None = None, timeout: float = 1800) -> dict:
+def _child_env(env: dict | None = None) -> dict:
+    """This environment (plus ``env``), with this checkout first on the path."""
     root = Path(__file__).resolve().parent.parent
     full_env = dict(os.environ, **(env or {}))
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), full_env.get("PYTHONPATH")]))
+    return full_env
+
+
+def _child(name: str, options: dict, env: dict | None = None, timeout: float = 1800) -> dict:
+    """Run ``bench_child``'s measurement ``name`` in a fresh process; its result, plus the
+    process's wall time (``process_wall_s``)."""
+    options = dict(options, launched=time.time())
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _PEAK + code, json.dumps(options)], capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
+    proc = subprocess.run([sys.executable, "-m", "cmfnet_core.bench_child", name, json.dumps(options)],
+                          capture_output=True, text=True, env=_child_env(env), timeout=timeout)
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
@@ -310,8 +252,8 @@ def measure_preview(weights_path: Path, backend: str, precision: str, threads: i
                    threads=threads, shape=shape, warm_runs=warm_runs)
     with tempfile.TemporaryDirectory(prefix="cmfnet-bench-cache-") as cache:
         env = {"CMFNET_CACHE_DIR": cache}
-        cold = _child(_PREVIEW_CHILD, options, env)
-        second = _child(_PREVIEW_CHILD, options, env)
+        cold = _child("preview", options, env)
+        second = _child("preview", options, env)
     return {"shape": shape, "megapixels": shape[0] * shape[1] / 1e6, "first_ever": cold,
             "cache_on_disk": second}
 
@@ -322,9 +264,24 @@ def measure_photo(weights_path: Path, backend: str, precision: str, threads: int
     shape = (int(round(width * 3 / 4)), width)
     options = dict(weights=str(weights_path), tile=tile, backend=backend, precision=precision,
                    threads=threads, shape=shape)
-    result = _child(_PHOTO_CHILD, options)
+    result = _child("photo", options)
     result["shape"] = shape
     return result
+
+
+HEAVY_MODULES = ("paddle", "openvino", "cv2", "torch", "PyQt6")
+
+
+def heavy_imports_of_help() -> list[str] | str:
+    """Which of :data:`HEAVY_MODULES` ``cmfnet --help`` imports (Python's ``-X importtime``
+    report names every module imported), or ``"?"`` where that report is missing."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cmfnet_core.cli", "--help"],
+                          capture_output=True, text=True, env=_child_env())
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    if proc.returncode != 0 or not imported:
+        return "?"
+    return [name for name in HEAVY_MODULES if name in imported]
 
 
 def measure_startup(runs: int = 3) -> dict:
@@ -338,13 +295,7 @@ def measure_startup(runs: int = 3) -> dict:
         times.append(time.perf_counter() - start)
         if proc.returncode != 0:
             return {"command": " ".join(command), "error": (proc.stderr.strip().splitlines() or ["?"])[-1]}
-    probe = ("import sys\nfrom cmfnet_core.cli import main\ntry:\n    main(['--help'])\n"
-             "except SystemExit:\n    pass\n"
-             "print('HEAVY', [m for m in ('paddle', 'openvino', 'cv2', 'torch', 'PyQt6') if m in sys.modules])")
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
-    heavy = next((line[6:] for line in proc.stdout.splitlines() if line.startswith("HEAVY ")), "?")
+    heavy = heavy_imports_of_help()
     bare = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -424,8 +375,6 @@ def run(args) -> int:
     threads = default_threads()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"cmfnet bench: {description}; {flops / 1e6:.2f} MFLOP per pixel")
-    from .cli import version_text
-
     print(f"machine: {cpu.describe()}, {threads} cores usable, load average {load:.2f} at start; "
           f"{args.rounds} interleaved round(s), median shown")
     print(" | ".join(version_text().splitlines()))
@@ -437,7 +386,7 @@ def run(args) -> int:
         print(f"bench: preparing {case.label} (export/compile on first use)...", file=sys.stderr)
         _prepare(case, weights)
     _measure(cases, max(1, args.rounds))
-    current, peak = _rss_mb()
+    current, peak = rss_mb()
     print()
     for line in _table(cases, flops, args.photo_mp):
         print(line)
@@ -471,7 +420,7 @@ def run(args) -> int:
                 print(f"\npreview ({preview['shape'][1]}x{preview['shape'][0]}, "
                       f"{preview['megapixels']:.2f} MP, one tile, {best.backend}/{best.precision}):")
                 print(f"  first ever (empty model cache, export + compile): {cold['cold_s']:.2f} s "
-                      f"(imports {cold['import_s']:.2f}, weights {cold['construct_s']:.2f}, "
+                      f"(start-up and imports {cold['import_s']:.2f}, weights {cold['construct_s']:.2f}, "
                       f"export+compile+restore {cold['first_restore_s']:.2f}; process {cold['process_wall_s']:.2f} s)")
                 print(f"  new process, model cached on disk:               {second['cold_s']:.2f} s "
                       f"(first restore {second['first_restore_s']:.2f}; process {second['process_wall_s']:.2f} s, "

@@ -14,13 +14,20 @@ import sys
 import warnings
 from pathlib import Path
 
+from .versions import version_text
 from .weights import TASKS
+
+AUTO_TASK = "auto"  # detect.AUTO_TASK; kept here so --help needs no numpy or OpenCV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 RESTORE_EXAMPLES = """\
 examples:
+  cmfnet restore photo.jpg
+      looks at the photo, says on stderr what it found (blur, haze, raindrops),
+      restores that and writes e.g. photo.dehaze.jpg; a photo that looks fine
+      is skipped with a note
   cmfnet restore photo.jpg --task deblur
       writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
   cmfnet restore *.png --task dehaze --out-dir restored/
@@ -30,6 +37,14 @@ examples:
 
 The original photo is never modified. Tiles keep memory bounded: a larger
 --tile is faster but needs more memory; --overlap hides seams between tiles.
+"""
+
+DETECT_EXAMPLES = """\
+examples:
+  cmfnet detect photo.jpg
+      photo.jpg<TAB>dehaze<TAB>0.87
+  cmfnet detect *.jpg | awk -F'\\t' '$2 == "deblur"'
+      the photos that look blurry
 """
 
 WEIGHTS_EXAMPLES = """\
@@ -78,9 +93,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                     "beside the original (or where -o / --out-dir say).",
         epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
-    restore.add_argument("--task", "-t", choices=TASKS, required=True, help="what to remove")
+    restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
+                         help="what to remove (default: auto, detected per photo)")
     restore.add_argument("--weights", "-w", metavar="FILE",
-                         help="weights file to use instead of the installed default")
+                         help="weights file to use instead of the installed default (needs --task)")
     where = restore.add_mutually_exclusive_group()
     where.add_argument("-o", "--output", metavar="OUT", help="output file (one input only)")
     where.add_argument("--out-dir", metavar="DIR", help="folder for the outputs")
@@ -109,6 +125,17 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     importing.add_argument("--name", help="name to store it under (default: the file's name)")
     importing.set_defaults(run=run_weights_import)
 
+    detect = commands.add_parser(
+        "detect", help="say what each photo needs: deblur, dehaze, deraindrop or none",
+        description="Look at each photo and print PATH<TAB>TASK<TAB>CONFIDENCE: TASK is "
+                    "deblur, dehaze, deraindrop or none (looks fine), CONFIDENCE 0-1. "
+                    "This is the choice 'cmfnet restore' makes without --task.",
+        epilog=DETECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    detect.add_argument("paths", nargs="+", metavar="PATH", help="photos to look at")
+    detect.add_argument("--json", action="store_true",
+                        help="print one JSON list with every class's probability instead")
+    detect.set_defaults(run=run_detect)
+
     bench = commands.add_parser("bench", help="measure restoration speed on this machine",
                                 description="Benchmark the backends on this machine and print "
                                             "ms per tile, megapixels per minute and TFLOP/s.")
@@ -125,20 +152,6 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     gui.add_argument("--task", "-t", choices=TASKS, help="task to select")
     gui.set_defaults(run=run_gui)
     return parser
-
-
-def version_text() -> str:
-    """``cmfnet 0.1.0`` and the versions of what it runs on (read from metadata, nothing imported)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def of(dist):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            return "not installed"
-
-    libraries = ", ".join(f"{name} {of(name)}" for name in ("paddlepaddle", "openvino", "numpy", "opencv-python-headless"))
-    return f"cmfnet {of('cmfnet-restore')}\n{libraries}; python {sys.version.split()[0]}"
 
 
 class _PrintVersion(argparse.Action):
@@ -203,12 +216,17 @@ def _error(message: str) -> None:
 
 
 def run_restore(args) -> int:
+    from .detect import DetectorError, default_detector
     from .engine import Cancelled, Restorer
     from .imageio import ImageError, output_path, read_image, write_image
     from .weights import WeightsError
 
+    automatic = args.task == AUTO_TASK
     if args.output and len(args.paths) > 1:
         _error("-o/--output takes one input; use --out-dir for several")
+        return EXIT_USAGE
+    if automatic and args.weights:
+        _error("--weights needs --task: say which task the file restores")
         return EXIT_USAGE
     if args.out_dir:
         try:
@@ -218,16 +236,20 @@ def run_restore(args) -> int:
             _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
             return EXIT_USAGE
     try:
-        restorer = Restorer(args.task, args.weights, tile=args.tile, overlap=args.overlap,
-                            device=args.device, backend=args.backend, precision=args.precision,
-                            threads=args.threads, local_stats=args.local_stats)
-    except WeightsError as exc:
+        # every restorer up front (each only reads its weights): a missing file is exit 3
+        # before the first photo, not a failure per photo
+        restorers = {task: Restorer(task, args.weights, tile=args.tile, overlap=args.overlap,
+                                    device=args.device, backend=args.backend, precision=args.precision,
+                                    threads=args.threads, local_stats=args.local_stats)
+                     for task in (TASKS if automatic else (args.task,))}
+        detector = default_detector() if automatic else None
+    except (WeightsError, DetectorError) as exc:
         _error(str(exc))
         return EXIT_WEIGHTS
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    for note in restorer.notes:
+    for note in next(iter(restorers.values())).notes:
         print(f"cmfnet: note: {note}", file=sys.stderr)
 
     failures = 0
@@ -238,11 +260,14 @@ def run_restore(args) -> int:
             photo = read_image(source)
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
+            task = _detected_task(source, photo.pixels, detector) if automatic else args.task
+            if task is None:
+                continue
             dest = Path(args.output) if args.output else output_path(
-                source, args.task, args.out_dir, reuse=args.overwrite)
+                source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
                 raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
-            restored = restorer.restore(photo.pixels, progress=progress)
+            restored = restorers[task].restore(photo.pixels, progress=progress)
             _handle_termination()
             # a name chosen here may be taken by another run meanwhile: take the next counter
             dest = write_image(dest, restored, photo.info, overwrite=args.overwrite,
@@ -262,6 +287,49 @@ def run_restore(args) -> int:
             return EXIT_INTERRUPTED
         progress.close()
         print(dest, flush=True)
+    return EXIT_FAILED if failures else EXIT_OK
+
+
+def _detected_task(source: Path, pixels, detector) -> str | None:
+    """The task ``--task auto`` runs on this photo, said on stderr; None (and why) to skip it."""
+    from .detect import LOOKS, detect
+
+    found = detect(pixels, detector)
+    looks = f"looks {LOOKS[found.task]} ({round(100 * found.confidence)} %)"
+    if found.restore_task:
+        print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
+        return found.restore_task
+    why = "" if found.task == "none" else ", too unsure to restore"
+    print(f"cmfnet: {source}: {looks}{why}; skipped (to restore it anyway, pass "
+          f"--task {' / '.join(TASKS)})", file=sys.stderr)
+    return None
+
+
+def run_detect(args) -> int:
+    import json
+
+    from .detect import DetectorError, default_detector, detect
+    from .imageio import ImageError, read_image
+
+    try:
+        detector = default_detector()
+    except DetectorError as exc:
+        _error(str(exc))
+        return EXIT_WEIGHTS
+    failures, found = 0, []
+    for raw in args.paths:
+        try:
+            result = detect(read_image(Path(raw)).pixels, detector)
+        except (ImageError, ValueError) as exc:
+            _error(str(exc) if raw in str(exc) else f"{raw}: {exc}")
+            failures += 1
+            continue
+        if args.json:
+            found.append(dict(path=raw, **result.as_dict()))
+        else:
+            print(f"{raw}\t{result.task}\t{result.confidence:.2f}", flush=True)
+    if args.json:
+        print(json.dumps(found, indent=2))
     return EXIT_FAILED if failures else EXIT_OK
 
 

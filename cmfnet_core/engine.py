@@ -10,15 +10,20 @@ finished one row of tiles at a time, written straight into the output array:
 beyond the photo and its result, memory is one row of tiles in floats, not
 the photo's size in floats. Progress is reported per tile and a cancel
 request is honoured between tiles.
+
+Previews run as one tile of the downscaled photo (:meth:`Restorer.restore_whole`
+on :func:`downscale`); :func:`preview_tile_shape` says which shape that is for
+a photo of a given size, so a caller can build that model ahead of time.
 """
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
 
-from .backends import Backend, check_options, make_backend
+from .backends import PER_SHAPE, Backend, check_options, make_backend
 from .tiling import MULTIPLE, axis_weight_sums, blend_weights, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
@@ -29,6 +34,11 @@ LIGHT_TILE = 512  # measured: same throughput per pixel from 384 to 768, less ov
 DEFAULT_OVERLAP = 32
 PREVIEW_LONG_SIDE = 512
 EMIT_ROWS = 16  # finished rows converted to the output's pixel type per step
+# Backends kept per restorer where each is built for one tile shape (OpenVINO: a compiled
+# model), least recently used dropped: each photo brings new shapes (its preview, its tiles),
+# and a few cover one photo and the app's warm-up without memory growing photo after photo.
+KEEP_BACKENDS = 4
+WARM_TILE = 64  # side of the one small tile a backend that runs any shape is warmed on
 
 
 class Cancelled(Exception):
@@ -69,7 +79,7 @@ class Restorer:
     overlap: pixels shared by neighbouring tiles (multiple of 8), feathered so no
         seam shows.
     device / backend / precision / threads: where and how each tile runs
-        (see ``backends.py``); ``auto`` picks the fastest exact-enough path.
+        (see ``backends/``); ``auto`` picks the fastest exact-enough path.
     local_stats: pool channel attention over a window of about the training patch
         size (True) or of this many pixels (an int) instead of the whole tile, so
         tiled and whole-image output agree.
@@ -96,7 +106,8 @@ class Restorer:
         self.backend_name, self.notes = check_options(backend=backend, device=device, precision=precision)
         self._backend_options = dict(backend=self.backend_name, device=device, precision=precision,
                                      threads=threads, local_window=self.local_window)
-        self._backends: dict[tuple[int, int], Backend] = {}
+        #: backends by tile shape (one for all shapes, key None, where a backend runs any shape)
+        self._backends: OrderedDict[tuple[int, int] | None, Backend] = OrderedDict()  # oldest first
         self._lock = threading.Lock()
 
     def _training_patch(self) -> int:
@@ -105,12 +116,34 @@ class Restorer:
         return int(patch) if patch else 256  # the official models were trained on 256 x 256 patches
 
     def backend(self, tile_shape: tuple[int, int]) -> Backend:
-        """The executor for tiles of this shape (built once, then kept warm)."""
+        """The executor for tiles of this shape, built on first use and kept warm: one per
+        shape (the last :data:`KEEP_BACKENDS` used) where the backend builds a model per
+        shape (``backends.PER_SHAPE``), else one for every shape."""
+        tile_shape = tuple(tile_shape)
+        key = tile_shape if self.backend_name in PER_SHAPE else None
         with self._lock:
-            if tile_shape not in self._backends:
-                self._backends[tile_shape] = make_backend(self.weights, tile_shape=tile_shape,
-                                                          **self._backend_options)
-            return self._backends[tile_shape]
+            backend = self._backends.pop(key, None)
+            if backend is None:
+                backend = make_backend(self.weights, tile_shape=tile_shape, **self._backend_options)
+            self._backends[key] = backend
+            while len(self._backends) > KEEP_BACKENDS:
+                self._backends.popitem(last=False)
+            return backend
+
+    def warm(self, tile_shapes, cancel: CancelToken | None = None) -> None:
+        """Build the backends for these tile shapes and run each once, so the restores
+        that use them (e.g. a preview, :func:`preview_tile_shape`) compile and allocate
+        nothing. A backend that runs any shape with one network compiles nothing per
+        shape: it is built and run once, on one small tile, which does its loading and
+        first-run set-up (a full preview's run would only keep the worker busy for
+        seconds). ``cancel`` is checked between shapes."""
+        shapes = list(dict.fromkeys(tuple(shape) for shape in tile_shapes))
+        if self.backend_name not in PER_SHAPE:
+            shapes = [(WARM_TILE, WARM_TILE)]
+        for shape in shapes:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            self.backend(shape).run(np.zeros((1, 3, *shape), np.float32))
 
     def restore(self, image: np.ndarray, progress: ProgressCallback | None = None,
                 cancel: CancelToken | None = None, *, tile: int | None = None) -> np.ndarray:
@@ -157,7 +190,8 @@ class Restorer:
     def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> np.ndarray:
         """Restore ``image`` as one tile, whatever the tile setting: for previews, which are
-        small, where tiles would only add overlap work and seams to blend."""
+        small, where tiles would only add overlap work and seams to blend. The tile is the
+        image padded to multiples of 8 (:func:`whole_tile_shape`)."""
         side = max(round_up(max(np.shape(image)[:2])), self.overlap + MULTIPLE)
         return self.restore(image, progress, cancel, tile=side)
 
@@ -240,13 +274,31 @@ def merge_channels(restored: np.ndarray, alpha, gray: bool, dtype) -> np.ndarray
     return out
 
 
+def downscaled_size(height: int, width: int, long_side: int = PREVIEW_LONG_SIDE) -> tuple[int, int]:
+    """(height, width) of :func:`downscale`'s copy of a ``height`` x ``width`` image."""
+    factor = long_side / max(height, width)
+    if factor >= 1:
+        return height, width
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
 def downscale(image: np.ndarray, long_side: int = PREVIEW_LONG_SIDE) -> np.ndarray:
     """A copy with its long side at most ``long_side`` (area-averaged), for previews."""
     import cv2
 
-    height, width = image.shape[:2]
-    factor = long_side / max(height, width)
-    if factor >= 1:
+    height, width = downscaled_size(*image.shape[:2], long_side)
+    if (height, width) == image.shape[:2]:
         return image.copy()
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def whole_tile_shape(height: int, width: int) -> tuple[int, int]:
+    """The one tile :meth:`Restorer.restore_whole` runs for an image of this size."""
+    return round_up(height), round_up(width)
+
+
+def preview_tile_shape(height: int, width: int, long_side: int = PREVIEW_LONG_SIDE) -> tuple[int, int]:
+    """The tile shape the preview of a ``height`` x ``width`` photo runs at: one tile of
+    its downscaled copy. Warming it ahead of time (:meth:`Restorer.warm`) makes that
+    preview compile nothing."""
+    return whole_tile_shape(*downscaled_size(height, width, long_side))

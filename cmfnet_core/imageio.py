@@ -11,10 +11,17 @@ caller says ``overwrite=True``.
 Pillow decodes 8-bit images (it knows CMYK, palettes, EXIF and truncation);
 OpenCV decodes and encodes 16-bit PNG, which Pillow cannot hold; every TIFF
 is written, and a 16-bit one read, by :mod:`cmfnet_core.tiff` (tifffile).
+
+What the decoders say about damaged files besides raising (Python warnings,
+OpenCV's log) is kept quiet: a file that cannot be read is one ImageError
+line, a readable one is read. The switches for that are process-wide, so they
+are set once (at import, or on OpenCV's first use), never around each read:
+the app reads from two worker threads at once.
 """
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import struct
@@ -33,6 +40,12 @@ EXIF_ORIENTATION = 0x0112
 SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".tif": "TIFF",
                  ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
 READABLE = (*SUFFIX_FORMAT, ".gif")
+
+# Pillow warns about the damage it works around ("Corrupt EXIF data", ...), from its own
+# modules. Silenced for the process rather than per read: warnings.catch_warnings swaps the
+# process-wide filter list and puts its copy back on exit, so two threads reading at once
+# could each put back the other's list (losing filters, or leaving "ignore all" in place).
+warnings.filterwarnings("ignore", module=r"PIL\.")  # Pillow's code is all in PIL.* modules
 
 
 class ImageError(ValueError):
@@ -107,16 +120,14 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            page = tiff.first_page(data) if tiff.is_tiff(data) else None
-            if page is not None and page.bits == 16:
-                _check_size(path, page.size, limit)
-                info, pixels = _decode_tiff_16bit(data)
-            else:
-                with Image.open(io.BytesIO(data)) as image:
-                    _check_size(path, image.size, limit)
-                    info, pixels = _decode(image, data)
+        page = tiff.first_page(data) if tiff.is_tiff(data) else None
+        if page is not None and page.bits == 16:
+            _check_size(path, page.size, limit)
+            info, pixels = _decode_tiff_16bit(data)
+        else:
+            with Image.open(io.BytesIO(data)) as image:
+                _check_size(path, image.size, limit)
+                info, pixels = _decode(image, data)
     except ImageError:
         raise
     except tiff.Unsupported as exc:
@@ -243,17 +254,25 @@ def _decode_16bit(image, data: bytes) -> np.ndarray:
     return _decode_16bit_opencv(data, gray=image.format == "PNG" and data[25] in (0, 4))
 
 
-def _decode_16bit_opencv(data: bytes, gray: bool) -> np.ndarray:
-    """Decode with OpenCV; ``gray``: the file holds gray (+ alpha), which OpenCV widens."""
+@functools.cache
+def _opencv():
+    """OpenCV (imported on first use: it is slow to import), its log set to errors only.
+
+    Its decoders log warnings about damaged files straight to stderr, between the
+    one-line messages. The level is process-wide: set and put back around each read,
+    two threads decoding at once could leave each other's level behind, so it is set
+    once and left so.
+    """
     import cv2
 
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # its warnings: not one line
-    try:
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8),
-                              cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
-    finally:
-        cv2.utils.logging.setLogLevel(level)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    return cv2
+
+
+def _decode_16bit_opencv(data: bytes, gray: bool) -> np.ndarray:
+    """Decode with OpenCV; ``gray``: the file holds gray (+ alpha), which OpenCV widens."""
+    cv2 = _opencv()
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED | cv2.IMREAD_IGNORE_ORIENTATION)
     if pixels is None:
         raise ValueError("the 16-bit decoder could not read it (the file is truncated or damaged)")
     if pixels.dtype != np.uint16:
@@ -384,7 +403,7 @@ def _encode_8bit(pixels: np.ndarray, fmt: str, info: ImageInfo) -> bytes:
 
 
 def _encode_16bit_png(pixels: np.ndarray, info: ImageInfo) -> bytes:
-    import cv2
+    cv2 = _opencv()
 
     if pixels.ndim == 3 and pixels.shape[2] == 2:
         # OpenCV cannot write gray + alpha; PNG colour type 4 is simple enough

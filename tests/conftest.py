@@ -62,6 +62,32 @@ def photo_file(tmp_path, photo_rgb) -> Path:
     return path
 
 
+@pytest.fixture
+def fake_backends(monkeypatch):
+    """The engine's backends replaced by ones that return their input and note which
+    tile shape each was built for (``built``) and which shapes ran (``ran``): what a
+    restore compiles, without compiling anything."""
+    from types import SimpleNamespace
+
+    from cmfnet_core import engine
+
+    log = SimpleNamespace(built=[], ran=[])
+
+    class Identity:
+        name, precision = "fake", "fp32"
+
+        def run(self, batch):
+            log.ran.append(tuple(batch.shape[2:]))
+            return batch
+
+    def make_backend(weights, *, tile_shape, **options):
+        log.built.append(tuple(tile_shape))
+        return Identity()
+
+    monkeypatch.setattr(engine, "make_backend", make_backend)
+    return log
+
+
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)

@@ -21,6 +21,7 @@ from PyQt6.QtCore import QMimeData, QPointF, QRect, QSettings, Qt, QUrl  # noqa:
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
+from cmfnet_core.engine import CancelToken  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.dialogs import DISCARD  # noqa: E402
 from plugin.app.jobs import EngineOptions, Job  # noqa: E402
@@ -200,6 +201,47 @@ def open_photo(qtbot, window: MainWindow, path: Path):
     return wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([path]))
 
 
+HAZY = {"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03}
+FINE = {"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91}
+
+
+class FakeDetector:
+    """Stands in for the trained detector: answers what the test says for each photo size,
+    notes the thread that asked, and can hold the asking thread until released."""
+
+    def __init__(self):
+        self.verdicts: dict[tuple[int, int], dict] = {}
+        self.threads: list[int] = []
+        self.hold: threading.Event | None = None
+
+    def __call__(self, image, detector=None):
+        from cmfnet_core.detect import Detection
+
+        self.threads.append(threading.get_ident())
+        if self.hold is not None:
+            assert self.hold.wait(TIMEOUT / 1000), "the test never released the detector"
+        return Detection(self.verdicts[image.shape[:2]])
+
+
+@pytest.fixture
+def detector(monkeypatch) -> FakeDetector:
+    import cmfnet_core.detect
+
+    fake = FakeDetector()
+    monkeypatch.setattr(cmfnet_core.detect, "detect", fake)
+    yield fake
+    if fake.hold is not None:
+        fake.hold.set()  # a failed test must not leave a worker waiting
+
+
+@pytest.fixture
+def dehaze_weights(small_weights) -> Path:
+    """The small checkpoint as the dehaze weights too: previews in Dehaze stay quick."""
+    from cmfnet_core.weights import import_weights
+
+    return import_weights("dehaze", small_weights)
+
+
 # --- the window ---------------------------------------------------------------------------
 
 def test_new_user_without_weights_sees_banner_and_can_import(qtbot, no_bundled_weights, make_window,
@@ -233,6 +275,105 @@ def test_open_shows_photo_then_preview(qtbot, window, photo):
     assert window.view.item.has_after()
     assert "street.png" in window.windowTitle()
     assert window.settings.recent_files()[0] == str(photo.resolve())
+
+
+def test_automatic_looks_at_the_photo_and_preselects_the_task_it_needs(
+        qtbot, settings, make_window, weights, dehaze_weights, photo, detector):
+    settings.set_task("auto")
+    detector.verdicts[(96, 128)] = HAZY
+    detector.hold = threading.Event()
+    window = make_window()
+    assert window.task_combo.currentText() == "Automatic"
+    wait_job(qtbot, window.files, jobs.READ, lambda: window.open_paths([photo]))
+    # the photo is shown while it is looked at, on the engine's thread; nothing runs before
+    assert window.stack.currentIndex() == 1
+    assert window.detection_label.text() == "<i>Looking at the photo…</i>"
+    assert not window.apply_action.isEnabled()  # which task to apply is not known yet
+    detector.hold.set()
+    job, (outcome, preview) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: None)
+    assert outcome == "succeeded" and job.context["task"] == "dehaze"
+    assert detector.threads and threading.get_ident() not in detector.threads
+    assert window.task == "dehaze" and window.document.preview_task == "dehaze"
+    assert window.task_combo.currentData() == "auto"
+    assert window.task_combo.currentText() == "Automatic: Dehaze"
+    assert window.detection_label.text() == "Looks hazy · 87 %"
+    assert "Automatic restores it with Dehaze" in window.detection_label.toolTip()
+    assert " — Dehaze — " in window.windowTitle() and window.apply_action.isEnabled()
+
+    # the user can still pick another task; why Automatic chose Dehaze stays on show
+    job, _ = wait_job(qtbot, window.engine, jobs.PREVIEW,
+                      lambda: window.task_combo.setCurrentIndex(window.task_combo.findData("deblur")))
+    assert job.context["task"] == "deblur"
+    assert window.task == "deblur" and window.settings.task() == "deblur"
+    assert window.task_combo.itemText(0) == "Automatic"
+    assert window.detection_label.text() == "Looks hazy · 87 %"
+    assert "Automatic would pick dehaze" in window.detection_label.toolTip()
+    # back to Automatic: the photo's own task again, without looking at it again
+    asked = len(detector.threads)
+    job, _ = wait_job(qtbot, window.engine, jobs.PREVIEW,
+                      lambda: window.task_combo.setCurrentIndex(window.task_combo.findData("auto")))
+    assert window.task == "dehaze" and job.context["task"] == "dehaze"
+    assert len(detector.threads) == asked and window.settings.task() == "auto"
+
+
+def test_automatic_leaves_a_photo_that_looks_fine_to_the_user(qtbot, settings, make_window, weights,
+                                                               photo, detector):
+    settings.set_task("auto")
+    detector.verdicts[(96, 128)] = FINE
+    window = make_window()
+    job, (outcome, _) = open_photo(qtbot, window, photo)
+    assert outcome == "succeeded"
+    assert window.task == "deblur" and window.task_combo.currentText() == "Automatic"
+    assert window.detection_label.text() == "Looks fine · 91 %"
+    assert "pick a task to restore it anyway" in window.detection_label.toolTip()
+    assert window.apply_action.isEnabled()  # restoring it anyway is the user's call
+
+
+def test_a_task_picked_by_hand_stays_and_the_detection_is_advice(qtbot, window, photo, detector):
+    detector.verdicts[(96, 128)] = HAZY
+    assert window.choice == "deblur"  # as the settings say
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.DETECT, lambda: window.open_paths([photo]))
+    assert outcome == "succeeded"
+    assert window.task == "deblur" and window.document.preview_task == "deblur"
+    assert window.detection_label.text() == "Looks hazy · 87 %"
+    assert "Automatic would pick dehaze" in window.detection_label.toolTip()
+
+
+def test_without_the_detector_automatic_still_opens_and_previews(qtbot, settings, make_window,
+                                                                 weights, photo, monkeypatch):
+    import cmfnet_core.detect
+
+    def no_detector(image, detector=None):
+        raise cmfnet_core.detect.DetectorError("cannot read the detector's weights")
+
+    monkeypatch.setattr(cmfnet_core.detect, "detect", no_detector)
+    settings.set_task("auto")
+    window = make_window()
+    job, (outcome, _) = open_photo(qtbot, window, photo)
+    assert outcome == "succeeded" and job.context["task"] == "deblur"
+    assert window.detection_label.text() == "<i>Automatic unavailable</i>"
+    assert "detector's weights" in window.detection_label.toolTip()
+    assert window.errors.box is None or not window.errors.box.isVisible()  # advice, not an error
+
+
+def test_a_batch_with_automatic_restores_each_photo_with_what_it_needs(
+        qtbot, settings, make_window, weights, dehaze_weights, photo, detector):
+    import cv2
+
+    meadow = photo.with_name("meadow.png")
+    cv2.imwrite(str(meadow), cv2.imread(str(photo))[:64, :80])
+    detector.verdicts.update({(96, 128): HAZY, (64, 80): FINE})
+    settings.set_task("auto")
+    window = make_window()
+    window.batch.add_files([photo, meadow])
+    with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
+        window.batch.run_button.click()
+    entries = window.batch.entries
+    assert [(e.status, e.detail) for e in entries] == [
+        ("Saved", "street.dehaze.png (looks hazy · 87 %)"), ("Left as it is", "Looks fine · 91 %")]
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["meadow.png", "street.dehaze.png",
+                                                              "street.png"]
+    assert not window.batch.run_button.isEnabled()  # nothing left to do
 
 
 def test_apply_runs_off_the_gui_thread_while_the_event_loop_keeps_running(qtbot, window, photo,
@@ -357,7 +498,7 @@ def test_unreadable_file_shows_an_error_dialog(qtbot, window, tmp_path):
 def test_task_without_weights_shows_banner_and_disables_apply(qtbot, no_bundled_weights, window, photo):
     open_photo(qtbot, window, photo)
     assert window.apply_action.isEnabled() and not window.banner.isVisible()
-    window.task_combo.setCurrentIndex(1)  # Dehaze: only deblur weights are installed here
+    window.task_combo.setCurrentIndex(window.task_combo.findData("dehaze"))  # only deblur weights here
     assert window.task == "dehaze" and window.settings.task() == "dehaze"
     assert window.banner.isVisible() and "Dehaze" in window.banner.label.text()
     assert not window.apply_action.isEnabled() and not window.view.item.has_after()
@@ -557,6 +698,32 @@ def test_restorer_cache_keeps_the_most_recent(small_weights):
     cache.get("deblur", EngineOptions(tile=192), small_weights)
     assert cache.get("deblur", TEST_OPTIONS, small_weights) is not first  # evicted, rebuilt
     assert made == [("deblur", 64), ("deblur", 128), ("deblur", 192), ("deblur", 64)]
+
+
+def test_warmup_builds_what_the_first_preview_of_a_typical_photo_runs(fake_backends, small_weights):
+    """Phones take 4:3 photos and cameras 3:2, either way up: after the warm-up, the preview
+    of any of them compiles nothing (the preview runs one tile of the downscaled photo)."""
+    options = EngineOptions(tile=64, overlap=16, backend="openvino", threads=1)
+    cache = jobs.RestorerCache()
+    jobs.warmup_work(cache, "deblur", options, small_weights)(lambda done, total: None, CancelToken())
+    warmed = list(fake_backends.built)
+    for photo in [(3000, 4000), (4000, 3000), (3648, 5472), (5472, 3648)]:
+        image = np.zeros((*photo, 3), np.uint8)
+        jobs.preview_work(cache, "deblur", options, image, small_weights)(lambda done, total: None,
+                                                                         CancelToken())
+    assert fake_backends.built == warmed
+
+
+def test_warmup_for_a_known_photo_builds_its_preview(fake_backends, small_weights):
+    options = EngineOptions(tile=64, overlap=16, backend="openvino", threads=1)
+    cache = jobs.RestorerCache()
+    jobs.warmup_work(cache, "deblur", options, small_weights, photos=[(1080, 1920)])(
+        lambda done, total: None, CancelToken())
+    assert len(fake_backends.built) == 1
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    jobs.preview_work(cache, "deblur", options, image, small_weights)(lambda done, total: None,
+                                                                     CancelToken())
+    assert len(fake_backends.built) == 1
 
 
 def test_command_line():

@@ -149,7 +149,7 @@ def test_the_package_exports_the_engine_contract():
 
 
 def test_usage_errors_exit_2():
-    assert cmfnet("restore", "x.jpg").returncode == 2  # --task missing
+    assert cmfnet("restore", "x.jpg", "--weights", "w.pth").returncode == 2  # which task is the file for?
     assert cmfnet("restore", "a.jpg", "b.jpg", "-o", "c.jpg", "--task", "deblur").returncode == 2
 
 
@@ -217,7 +217,7 @@ def test_version_names_the_package_and_its_frameworks():
 
 def test_bf16_asked_for_says_what_runs(photo_file, small_weights):
     pytest.importorskip("openvino")
-    from cmfnet_core.openvino_backend import NO_BF16_NOTE, cpu_has_bf16
+    from cmfnet_core.backends.precision import NO_BF16_NOTE, cpu_has_bf16
 
     result = cmfnet("restore", photo_file, "--task", "deblur", "--weights", small_weights, "-q",
                     "--backend", "openvino", "--precision", "bf16", "--tile", "64", "--overlap", "16")

@@ -180,3 +180,63 @@ def test_local_statistics_use_a_window_smaller_than_the_tile(small_weights, smoo
     assert local.local_window == 32
     assert not np.array_equal(plain.restore(smooth_image), local.restore(smooth_image))
     assert psnr(local.restore(smooth_image), local_tiled.restore(smooth_image), peak=255) > 30
+
+
+# --- which backends a restore builds -----------------------------------------------------
+
+@pytest.mark.parametrize("photo", [(1, 1), (3, 7), (72, 100), (511, 513), (600, 800), (3000, 4000),
+                                   (5472, 3648), (200, 40_000)])
+def test_preview_tile_shape_is_the_shape_a_preview_runs_at(fake_backends, small_weights, photo):
+    from cmfnet_core.engine import downscale, preview_tile_shape
+
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
+    restorer.restore_whole(downscale(np.zeros((*photo, 3), np.uint8)))
+    assert fake_backends.built == fake_backends.ran == [preview_tile_shape(*photo)]
+
+
+def test_after_warming_a_shape_restoring_it_builds_nothing(fake_backends, small_weights):
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
+    restorer.warm([(384, 512), (344, 512), (384, 512)])
+    assert fake_backends.built == fake_backends.ran == [(384, 512), (344, 512)]  # each once
+    restorer.restore_whole(np.zeros((380, 505, 3), np.uint8))
+    restorer.restore_whole(np.zeros((344, 512, 3), np.uint8))
+    assert fake_backends.built == [(384, 512), (344, 512)]
+
+
+def test_warming_stops_between_shapes_when_cancelled(fake_backends, small_weights):
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        restorer.warm([(384, 512)], cancel=token)
+    assert fake_backends.built == []
+
+
+def test_a_backend_that_runs_any_shape_is_built_and_warmed_once(fake_backends, small_weights):
+    """Paddle runs every shape with one network: one backend, however many shapes, warmed
+    on one small tile (nothing is compiled per shape)."""
+    from cmfnet_core.engine import WARM_TILE
+
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="paddle")
+    restorer.warm([(384, 512), (512, 384)])
+    assert fake_backends.ran == [(WARM_TILE, WARM_TILE)]
+    restorer.restore(np.zeros((100, 130, 3), np.uint8))
+    restorer.restore_whole(np.zeros((40, 48, 3), np.uint8))
+    assert len(fake_backends.built) == 1
+
+
+def test_backends_built_per_shape_are_kept_for_the_last_few_shapes(fake_backends, small_weights):
+    """Each holds a compiled model: memory must not grow with every new photo shape."""
+    from cmfnet_core.engine import KEEP_BACKENDS
+
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
+    shapes = [(8 * (i + 1), 16) for i in range(KEEP_BACKENDS + 1)]
+    for shape in shapes[:KEEP_BACKENDS]:
+        restorer.restore_whole(np.zeros((*shape, 3), np.uint8))
+    restorer.restore_whole(np.zeros((*shapes[0], 3), np.uint8))  # used again: the most recent now
+    restorer.restore_whole(np.zeros((*shapes[-1], 3), np.uint8))  # one too many: shapes[1] goes
+    assert fake_backends.built == shapes
+    restorer.restore_whole(np.zeros((*shapes[0], 3), np.uint8))
+    restorer.restore_whole(np.zeros((*shapes[1], 3), np.uint8))
+    assert fake_backends.built == [*shapes, shapes[1]]
+    assert len(restorer._backends) == KEEP_BACKENDS

@@ -360,3 +360,66 @@ def test_written_photos_get_ordinary_permissions(tmp_path, photo_rgb):
     finally:
         os.umask(previous)
     assert out.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0600
+
+
+# --- decoder chatter, kept quiet without per-read global switches ----------------------------
+
+def _files_decoders_complain_about(folder):
+    """A JPEG whose broken EXIF makes Pillow warn, and a truncated 16-bit PNG that makes
+    OpenCV log a warning (and is refused)."""
+    from tests import corpus
+
+    pixels = (np.arange(64 * 80 * 3) % 65535).astype(np.uint16).reshape(64, 80, 3)
+    whole = write_image(folder / "deep.png", pixels).read_bytes()
+    truncated = folder / "truncated16.png"
+    truncated.write_bytes(whole[: len(whole) // 2])
+    return corpus.broken_exif_jpeg(folder), truncated
+
+
+def test_what_the_decoders_say_never_reaches_stderr(tmp_path):
+    """Even with every Python warning turned on (-W always), as the CLI and the app see it."""
+    import subprocess
+    import sys
+
+    warns, refused = _files_decoders_complain_about(tmp_path)
+    code = ("import sys\nfrom cmfnet_core.imageio import ImageError, read_image\n"
+            "read_image(sys.argv[1])\n"
+            "try:\n    read_image(sys.argv[2])\nexcept ImageError:\n    print('refused')\n")
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code, str(warns), str(refused)],
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "refused\n", "")
+
+
+def test_reading_switches_no_process_wide_setting(tmp_path, monkeypatch):
+    """The app reads on two threads at once: a read must not set (and put back) the warning
+    filters or OpenCV's log level, which another thread's read would see or undo."""
+    import warnings
+
+    import cv2
+
+    from tests import corpus
+
+    warns, refused = _files_decoders_complain_about(tmp_path)
+    deep = tmp_path / "deep.png"
+    tiff16 = write_image(tmp_path / "deep.tif", read_image(deep).pixels)
+    read_image(deep)  # OpenCV's first use in this process sets its level, once
+
+    switched = []
+
+    def noting(module, name):
+        original = getattr(module, name)
+
+        def call(*args, **kwargs):
+            switched.append(name)
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)
+
+    for name in ("catch_warnings", "simplefilter", "filterwarnings", "resetwarnings"):
+        noting(warnings, name)
+    noting(cv2.utils.logging, "setLogLevel")
+    for path in (warns, deep, tiff16, corpus.palette_png_with_transparency(tmp_path)):
+        read_image(path)
+    with pytest.raises(ImageError, match="truncated|damaged"):
+        read_image(refused)
+    monkeypatch.undo()
+    assert switched == []

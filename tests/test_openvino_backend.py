@@ -87,7 +87,7 @@ def load_input(conformance_dir, name):
 def test_fp32_matches_paddle_reference(isolated_user_dirs, conformance_dir, strong, paddle_network, name,
                                        capfd):
     """Exported here, into this test's own empty cache: a miss whatever ran before."""
-    from cmfnet_core.openvino_backend import OpenVINOBackend
+    from cmfnet_core.backends.openvino import OpenVINOBackend
 
     batch, official = load_input(conformance_dir, name)
     capfd.readouterr()
@@ -105,7 +105,7 @@ def test_fp32_matches_paddle_reference(isolated_user_dirs, conformance_dir, stro
 
 
 def test_fp32_precision_hint_is_explicit(ov_cache, strong):
-    from cmfnet_core.openvino_backend import OpenVINOBackend
+    from cmfnet_core.backends.openvino import OpenVINOBackend
 
     backend = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     import openvino as ov
@@ -116,7 +116,7 @@ def test_fp32_precision_hint_is_explicit(ov_cache, strong):
 
 def test_edge_tile_is_padded_like_paddle(ov_cache, conformance_dir, strong, paddle_network):
     """A tile smaller than the compiled shape: reflect-padded, run, cropped back."""
-    from cmfnet_core.openvino_backend import OpenVINOBackend
+    from cmfnet_core.backends.openvino import OpenVINOBackend
 
     batch, _ = load_input(conformance_dir, "deblur1_crop_1x3x128x128")
     small = np.ascontiguousarray(batch[:, :, :72, :104])  # 72 x 104 inside a 128 x 128 model
@@ -131,7 +131,7 @@ def test_edge_tile_is_padded_like_paddle(ov_cache, conformance_dir, strong, padd
 
 
 def native_bf16() -> bool:
-    from cmfnet_core.openvino_backend import cpu_has_bf16
+    from cmfnet_core.backends.precision import cpu_has_bf16
 
     return cpu_has_bf16()
 
@@ -142,7 +142,8 @@ EXPECTED_BF16_RUN = "bf16" if native_bf16() else "fp32"
 
 
 def _fp32_and_bf16(weights):
-    from cmfnet_core.openvino_backend import NO_BF16_NOTE, OpenVINOBackend
+    from cmfnet_core.backends.openvino import OpenVINOBackend
+    from cmfnet_core.backends.precision import NO_BF16_NOTE
 
     fp32 = OpenVINOBackend(weights, precision="fp32", tile_shape=(128, 128))
     bf16 = OpenVINOBackend(weights, precision="bf16", tile_shape=(128, 128))
@@ -208,18 +209,19 @@ def test_bf16_psnr_on_a_restored_photo(ov_cache, plain, tmp_path):
 
 
 def test_second_construction_hits_the_cache(ov_cache, strong, monkeypatch):
-    from cmfnet_core import openvino_backend as ovb
+    from cmfnet_core.backends import export
+    from cmfnet_core.backends.openvino import OpenVINOBackend, forget_compiled
 
-    first = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    first = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     assert first.model_path.is_file() and first.model_path.with_suffix(".bin").is_file()
     assert first.model_path.parent.parent == ov_cache
-    ovb.forget_compiled()  # as a new process would: nothing compiled in memory
+    forget_compiled()  # as a new process would: nothing compiled in memory
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again despite a cached model")
 
-    monkeypatch.setattr(ovb, "export_onnx", no_export)
-    second = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    monkeypatch.setattr(export, "export_onnx", no_export)
+    second = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     assert second.cache_hit and second.export_seconds == 0.0
     assert second.model_path == first.model_path
     batch = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
@@ -227,7 +229,7 @@ def test_second_construction_hits_the_cache(ov_cache, strong, monkeypatch):
 
 
 def test_cache_key_changes_with_what_the_model_depends_on(strong, plain):
-    from cmfnet_core.openvino_backend import model_dir, model_key
+    from cmfnet_core.backends.cache import model_dir, model_key
 
     base = model_dir(model_key(strong, (128, 128), 0))
     assert model_dir(model_key(strong, (128, 128), 0)) == base
@@ -237,7 +239,7 @@ def test_cache_key_changes_with_what_the_model_depends_on(strong, plain):
 
 
 def test_compiled_shape_is_the_tile_shape_by_default():
-    from cmfnet_core.openvino_backend import compiled_shape
+    from cmfnet_core.backends.export import compiled_shape
 
     assert compiled_shape((256, 512)) == (256, 512)
     assert compiled_shape((344, 512)) == (344, 512)
@@ -250,20 +252,21 @@ def test_compiled_shape_is_the_tile_shape_by_default():
 def test_auto_precision_is_bf16_exactly_where_bf16_really_runs(ov_cache, plain):
     """Judged by what OpenVINO compiles, not by the detection auto itself uses: auto asks
     for bf16 where a bf16 request really runs bf16, and otherwise for fp32, with no note."""
-    from cmfnet_core import openvino_backend as ovb
+    from cmfnet_core.backends.openvino import OpenVINOBackend
+    from cmfnet_core.backends.precision import resolve_precision
 
-    bf16 = ovb.OpenVINOBackend(plain, precision="bf16", tile_shape=(128, 128))
-    auto = ovb.OpenVINOBackend(plain, precision="auto", tile_shape=(128, 128))
-    assert ovb.resolve_precision("auto") == auto.requested_precision == auto.precision == bf16.precision
+    bf16 = OpenVINOBackend(plain, precision="bf16", tile_shape=(128, 128))
+    auto = OpenVINOBackend(plain, precision="auto", tile_shape=(128, 128))
+    assert resolve_precision("auto") == auto.requested_precision == auto.precision == bf16.precision
     assert auto.precision_note is None
-    assert ovb.resolve_precision("fp32") == "fp32"
+    assert resolve_precision("fp32") == "fp32"
     with pytest.raises(ValueError):
-        ovb.resolve_precision("fp16")
+        resolve_precision("fp16")
 
 
 @pytest.mark.slow
 def test_local_statistics_export_matches_paddle(ov_cache, conformance_dir, strong):
-    from cmfnet_core.openvino_backend import OpenVINOBackend
+    from cmfnet_core.backends.openvino import OpenVINOBackend
     from cmfnet_core.weights import build_network
 
     batch, _ = load_input(conformance_dir, "deblur1_crop_1x3x128x128")
@@ -272,13 +275,45 @@ def test_local_statistics_export_matches_paddle(ov_cache, conformance_dir, stron
     assert np.abs(backend.run(batch) - reference).max() <= 1e-4
 
 
+def test_only_the_last_few_compiled_models_stay_in_memory(monkeypatch):
+    """Each compiled model holds buffers for its tile shape: the process keeps the
+    COMPILED_KEEP most recently used, and compiles (loads) an evicted one again."""
+    from pathlib import Path
+
+    from cmfnet_core.backends import openvino
+
+    compiled = []
+
+    class CountingCore:
+        def compile_model(self, xml, device, properties):
+            compiled.append(xml)
+            return object()
+
+    monkeypatch.setattr(openvino, "core", CountingCore)
+    openvino.forget_compiled()
+    keep = openvino.COMPILED_KEEP
+    models = [Path(f"model-{i}.xml") for i in range(keep + 1)]
+    try:
+        first = openvino._compile(models[0], {})
+        for model in models[1:keep]:
+            openvino._compile(model, {})
+        assert openvino._compile(models[0], {}) is first  # used again: now the most recent
+        openvino._compile(models[keep], {})  # one too many: models[1], the least recent, goes
+        assert compiled == [str(m) for m in models]
+        assert openvino._compile(models[0], {}) is first
+        openvino._compile(models[1], {})
+        assert compiled == [str(m) for m in models] + [str(models[1])]
+    finally:
+        openvino.forget_compiled()
+
+
 def test_prune_cache_drops_least_recently_used(tmp_path, monkeypatch):
     import os
 
-    from cmfnet_core import openvino_backend as ovb
+    from cmfnet_core.backends.cache import cache_root, prune_cache
 
     monkeypatch.setenv("CMFNET_CACHE_DIR", str(tmp_path))
-    root = ovb.cache_root()
+    root = cache_root()
     for age, name in enumerate(["cmfnet-a", "cmfnet-b", "cmfnet-c"]):
         folder = root / name
         folder.mkdir(parents=True)
@@ -288,7 +323,7 @@ def test_prune_cache_drops_least_recently_used(tmp_path, monkeypatch):
     (root / "compiled").mkdir()
     (root / "compiled" / "1.blob").write_bytes(b"x" * 100_000)
     os.utime(root / "compiled" / "1.blob", (500, 500))
-    removed = ovb.prune_cache(limit_mb=1.3)
+    removed = prune_cache(limit_mb=1.3)
     assert removed == 2
     assert not (root / "compiled" / "1.blob").exists() and not (root / "cmfnet-a").exists()
     assert (root / "cmfnet-b").exists() and (root / "cmfnet-c").exists()
@@ -307,14 +342,14 @@ def test_image_smaller_than_a_tile_matches_paddle(ov_cache, small_weights, photo
 
 
 def test_damaged_cache_entry_is_exported_again(ov_cache, strong):
-    from cmfnet_core import openvino_backend as ovb
+    from cmfnet_core.backends.openvino import OpenVINOBackend, forget_compiled
 
-    first = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    first = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     batch = np.random.default_rng(0).random((1, 3, 128, 128), dtype=np.float32)
     expected = first.run(batch)
-    ovb.forget_compiled()
+    forget_compiled()
     first.model_path.write_text("<net broken")  # as if the disk lost the file's end
-    again = ovb.OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
+    again = OpenVINOBackend(strong, precision="fp32", tile_shape=(128, 128))
     assert not again.cache_hit
     np.testing.assert_allclose(again.run(batch), expected, atol=1e-6)
 
@@ -358,12 +393,11 @@ def test_bench_recommends_smaller_tile_within_ten_percent():
 
 
 def test_a_bf16_request_on_a_cpu_without_it_gets_a_note_up_front(monkeypatch):
-    from cmfnet_core import openvino_backend as ovb
-    from cmfnet_core.backends import check_options
+    from cmfnet_core.backends import check_options, precision
 
-    monkeypatch.setattr(ovb, "cpu_has_bf16", lambda: False)
-    assert check_options(backend="openvino", precision="bf16") == ("openvino", [ovb.NO_BF16_NOTE])
-    monkeypatch.setattr(ovb, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: False)
+    assert check_options(backend="openvino", precision="bf16") == ("openvino", [precision.NO_BF16_NOTE])
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     assert check_options(backend="openvino", precision="bf16") == ("openvino", [])
 
 

@@ -29,6 +29,9 @@ from ..weights import TASKS  # one list of tasks: the engine's
 
 # Share of deblur pairs made by video_blur (the rest: sharp 5 %, kernels).
 DEBLUR_VIDEO_SHARE = 0.65
+# Share of raindrop pairs whose drops are far out of focus: soft, low-contrast blobs with
+# faint rims and highlights, as in the real dev pair (the lens focused on the scene).
+DEFOCUSED_DROP_SHARE = 0.5
 
 
 # ---------------------------------------------------------------- helpers
@@ -312,13 +315,18 @@ def raindrop(img, rng, density=None, scale=None):
     refr = cv2.GaussianBlur(refr, (0, 0), rng.uniform(0.5, 2.0))
     refr = refr * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08)
     # drops are out of focus too: soften everything
-    soft = rng.uniform(0.2, 2.5) * scale / 256.0 + 0.3
+    if rng.random() < DEFOCUSED_DROP_SHARE:
+        soft = rng.uniform(2.5, 6.0) * scale / 256.0 + 1.0
+        shade *= 0.5
+        spec *= 0.3
+    else:
+        soft = rng.uniform(0.2, 2.5) * scale / 256.0 + 0.3
     alpha = cv2.GaussianBlur(alpha, (0, 0), soft)[:, :, None]
     shade = cv2.GaussianBlur(shade, (0, 0), soft)[:, :, None]
     spec = cv2.GaussianBlur(spec, (0, 0), soft)[:, :, None]
     out = img * (1 - alpha) + refr * alpha
     out = out * (1 - shade) + spec
-    if rng.random() < 0.25:
+    if rng.random() < 0.1:  # drops on glass rarely come with streaks in the real photos
         out = streaks(out, rng)
     # glass in front of the lens: a little veiling glare / contrast loss
     if rng.random() < 0.5:

@@ -19,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, PREVIEW_LONG_SIDE, CancelToken,
-                                Restorer, downscale)
+                                Restorer, downscale, preview_tile_shape)
 from cmfnet_core.weights import WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -27,9 +27,14 @@ Work = Callable[[Progress, CancelToken], Any]
 
 _ids = itertools.count(1)
 
+# Photos a first preview is most likely of, most common first: phones (4:3) and cameras
+# (3:2), upright and on their side (EXIF orientation is applied before the preview).
+TYPICAL_PHOTOS = ((3024, 4032), (4032, 3024), (4000, 6000), (6000, 4000))
+
 # Kinds of job, used to supersede or cancel a family of jobs at once.
 PREVIEW, REGION, APPLY, BATCH, READ, SAVE, IMPORT, WARMUP = (
     "preview", "region", "apply", "batch", "read", "save", "import", "warmup")
+DETECT = "detect"  # what a photo needs, for the Automatic choice
 
 
 @dataclass(eq=False)  # identity, not field-by-field (fields hold arrays)
@@ -110,13 +115,20 @@ def ensure_dygraph() -> None:
 
 # --- the work itself -------------------------------------------------------------
 
-def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights=None) -> Work:
-    """Load the weights and build (compile) the model for full tiles before the first photo,
-    so the first preview is not also the slowest."""
+def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights=None,
+                photos=None) -> Work:
+    """Load the weights and build what the first preview will run, so it is not also the slowest.
+
+    A preview runs as one tile of the downscaled photo, and the OpenVINO backend compiles
+    a model per tile shape, so what to build follows from the photo's size alone
+    (:func:`~cmfnet_core.engine.preview_tile_shape`). ``photos``: the (height, width) of
+    the photos to prepare for; before any photo is known, :data:`TYPICAL_PHOTOS`, the most
+    likely first (a cancel request is honoured between them). The full-resolution tiles are
+    not built: a full run takes far longer than compiling its model, a preview does not.
+    """
     def work(progress: Progress, cancel: CancelToken) -> None:
         restorer = cache.get(task, options, weights)
-        cancel.raise_if_cancelled()
-        restorer.restore(np.zeros((options.tile, options.tile, 3), np.uint8), cancel=cancel)
+        restorer.warm([preview_tile_shape(*photo) for photo in photos or TYPICAL_PHOTOS], cancel)
     return work
 
 
@@ -187,6 +199,49 @@ def batch_work(cache: RestorerCache, task: str, options: EngineOptions, path: st
     return work
 
 
+def detect_work(image: np.ndarray) -> Work:
+    """What the photo needs (:func:`cmfnet_core.detect.detect`): its Detection. Runs on
+    the engine's thread like the restorations: the detector is a network too."""
+    def work(progress: Progress, cancel: CancelToken):
+        from cmfnet_core.detect import detect
+
+        ensure_dygraph()
+        return detect(image)
+    return work
+
+
+@dataclass(frozen=True)
+class AutoOutcome:
+    """What :func:`auto_batch_work` made of one photo: the file written, or None when
+    the photo was left as it is (it looks fine, or the detector is unsure), and why."""
+
+    output: Path | None
+    detection: Any  # cmfnet_core.detect.Detection
+
+
+def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Path,
+                    out_dir=None) -> Work:
+    """:func:`batch_work` for the Automatic choice: read, find out what the photo needs,
+    restore that and write ``NAME.TASK.EXT``; a photo that needs nothing is not written."""
+    def work(progress: Progress, cancel: CancelToken) -> AutoOutcome:
+        from cmfnet_core.detect import detect
+        from cmfnet_core.imageio import output_path, read_image, write_image
+
+        photo = read_image(path)
+        cancel.raise_if_cancelled()
+        ensure_dygraph()
+        found = detect(photo.pixels)
+        task = found.restore_task
+        if task is None:
+            return AutoOutcome(None, found)
+        cancel.raise_if_cancelled()
+        out = cache.get(task, options).restore(photo.pixels, progress=progress, cancel=cancel)
+        cancel.raise_if_cancelled()
+        written = write_image(output_path(path, task, out_dir), out, info=photo.info, next_free=True)
+        return AutoOutcome(written, found)
+    return work
+
+
 def import_work(task: str, source: str | Path) -> Work:
     def work(progress: Progress, cancel: CancelToken) -> Path:
         from cmfnet_core.weights import import_weights
@@ -221,8 +276,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def describe_error(exc: BaseException) -> tuple[str, str]:
     """(dialog title, one clear message) for anything a job can raise."""
+    from cmfnet_core.detect import DetectorError
     from cmfnet_core.imageio import ImageError
 
+    if isinstance(exc, DetectorError):
+        return "Automatic is not available", f"{exc}\n\nChoose the task yourself."
     if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
         return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
     if isinstance(exc, WeightsError):

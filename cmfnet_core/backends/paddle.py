@@ -1,0 +1,41 @@
+"""The Paddle executor: the network in Paddle dygraph, fp32, on the CPU or a GPU.
+
+The reference every other path is measured against, and the only GPU path.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..weights import Weights, build_network
+from . import default_threads
+
+
+class PaddleBackend:
+    """Paddle dygraph, fp32: the reference every other path is measured against."""
+
+    name = "paddle"
+    precision = "fp32"
+
+    def __init__(self, weights: Weights, device: str = "cpu", threads: int | None = None,
+                 local_window: int = 0):
+        import paddle
+
+        if not paddle.in_dynamic_mode():
+            # paddle keeps its eager/static switch per thread; a worker thread started after
+            # paddle was imported elsewhere can come up static, where the network cannot run
+            paddle.disable_static()
+        if device == "gpu":
+            paddle.set_device("gpu")
+        else:
+            paddle.set_device("cpu")
+            paddle.base.core.set_num_threads(threads or default_threads())
+        self._paddle = paddle
+        self.device = device
+        self.network = build_network(weights, local_window=local_window)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        paddle = self._paddle
+        if not paddle.in_dynamic_mode():
+            paddle.disable_static()
+        with paddle.no_grad():
+            return self.network(paddle.to_tensor(np.ascontiguousarray(batch, np.float32))).numpy()

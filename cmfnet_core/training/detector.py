@@ -1,0 +1,311 @@
+"""Train and validate the degradation detector (``cmfnet_core/detect.py``).
+
+    python -m cmfnet_core.training.detector --data ../shared/data/clean \
+        --data ../shared/data/clean-extra --out resources/weights/detector.pdparams \
+        --validate ../shared/data
+
+Each clean photo is degraded whole, by the same synthesis as the restoration
+training (``synth.py``), into one of the four classes, ``none`` being the
+photo untouched; every class then gets the same camera-like finish (a random
+downscale, noise, JPEG) so that none of these is a cue. The views the network
+reads are made by ``detect.views``, exactly as at inference, once per
+degraded photo, and the network trains on them for a few epochs in PyTorch
+(a twin with the Paddle network's parameter names).
+
+``--validate DATA`` measures on real photos only: the degraded dev inputs
+(``DATA/{deblur,dehaze,deraindrop}/input``), the real samples
+(``DATA/samples``, named by task) and the clean dev targets (``DATA/*/gt``,
+which should come out ``none``), and prints the confusion matrix. These are
+never trained on.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .. import detect
+from . import synth
+
+CLASSES = detect.DETECT_CLASSES
+SAMPLE_CLASS = {"deblur_": "deblur", "haze_": "dehaze", "raindrop_": "deraindrop"}
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+# --- the PyTorch twin ---------------------------------------------------------------
+
+def twin():
+    """DegradationNet in PyTorch, same layers and parameter names (Linear weights transposed)."""
+    import torch
+    from torch import nn
+
+    from ..detector_network import DETAIL_WIDTHS, HIDDEN, SCENE_WIDTHS
+
+    def encoder(widths, first_stride):
+        layers, channels = [], 3
+        for i, width in enumerate(widths):
+            layers += [nn.Conv2d(channels, width, 3, stride=first_stride if i == 0 else 2, padding=1),
+                       nn.ReLU()]
+            channels = width
+        return nn.Sequential(*layers)
+
+    def mean_and_max(f):
+        return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1)
+
+    class DegradationNetTwin(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scene = encoder(SCENE_WIDTHS, 2)
+            self.detail = encoder(DETAIL_WIDTHS, 1)
+            features = 2 * SCENE_WIDTHS[-1] + 2 * 2 * DETAIL_WIDTHS[-1]
+            self.head = nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, len(CLASSES)))
+
+        def forward(self, scene, details):
+            n, k, c, d, _ = details.shape
+            s = mean_and_max(self.scene(scene - 0.5))
+            crops = mean_and_max(self.detail(details.reshape(n * k, c, d, d) - 0.5)).reshape(n, k, -1)
+            return self.head(torch.cat([s, crops.mean(dim=1), crops.amax(dim=1)], dim=1))
+
+    return DegradationNetTwin()
+
+
+def paddle_state(model) -> dict[str, np.ndarray]:
+    """The twin's parameters as the Paddle network names and lays them out."""
+    state = {}
+    for key, value in model.state_dict().items():
+        array = value.detach().float().cpu().numpy()
+        if key.startswith("head.") and key.endswith(".weight"):
+            array = array.T  # paddle's Linear is in x out
+        state[key] = np.ascontiguousarray(array, np.float32)
+    return state
+
+
+# --- synthesis ----------------------------------------------------------------------
+
+def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarray:
+    """A whole clean photo (uint8 RGB) degraded as ``label``, with a camera-like finish: uint8 RGB."""
+    img = synth.to_float(photo)
+    h, w = img.shape[:2]
+    if min(h, w) > 320 and rng.random() < 0.5:  # varied scene scale; never enlarged (that blurs)
+        s = rng.uniform(max(0.5, 300 / min(h, w)), 1.0)
+        img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
+    if rng.random() < 0.5:
+        img = np.ascontiguousarray(img[:, ::-1])
+    if label == "deblur":
+        img, _ = synth.video_blur(img, rng) if rng.random() < 0.6 else synth.blur(img, rng)
+    elif label == "dehaze":
+        img, _ = synth.haze(img, rng)
+    elif label == "deraindrop":
+        img, _ = synth.raindrop(img, rng, scale=min(img.shape[:2]))
+    if rng.random() < 0.7:
+        img = synth.add_noise(img, rng, 0.01)
+    if rng.random() < 0.8:
+        img = synth.jpeg(img, rng, 60, 95)
+    return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if bgr is None else bgr[:, :, ::-1].copy()
+
+
+def photos_in(folders) -> list[Path]:
+    return sorted(p for folder in folders for p in Path(folder).iterdir()
+                  if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def make_dataset(folders, variants: int, seed: int, log=print):
+    """Views of every clean photo degraded ``variants`` times (classes in turn): uint8 arrays."""
+    rng = np.random.default_rng(seed)
+    scenes, details, labels = [], [], []
+    paths = photos_in(folders)
+    start = time.perf_counter()
+    for n, path in enumerate(paths):
+        photo = read_rgb(path)
+        if photo is None:
+            continue
+        for v in range(variants):
+            label = (n + v) % len(CLASSES)
+            scene, crops = detect.views(degrade(photo, CLASSES[label], rng))
+            scenes.append(np.round(scene * 255).astype(np.uint8))
+            details.append(np.round(crops * 255).astype(np.uint8))
+            labels.append(label)
+        if n % 50 == 0:
+            log(f"synthesis: {n}/{len(paths)} photos, {time.perf_counter() - start:.0f} s")
+    return np.stack(scenes), np.stack(details), np.array(labels, np.int64)
+
+
+# --- training -----------------------------------------------------------------------
+
+def cached_dataset(data, variants: int, seed: int, cache: Path | None, log=print):
+    """``make_dataset``, kept in ``cache`` (.npz) for the next run with the same settings."""
+    import hashlib
+
+    code = b"".join(Path(m.__file__).read_bytes() for m in (synth, sys.modules[__name__], detect))
+    key = json.dumps({"data": [str(d) for d in data], "variants": variants, "seed": seed,
+                      "code": hashlib.sha256(code).hexdigest()[:16],
+                      "views": [detect.SCENE_SIDE, detect.DETAIL_SIDE, detect.DETAIL_CROPS,
+                                detect.DETAIL_GRID, detect.DETAIL_LONG_SIDE]})
+    if cache and cache.exists():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                log(f"dataset: from {cache}")
+                return stored["scenes"], stored["details"], stored["labels"]
+    scenes, details, labels = make_dataset(data, variants, seed, log)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, key=key, scenes=scenes, details=details, labels=labels)
+    return scenes, details, labels
+
+
+def train(data, epochs: int, variants: int, seed: int = 0, lr: float = 2e-3, batch: int = 32,
+          threads: int | None = None, cache: Path | None = None, log=print):
+    import torch
+    import torch.nn.functional as F
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    scenes, details, labels = cached_dataset(data, variants, seed, cache, log)
+    log(f"dataset: {len(labels)} views, per class {np.bincount(labels, minlength=len(CLASSES)).tolist()}")
+    model = twin()
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (len(labels) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps, pct_start=0.1)
+    rng = np.random.default_rng(seed + 1)
+    history = []
+    for epoch in range(epochs):
+        order = rng.permutation(len(labels))
+        losses, right = [], 0
+        model.train()
+        for b in range(len(labels) // batch):
+            idx = order[b * batch:(b + 1) * batch]
+            s = torch.from_numpy(scenes[idx]).float() / 255
+            d = torch.from_numpy(details[idx]).float() / 255
+            if rng.random() < 0.5:  # mirror: the classes do not care
+                s, d = s.flip(-1), d.flip(-1)
+            y = torch.from_numpy(labels[idx])
+            logits = model(s, d)
+            loss = F.cross_entropy(logits, y, label_smoothing=0.05)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+            right += int((logits.argmax(1) == y).sum())
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                        "train_accuracy": right / (batch * (len(labels) // batch))})
+        log(json.dumps(history[-1]))
+    model.eval()
+    return model, history
+
+
+# --- validation on real photos ------------------------------------------------------
+
+def real_photos(data: Path) -> list[tuple[Path, str]]:
+    """(photo, true class) for the real degraded dev inputs and samples, and the clean targets."""
+    found = []
+    for task in detect.TASKS:
+        found += [(p, task) for p in photos_in([data / task / "input"])]
+        found += [(p, "none") for p in photos_in([data / task / "gt"])]
+    for p in photos_in([data / "samples"]):
+        for prefix, task in SAMPLE_CLASS.items():
+            if p.name.startswith(prefix):
+                found.append((p, task))
+    return found
+
+
+def confusion(predict, items) -> dict:
+    """Rows: true class; columns: predicted class; plus the accuracies the issue asks for."""
+    matrix = np.zeros((len(CLASSES), len(CLASSES)), int)
+    wrong = []
+    for path, truth in items:
+        got = predict(read_rgb(path))
+        matrix[CLASSES.index(truth), CLASSES.index(got.task)] += 1
+        if got.task != truth:
+            wrong.append(f"{path.parent.parent.name}/{path.parent.name}/{path.name}: {truth} -> "
+                         f"{got.task} {got.confidence:.2f}")
+    degraded = matrix[:3].sum()
+    return {"classes": list(CLASSES), "matrix": matrix.tolist(),
+            "degraded_right": float(np.trace(matrix[:3, :3]) / max(degraded, 1)),
+            "clean_none": float(matrix[3, 3] / max(matrix[3].sum(), 1)),
+            "n": int(matrix.sum()), "wrong": wrong}
+
+
+def format_confusion(result: dict) -> str:
+    head = "true \\ called  " + "".join(f"{c:>11}" for c in result["classes"])
+    rows = [f"{c:<14}" + "".join(f"{v:>11}" for v in row) for c, row in zip(result["classes"], result["matrix"])]
+    return "\n".join([head, *rows,
+                      f"degraded photos called right: {100 * result['degraded_right']:.0f} %; "
+                      f"clean photos called none: {100 * result['clean_none']:.0f} %"])
+
+
+def twin_predictor(model):
+    import torch
+
+    def predict(image):
+        scene, crops = detect.views(image)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(scene[None]), torch.from_numpy(crops[None])).numpy()[0]
+        p = np.exp(logits - logits.max())
+        return detect.Detection(dict(zip(CLASSES, (float(v) for v in p / p.sum()))))
+    return predict
+
+
+# --- writing ------------------------------------------------------------------------
+
+def save(state: dict[str, np.ndarray], out: Path, provenance: dict) -> Path:
+    """``out`` (.pdparams: a plain pickle of float32 arrays) and its JSON sidecar."""
+    import hashlib
+    import pickle
+
+    from ..files import write_atomic
+
+    payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in state.items()}, protocol=4)
+    out = Path(out).with_suffix(".pdparams")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(out, payload, overwrite=True)
+    meta = {"format": detect.DETECTOR_FORMAT, "classes": list(CLASSES),
+            "sha256": hashlib.sha256(payload).hexdigest(), "provenance": provenance}
+    write_atomic(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), overwrite=True)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m cmfnet_core.training.detector", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", action="append", required=True, metavar="DIR", help="folder of clean photos (repeat)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--validate", type=Path, default=None, metavar="DATA",
+                   help="the shared data folder: real dev inputs, samples and clean targets")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--cache", type=Path, default=None, metavar="FILE.npz",
+                   help="keep the synthesised views here and reuse them next time")
+    p.add_argument("--variants", type=int, default=12, help="degraded copies of each clean photo")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    start = time.perf_counter()
+    model, history = train(a.data, a.epochs, a.variants, a.seed, a.lr, threads=a.threads, cache=a.cache, log=log)
+    provenance = {"kind": "bundled", "trained_by": "python -m cmfnet_core.training.detector",
+                  "epochs": a.epochs, "variants": a.variants, "lr": a.lr, "seed": a.seed,
+                  "data": [str(d) for d in a.data], "wall_time_s": round(time.perf_counter() - start, 1),
+                  "history": history}
+    if a.validate:
+        result = confusion(twin_predictor(model), real_photos(a.validate))
+        log(format_confusion(result))
+        for line in result["wrong"]:
+            log(f"  wrong: {line}")
+        provenance["validation"] = result
+    print(save(paddle_state(model), a.out, provenance))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

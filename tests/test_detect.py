@@ -1,0 +1,152 @@
+"""The degradation detector: what it reads, what it says, and `cmfnet detect` / `restore` without --task."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from cmfnet_core import detect
+from cmfnet_core.training.detector import degrade
+from tests.conftest import SAMPLES, SHARED
+from tests.test_cli import cmfnet
+
+EXACT = ["--backend", "paddle"]  # no model export: the photos here are one tile each
+
+
+def read_rgb(path) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return detect.Detector()
+
+
+@pytest.fixture(scope="module")
+def clean_photo() -> np.ndarray:
+    """A sharp frame never trained on (a dev target), at the size of the training photos."""
+    path = sorted((SHARED / "data" / "deblur" / "gt").glob("*.png"))[0]
+    return cv2.resize(read_rgb(path), (480, 270), interpolation=cv2.INTER_AREA)
+
+
+# --- the views and the network ------------------------------------------------------
+
+def test_views_are_what_the_network_reads_for_any_photo():
+    for image in (np.zeros((3000, 4000, 3), np.uint8), np.zeros((50, 70), np.uint16),
+                  np.zeros((200, 300, 4), np.uint8), np.zeros((120, 90, 1), np.uint8)):
+        scene, details = detect.views(image)
+        assert scene.shape == (3, detect.SCENE_SIDE, detect.SCENE_SIDE) and scene.dtype == np.float32
+        assert details.shape == (detect.DETAIL_CROPS, 3, detect.DETAIL_SIDE, detect.DETAIL_SIDE)
+
+
+def test_detail_crops_come_from_where_the_texture_is():
+    image = np.full((800, 800, 3), 128, np.uint8)
+    image[400:, 400:] = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    _, details = detect.views(image)
+    assert all(crop.std() > 0.1 for crop in details)  # none of them is the flat grey
+
+
+def test_the_paddle_network_equals_its_training_twin(tmp_path):
+    torch = pytest.importorskip("torch")
+    from cmfnet_core.training import detector as trainer
+
+    torch.manual_seed(0)
+    model = trainer.twin().eval()
+    weights = trainer.save(trainer.paddle_state(model), tmp_path / "random.pdparams", {})
+    image = np.random.default_rng(1).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    ours = detect.Detector(weights)(image).probabilities
+    theirs = trainer.twin_predictor(model)(image).probabilities
+    assert ours.keys() == theirs.keys()
+    assert max(abs(ours[k] - theirs[k]) for k in ours) < 1e-5
+
+
+def test_weights_that_are_not_the_detectors_are_refused(tmp_path):
+    copy = tmp_path / "detector.pdparams"
+    shutil.copy(detect.DETECTOR_WEIGHTS, copy)
+    shutil.copy(detect.DETECTOR_WEIGHTS.with_suffix(".json"), copy.with_suffix(".json"))
+    copy.write_bytes(copy.read_bytes()[:-10])
+    with pytest.raises(detect.DetectorError, match="checksum"):
+        detect.Detector(copy)
+    with pytest.raises(detect.DetectorError, match="cannot read"):
+        detect.Detector(tmp_path / "missing.pdparams")
+
+
+# --- what it says -------------------------------------------------------------------
+
+@pytest.mark.parametrize("label", detect.DETECT_CLASSES)
+def test_each_kind_of_damage_is_told_apart(detector, clean_photo, label):
+    """Synthetic damage of each kind on a photo never trained on: right at least 4 times in 5."""
+    calls = [detector(degrade(clean_photo, label, np.random.default_rng(seed))).task for seed in range(5)]
+    assert calls.count(label) >= 4, calls
+
+
+@pytest.mark.parametrize("name, task", [("haze_1.jpg", "dehaze"), ("haze_2.jpg", "dehaze"),
+                                        ("raindrop_1.jpg", "deraindrop"), ("deblur_1.png", "deblur")])
+def test_the_bundled_samples_are_recognised(detector, name, task):
+    found = detector(read_rgb(SAMPLES / name))
+    assert found.task == task and found.restore_task == task, found.probabilities
+
+
+def test_a_detection_says_what_it_found_and_what_to_run():
+    sure = detect.Detection({"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.03, "none": 0.05})
+    assert (sure.task, sure.restore_task, sure.summary()) == ("dehaze", "dehaze", "Looks hazy · 87 %")
+    unsure = detect.Detection({"deblur": 0.4, "dehaze": 0.3, "deraindrop": 0.2, "none": 0.1})
+    assert unsure.restore_task is None and unsure.summary() == "Maybe blurry · 40 %"
+    fine = detect.Detection({"deblur": 0.05, "dehaze": 0.02, "deraindrop": 0.02, "none": 0.91})
+    assert fine.restore_task is None and fine.summary() == "Looks fine · 91 %"
+
+
+# --- the command line ---------------------------------------------------------------
+
+@pytest.fixture
+def photos(tmp_path, clean_photo):
+    """A hazy sample, a clean photo and a file that is not a photo, in one folder."""
+    hazy = tmp_path / "hazy.jpg"  # the sample at half size: one tile, a quick restore
+    cv2.imwrite(str(hazy), cv2.resize(cv2.imread(str(SAMPLES / "haze_1.jpg")), (400, 300), interpolation=cv2.INTER_AREA))
+    clean = tmp_path / "clean.png"
+    cv2.imwrite(str(clean), cv2.cvtColor(clean_photo, cv2.COLOR_RGB2BGR))
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a photo")
+    return hazy, clean, broken
+
+
+def test_detect_prints_path_task_confidence_per_photo(photos):
+    hazy, clean, broken = photos
+    result = cmfnet("detect", hazy, broken, clean)
+    assert result.returncode == 1  # one file failed, the others were still done
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and result.stderr.count("error:") == 1 and "broken.jpg" in result.stderr
+    for line, path, task in zip(lines, (hazy, clean), ("dehaze", "none")):
+        assert re.fullmatch(rf"{re.escape(str(path))}\t{task}\t[01]\.\d\d", line), line
+
+
+def test_detect_json_gives_every_probability(photos):
+    hazy, _, _ = photos
+    result = cmfnet("detect", "--json", hazy)
+    assert result.returncode == 0, result.stderr
+    (found,) = json.loads(result.stdout)
+    assert found["path"] == str(hazy) and found["task"] == "dehaze"
+    assert set(found["probabilities"]) == set(detect.DETECT_CLASSES)
+    assert abs(sum(found["probabilities"].values()) - 1) < 1e-3
+
+
+def test_restore_without_a_task_restores_what_it_detects_and_skips_fine_photos(photos):
+    hazy, clean, _ = photos
+    result = cmfnet("restore", hazy, clean, "-q", *EXACT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(hazy.with_name("hazy.dehaze.jpg"))]
+    assert re.search(r"hazy\.jpg: looks hazy \(\d+ %\): dehaze", result.stderr)
+    assert re.search(r"clean\.png: looks fine \(\d+ %\); skipped .*--task", result.stderr)
+    assert sorted(p.name for p in clean.parent.iterdir()) == ["broken.jpg", "clean.png", "hazy.dehaze.jpg", "hazy.jpg"]
+
+
+def test_a_forced_task_is_not_second_guessed(photos):
+    _, clean, _ = photos
+    result = cmfnet("restore", clean, "--task", "deblur", "-q", *EXACT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(clean.with_name("clean.deblur.png"))
+    assert "looks" not in result.stderr
