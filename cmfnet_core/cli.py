@@ -149,7 +149,8 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     gui = commands.add_parser("gui", help="open the desktop app",
                               description="Open the CMFNet Restore desktop app.")
     gui.add_argument("files", nargs="*", metavar="FILE", help="photos to open")
-    gui.add_argument("--task", "-t", choices=TASKS, help="task to select")
+    gui.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
+                     help="task to select (auto: detected per photo)")
     gui.set_defaults(run=run_gui)
     return parser
 

@@ -173,11 +173,30 @@ def all_files(root: Path) -> set[str]:
 # --------------------------------------------------------------------------- install
 
 def test_the_entries_offer_the_engines_tasks():
-    """Copies of cmfnet_core.TASKS (these modules cannot import it): kept equal here."""
+    """Copies of cmfnet_core.TASKS and of the automatic choice's name (these modules cannot
+    import the package): kept equal here."""
     from cmfnet_core import TASKS
+    from cmfnet_core.detect import AUTO_TASK
 
     assert integration.TASKS == restore_here.TASKS == TASKS
+    assert integration.AUTO_TASK == restore_here.AUTO_TASK == AUTO_TASK
     assert set(integration.TASK_LABELS) == set(restore_here.TASK_VERBS) == set(TASKS)
+    # the one-click entry first, then every task in the app and saved beside
+    assert integration.ITEMS[0] == (AUTO_TASK, "save")
+    assert set(integration.ITEMS[1:]) == {(t, m) for t in TASKS for m in ("open", "save")}
+
+
+def test_the_gimp_installer_never_imports_the_desktop_integration():
+    """One direction: the integration installs the GIMP plug-in (and imports its installer);
+    the installer's files are described with plugin.install_plan, not with the integration."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "from plugin.gimp import installer\n"
+            "files = installer.plugin_files('/venv/bin/python', '/proj', '/profile')\n"
+            "print(type(files[0]).__module__, 'plugin.desktop.integration' in sys.modules)")
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(PROJECT)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["plugin.install_plan", "False"]
 
 
 def test_integration_and_runner_need_only_the_standard_library():
@@ -198,17 +217,23 @@ def test_install_writes_every_linux_entry(home, stub_python):
     data = home / ".local" / "share"
     expected = [
         data / "applications" / "cmfnet-restore.desktop",
+        data / "kio" / "servicemenus" / "cmfnet-restore-auto.desktop",
         data / "kio" / "servicemenus" / "cmfnet-restore.desktop",
-        data / "nautilus" / "scripts" / "Restore" / "Deblur…",
-        data / "nautilus" / "scripts" / "Restore" / "Deraindrop and save copy",
+        data / "nautilus" / "scripts" / "Restore",  # Scripts ▸ Restore
+        data / "nautilus" / "scripts" / "CMFNet Restore" / "Deblur…",
+        data / "nautilus" / "scripts" / "CMFNet Restore" / "Deraindrop and save copy",
+        data / "nemo" / "actions" / "cmfnet-restore-auto-save.nemo_action",
         data / "nemo" / "actions" / "cmfnet-restore-dehaze-save.nemo_action",
     ]
     for p in expected:
         assert p.is_file(), p
         assert str(p) in report.written
-    assert len(report.written) == 2 + 6 + 6
-    assert os.access(data / "kio" / "servicemenus" / "cmfnet-restore.desktop", os.X_OK)
-    for script in (data / "nautilus" / "scripts" / "Restore").iterdir():
+    assert len(report.written) == 3 + 7 + 7
+    for menu in (data / "kio" / "servicemenus").iterdir():
+        assert os.access(menu, os.X_OK), menu
+    scripts = [data / "nautilus" / "scripts" / "Restore",
+               *(data / "nautilus" / "scripts" / "CMFNet Restore").iterdir()]
+    for script in scripts:
         assert os.access(script, os.X_OK), script
     manifest = json.loads((data / "cmfnet-restore" / "integrations.json").read_text())
     assert sorted(manifest["files"]) == sorted(report.written)
@@ -230,12 +255,21 @@ def test_desktop_entry_contents(home, stub_python):
     assert main["Type"] == "Application"
     assert set(main["MimeType"].rstrip(";").split(";")) >= {"image/jpeg", "image/png", "image/tiff"}
     actions = main["Actions"].rstrip(";").split(";")
-    assert {"deblur-open", "dehaze-open", "deraindrop-open",
-            "deblur-save", "dehaze-save", "deraindrop-save"} == set(actions)
+    assert actions == ["auto-save", "deblur-open", "dehaze-open", "deraindrop-open",
+                       "deblur-save", "dehaze-save", "deraindrop-save"]
+    assert entry["Desktop Action auto-save"]["Name"] == "Restore"
     assert entry["Desktop Action dehaze-open"]["Name"] == "Dehaze…"
+    # Dolphin: "Restore" at the top of the context menu, the tasks in a submenu
+    top = read_entry(home / ".local/share/kio/servicemenus/cmfnet-restore-auto.desktop")
+    assert top["Desktop Entry"]["X-KDE-Priority"] == "TopLevel"
+    assert "X-KDE-Submenu" not in top["Desktop Entry"]
+    assert top["Desktop Entry"]["Actions"] == "auto-save;"
+    assert top["Desktop Action auto-save"]["Name"] == "Restore"
     menu = read_entry(home / ".local/share/kio/servicemenus/cmfnet-restore.desktop")
-    assert menu["Desktop Entry"]["X-KDE-Submenu"] == "Restore"
-    assert "image/jpeg" in menu["Desktop Entry"]["MimeType"]
+    assert menu["Desktop Entry"]["X-KDE-Submenu"] == "CMFNet Restore"
+    assert "auto-save" not in menu["Desktop Entry"]["Actions"]
+    for entry in (top, menu):
+        assert "image/jpeg" in entry["Desktop Entry"]["MimeType"]
 
 
 @pytest.mark.skipif(not shutil.which("desktop-file-validate"),
@@ -246,7 +280,7 @@ def test_desktop_file_validate_passes_on_every_desktop_file(home, stub_python, t
     for project in (str(PROJECT), str(odd_project)):
         report = installed(home, stub_python, project)
         desktop_files = [p for p in report.written if p.endswith(".desktop")]
-        assert len(desktop_files) == 2
+        assert len(desktop_files) == 3
         for f in desktop_files:
             res = subprocess.run(["desktop-file-validate", f], capture_output=True, text=True)
             assert res.returncode == 0 and not res.stdout.strip(), f"{f}:\n{res.stdout}{res.stderr}"
@@ -256,7 +290,6 @@ def test_desktop_file_validate_passes_on_every_desktop_file(home, stub_python, t
 
 def test_nautilus_scripts_run_the_runner_on_the_selection(home, stub_python, photos):
     installed(home, stub_python)
-    scripts = home / ".local/share/nautilus/scripts/Restore"
     folder = photos[0].parent
     env = dict(os.environ,
                NAUTILUS_SCRIPT_SELECTED_FILE_PATHS="".join(f"{p}\n" for p in photos),
@@ -264,18 +297,18 @@ def test_nautilus_scripts_run_the_runner_on_the_selection(home, stub_python, pho
                NAUTILUS_SCRIPT_CURRENT_URI=folder.as_uri(),
                NAUTILUS_SCRIPT_WINDOW_GEOMETRY="800x600+0+0")
     # as Nautilus does for a local folder: cwd = the folder, arguments = the names
-    for task in integration.TASKS:
-        for mode in integration.MODES:
-            script = scripts / integration.item_label(task, mode)
-            subprocess.run([str(script), *[p.name for p in photos]], cwd=folder, env=env,
-                           check=True)
+    for task, mode in integration.ITEMS:
+        script = integration.nautilus_script_path(task, mode)
+        subprocess.run([str(script), *[p.name for p in photos]], cwd=folder, env=env,
+                       check=True)
     calls = stub_python.calls()
-    assert len(calls) == 6
-    first = calls[0]
-    assert first["argv"] == [RUNNER, "--task", "deblur", "--open", "--", *[p.name for p in photos]]
+    assert len(calls) == 7
+    first = calls[0]  # Scripts ▸ Restore
+    assert first["argv"] == [RUNNER, "--task", "auto", "--save", "--", *[p.name for p in photos]]
     assert first["cwd"] == str(folder)
     assert first["nautilus"].splitlines() == [str(p) for p in photos]
-    assert calls[1]["argv"][:4] == [RUNNER, "--task", "deblur", "--save"]
+    assert calls[1]["argv"][:4] == [RUNNER, "--task", "deblur", "--open"]
+    assert calls[4]["argv"][:4] == [RUNNER, "--task", "deblur", "--save"]
     # the runner then resolves the names against the folder Nautilus set
     assert restore_here.selected_files([p.name for p in photos], {}) == [Path(p.name).absolute()
                                                                         for p in photos]
@@ -342,17 +375,114 @@ def test_runner_reports_failure(tmp_path, photos):
     assert "no weights for deblur" in res.stderr
 
 
+def test_save_without_a_task_is_the_automatic_choice(tmp_path, stub_python, photos):
+    env = dict(os.environ, PATH="/usr/bin:/bin", XDG_STATE_HOME=str(tmp_path / "state"))
+    subprocess.run([sys.executable, RUNNER, "--python", str(stub_python), "--save",
+                    str(photos[0])], env=env, check=True, capture_output=True)
+    (call,) = stub_python.calls()
+    assert call["argv"] == ["-m", "cmfnet_core.cli", "restore", str(photos[0]), "--task", "auto",
+                            "--overwrite"]
+
+
+def test_automatic_outcome_says_what_was_found_and_what_was_left(tmp_path):
+    hazy, fine, rainy = (tmp_path / n for n in ("hazy.jpg", "fine.jpg", "rainy.png"))
+    said = (f"cmfnet: {hazy}: looks hazy (87 %): dehaze\n"
+            f"cmfnet: {fine}: looks fine (91 %); skipped (to restore it anyway, pass --task "
+            "deblur / dehaze / deraindrop)\n"
+            f"cmfnet: {rainy}: looks rain-spotted (64 %): deraindrop\n")
+    outcome = restore_here.automatic_outcome
+    assert outcome([hazy], 0, f"{tmp_path}/hazy.dehaze.jpg\n", said) == (
+        "Dehazed hazy.jpg", "Looks hazy (87 %): saved hazy.dehaze.jpg", False)
+    # a photo that looks fine is not claimed to be written
+    assert outcome([fine], 0, "", said) == (
+        "Left fine.jpg as it is", "Looks fine (91 %); no copy was written", False)
+    summary, body, error = outcome([hazy, fine, rainy], 0,
+                                   f"{tmp_path}/hazy.dehaze.jpg\n{tmp_path}/rainy.deraindrop-2.png\n",
+                                   said)
+    assert (summary, error) == ("Restored 2 of 3 photos", False)
+    assert body == "hazy.dehaze.jpg, rainy.deraindrop-2.png, fine.jpg left as it is"
+    assert outcome([fine, fine], 0, "", said)[0] == "Left 2 photos as they are"
+    # one photo failed: named, with the reason, the others still counted
+    failed = said + f"cmfnet: error: {rainy}: cannot identify image file\n"
+    assert outcome([hazy, rainy], 1, f"{tmp_path}/hazy.dehaze.jpg\n", failed) == (
+        "Restored 1 of 2 photos; 1 could not be restored",
+        f"{rainy}: cannot identify image file", True)
+    # the run as a whole failed (no detector weights): nothing is claimed per photo
+    assert outcome([hazy], 3, "", "cmfnet: error: cannot read the detector's weights\n") == (
+        "CMFNet Restore: restore failed", "cannot read the detector's weights", True)
+
+
+FAKE_DETECTOR = """\
+# Test stand-in for the trained detector, loaded at interpreter start (sitecustomize):
+# a photo whose first pixel is 10 looks hazy, one whose first pixel is 200 looks fine.
+import cmfnet_core.detect as detect
+
+class _Fake:
+    def __call__(self, image):
+        if int(image.reshape(-1)[0]) == 10:
+            return detect.Detection({"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03})
+        return detect.Detection({"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91})
+
+detect._default = _Fake()
+"""
+
+
+def test_restore_entry_runs_the_automatic_choice_for_real(tmp_path):
+    """The right-click "Restore" through the real `cmfnet restore --task auto` (with a
+    detector whose answers the test sets): what it found is said, the fine photo left alone."""
+    ready = _real_engine_ready()
+    if ready is None:
+        pytest.skip("needs the project's .venv with cmfnet_core and the conformance checkpoint")
+    py, _ = ready
+    np = pytest.importorskip("numpy")
+    Image = pytest.importorskip("PIL.Image")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FAKE_DETECTOR)
+    folder = tmp_path / "My Photos"
+    folder.mkdir()
+    rng = np.random.default_rng(2)
+    hazy, fine = folder / "hazy day.png", folder / "fine day.png"
+    for path, first in ((hazy, 10), (fine, 200)):
+        pixels = rng.integers(20, 180, (32, 40, 3), dtype=np.uint8)
+        pixels[0, 0, 0] = first
+        Image.fromarray(pixels).save(path)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    notes = tmp_path / "notes.log"
+    (bin_dir / "notify-send").write_text(f"#!/bin/sh\nprintf '%s|' \"$@\" >> '{notes}'\necho >> '{notes}'\n")
+    (bin_dir / "notify-send").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.update(PATH=f"{bin_dir}:/usr/bin:/bin", PYTHONPATH=str(site), CMFNET_BACKEND="paddle",
+               XDG_STATE_HOME=str(tmp_path / "state"))
+    res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(hazy), str(fine)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["fine day.png", "hazy day.dehaze.png",
+                                                        "hazy day.png"]
+    done = notes.read_text().splitlines()[-1].split("|")
+    assert done[-3:-1] == ["Restored 1 of 2 photos", "hazy day.dehaze.png, fine day.png left as it is"]
+    res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(hazy)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    done = notes.read_text().splitlines()[-1].split("|")
+    assert done[-3:-1] == ["Dehazed hazy day.png", "Looks hazy (87 %): saved hazy day.dehaze.png"]
+
+
 def test_dolphin_service_menu_exec_runs_the_intended_command(home, stub_python, photos):
     installed(home, stub_python)
-    menu = read_entry(home / ".local/share/kio/servicemenus/cmfnet-restore.desktop")
-    actions = menu["Desktop Entry"]["Actions"].rstrip(";").split(";")
-    for action in actions:
-        argv = expand_desktop_exec(menu[f"Desktop Action {action}"]["Exec"], list(map(str, photos)))
-        subprocess.run(argv, check=True)
+    actions = []
+    for name in ("cmfnet-restore-auto.desktop", "cmfnet-restore.desktop"):
+        menu = read_entry(home / ".local/share/kio/servicemenus" / name)
+        for action in menu["Desktop Entry"]["Actions"].rstrip(";").split(";"):
+            actions.append(action)
+            argv = expand_desktop_exec(menu[f"Desktop Action {action}"]["Exec"],
+                                       list(map(str, photos)))
+            subprocess.run(argv, check=True)
     calls = stub_python.calls()
-    assert len(calls) == 6
-    task, mode = actions[0].split("-")
-    assert calls[0]["argv"] == [RUNNER, "--task", task, f"--{mode}", *map(str, photos)]
+    assert len(calls) == 7
+    assert calls[0]["argv"] == [RUNNER, "--task", "auto", "--save", *map(str, photos)]
+    task, mode = actions[1].split("-")
+    assert calls[1]["argv"] == [RUNNER, "--task", task, f"--{mode}", *map(str, photos)]
     assert [c["argv"][2] for c in calls] == [a.split("-")[0] for a in actions]
 
 
@@ -394,7 +524,7 @@ def gio_file_uri(path: Path) -> str:
 def test_nemo_actions_run_the_intended_command(home, stub_python, photos):
     installed(home, stub_python)
     actions = sorted((home / ".local/share/nemo/actions").glob("*.nemo_action"))
-    assert len(actions) == 6
+    assert len(actions) == 7
     for path in actions:
         group = read_entry(path)["Nemo Action"]
         assert group["Selection"] == "notnone" and "jpg" in group["Extensions"]
@@ -405,9 +535,13 @@ def test_nemo_actions_run_the_intended_command(home, stub_python, photos):
             "%U", " ".join(f'"{gio_file_uri(p)}"' for p in photos)).replace("%%", "%")
         subprocess.run(shlex.split(line), check=True)
     calls = stub_python.calls()
-    assert len(calls) == 6
-    assert actions[0].name == "cmfnet-restore-deblur-open.nemo_action"
-    args = calls[0]["argv"]
+    assert len(calls) == 7
+    names = {p.name: read_entry(p)["Nemo Action"]["Name"] for p in actions}
+    assert names["cmfnet-restore-auto-save.nemo_action"] == "Restore"
+    assert names["cmfnet-restore-deblur-open.nemo_action"] == "CMFNet Restore: Deblur…"
+    assert actions[1].name == "cmfnet-restore-deblur-open.nemo_action"
+    assert calls[0]["argv"][:5] == [RUNNER, "--task", "auto", "--save", "--"]
+    args = calls[1]["argv"]
     assert args[:5] == [RUNNER, "--task", "deblur", "--open", "--"]
     # the runner turns the URIs back into the exact paths, quotes and all
     assert restore_here.selected_files(args[5:], {}) == photos
@@ -431,7 +565,7 @@ def test_uninstall_removes_exactly_what_was_added(home, stub_python):
     installed(home, stub_python)
     installed(home, stub_python)  # re-install replaces, never duplicates
     manifest = json.loads((data / "cmfnet-restore" / "integrations.json").read_text())
-    assert len(manifest["files"]) == len(set(manifest["files"])) == 14
+    assert len(manifest["files"]) == len(set(manifest["files"])) == 17
     report = integration.uninstall_integrations(platform="linux")
     removed_files = {r for r in report.removed if not r.endswith(os.sep)}
     assert set(manifest["files"]) <= removed_files
@@ -516,17 +650,22 @@ def test_windows_registry_entries():
     target = integration.Target(r"C:\Users\Ann Lee\cmfnet\.venv\Scripts\python.exe",
                                 r"C:\Users\Ann Lee\cmfnet")
     entries = integration.windows_registry_entries(target)
-    root = integration.REGISTRY_ROOT
-    assert root == r"Software\Classes\SystemFileAssociations\image\shell\CMFNetRestore"
+    shell = r"Software\Classes\SystemFileAssociations\image\shell"
+    root, menu = integration.REGISTRY_ROOT, integration.REGISTRY_MENU
+    assert (root, menu) == (shell + r"\CMFNetRestore", shell + r"\CMFNetRestoreTasks")
     values = {(k, n): v for k, n, v in entries}
-    assert values[(root, "MUIVerb")] == "Restore" and values[(root, "SubCommands")] == ""
+    python = '"C:\\Users\\Ann Lee\\cmfnet\\.venv\\Scripts\\pythonw.exe" '
+    runner = '"C:\\Users\\Ann Lee\\cmfnet\\plugin\\desktop\\restore_here.py" '
+    # "Restore": a verb of its own, the automatic choice
+    assert values[(root, "MUIVerb")] == "Restore" and (root, "SubCommands") not in values
+    assert values[(root + r"\command", "")] == python + runner + '--task auto --save "%1"'
+    # "CMFNet Restore ▸": a cascading menu of the tasks
+    assert values[(menu, "MUIVerb")] == "CMFNet Restore" and values[(menu, "SubCommands")] == ""
     cmds = {k: v for (k, n), v in values.items() if k.endswith("\\command")}
-    assert len(cmds) == 6
-    cmd = values[(root + r"\shell\04-deblur-save\command", "")]
-    assert cmd == ('"C:\\Users\\Ann Lee\\cmfnet\\.venv\\Scripts\\pythonw.exe" '
-                   '"C:\\Users\\Ann Lee\\cmfnet\\plugin\\desktop\\restore_here.py" '
-                   '--task deblur --save "%1"')
-    assert values[(root + r"\shell\01-deblur-open", "MUIVerb")] == "Deblur…"
+    assert len(cmds) == 7
+    cmd = values[(menu + r"\shell\04-deblur-save\command", "")]
+    assert cmd == python + runner + '--task deblur --save "%1"'
+    assert values[(menu + r"\shell\01-deblur-open", "MUIVerb")] == "Deblur…"
 
 
 def test_windows_install_and_uninstall_with_fake_winreg(home, stub_python):
@@ -535,11 +674,12 @@ def test_windows_install_and_uninstall_with_fake_winreg(home, stub_python):
                                               platform="win32", winreg_mod=reg)
     root = integration.REGISTRY_ROOT
     assert reg.keys[root]["MUIVerb"] == (1, "Restore")
-    assert len([k for k in reg.keys if k.endswith("\\command")]) == 6
+    assert reg.keys[integration.REGISTRY_MENU]["MUIVerb"] == (1, "CMFNet Restore")
+    assert len([k for k in reg.keys if k.endswith("\\command")]) == 7
     assert report.registry[0] == root and report.written == []
-    # the manifest (in %APPDATA% on Windows; HOME here) lists the key tree
+    # the manifest (in %APPDATA% on Windows; HOME here) lists both key trees
     integration.uninstall_integrations(platform="win32", winreg_mod=reg)
-    assert not any(k.startswith(root) for k in reg.keys)
+    assert not any(k.startswith(root) for k in reg.keys)  # CMFNetRestoreTasks starts so too
     assert r"Software\Classes\SystemFileAssociations\image\shell" in reg.keys  # parents stay
 
 
@@ -554,9 +694,13 @@ def test_windows_quote():
 def test_macos_quick_actions_are_valid_plists(home, stub_python):
     files = integration.planned_files(integration.Target(str(stub_python), "/Users/a/cmfnet"),
                                       "darwin")
-    assert len(files) == 12
+    assert len(files) == 14
+    bundles = {f.path.parent.parent.name for f in files}
+    assert "CMFNet Restore.workflow" in bundles  # the automatic one
+    assert "CMFNet Restore - Deblur and save copy.workflow" in bundles
+    commands = []
     for f in files:
-        assert "Library/Services/CMFNet Restore - " in str(f.path)
+        assert "Library/Services/CMFNet Restore" in str(f.path)
         data = plistlib.loads(f.content)
         if f.path.name == "document.wflow":
             params = data["actions"][0]["action"]["ActionParameters"]
@@ -564,8 +708,10 @@ def test_macos_quick_actions_are_valid_plists(home, stub_python):
             assert cmd.endswith('-- "$@"') and params["inputMethod"] == 1
             assert shlex.split(cmd)[:2] == [str(stub_python),
                                             "/Users/a/cmfnet/plugin/desktop/restore_here.py"]
+            commands.append((f.path.parent.parent.name, shlex.split(cmd)[2:4]))
         else:
             assert data["NSServices"][0]["NSSendFileTypes"] == ["public.image"]
+    assert ("CMFNet Restore.workflow", ["--task", "auto"]) in commands
 
 
 # --------------------------------------------------------------------------- real engine
@@ -602,7 +748,7 @@ def test_nautilus_save_copy_restores_for_real(home, tmp_path):
     notes = tmp_path / "notes.log"
     (bin_dir / "notify-send").write_text(f"#!/bin/sh\necho \"$@\" >> '{notes}'\n")
     (bin_dir / "notify-send").chmod(0o755)
-    script = home / ".local/share/nautilus/scripts/Restore/Deblur and save copy"
+    script = home / ".local/share/nautilus/scripts/CMFNet Restore/Deblur and save copy"
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     run_env.update(PATH=f"{bin_dir}:/usr/bin:/bin", NAUTILUS_SCRIPT_SELECTED_FILE_PATHS=f"{photo}\n")
     subprocess.run([str(script), photo.name], cwd=folder, env=run_env, check=True, timeout=300)

@@ -94,10 +94,14 @@ def test_png_writer_matches_pillow(tmp_path, channels, depth):
 
 
 def test_the_bridges_tasks_are_the_engines():
-    """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list."""
+    """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list and
+    of the automatic choice's name, which comes first in the plug-in's task choice."""
     from cmfnet_core import TASKS
+    from cmfnet_core.detect import AUTO_TASK
 
-    assert bridge.TASKS == TASKS and set(bridge.TASK_LABELS) == set(TASKS)
+    assert bridge.TASKS == TASKS and bridge.AUTO_TASK == AUTO_TASK
+    assert bridge.CHOICES == (AUTO_TASK, *TASKS)
+    assert set(bridge.TASK_LABELS) == set(bridge.CHOICES) and bridge.TASK_LABELS[AUTO_TASK] == "Automatic"
 
 
 def test_png_writer_rejects_wrong_size():
@@ -120,15 +124,63 @@ def test_engine_command_and_config(tmp_path):
         {"python": str(py), "project_dir": "/proj", "weights": None}))
     cfg = bridge.load_config(tmp_path, environ={})
     assert cfg.python == str(py) and cfg.project_dir == "/proj"
-    cmd = bridge.engine_command(cfg, "/t/in.png", "/t/out.png", "dehaze")
-    assert cmd == [str(py), "-m", "cmfnet_core.cli", "restore", "/t/in.png", "-o", "/t/out.png",
+    cmd = bridge.engine_command(cfg, "/t/in.png", "/t/out", "dehaze")
+    assert cmd == [str(py), "-m", "cmfnet_core.cli", "restore", "/t/in.png", "--out-dir", "/t/out",
                    "--task", "dehaze", "--progress-lines"]
     cmd = bridge.engine_command(cfg, "i", "o", "deblur", tile=128, overlap=16, weights="/w.pth")
     assert cmd[-6:] == ["--weights", "/w.pth", "--tile", "128", "--overlap", "16"]
     env_cfg = bridge.load_config(tmp_path, environ={"CMFNET_WEIGHTS": "/x.pdparams"})
     assert env_cfg.weights == "/x.pdparams"
+    assert bridge.engine_command(env_cfg, "i", "o", "deraindrop")[-2:] == ["--weights", "/x.pdparams"]
     with pytest.raises(bridge.BridgeError):
         bridge.engine_command(cfg, "i", "o", "sharpen")
+
+
+def test_automatic_asks_the_engine_to_choose_with_each_tasks_default_weights(tmp_path):
+    py = tmp_path / "python"
+    py.write_text("")
+    cfg = bridge.Config(python=str(py), weights="/configured/deblur.pth")
+    assert bridge.engine_command(cfg, "i.png", "o", "auto") == [
+        str(py), "-m", "cmfnet_core.cli", "restore", "i.png", "--out-dir", "o", "--task", "auto",
+        "--progress-lines"]  # the configured file restores one task: not used to choose
+    with pytest.raises(bridge.BridgeError, match="choose that task"):
+        bridge.engine_command(cfg, "i.png", "o", "auto", weights="/w.pth")
+
+
+def test_engine_result_reads_the_file_written_and_the_task_chosen(tmp_path):
+    out = tmp_path / "out-0"
+    out.mkdir()
+    src = str(tmp_path / "in-0.png")
+    (out / "in-0.dehaze.png").write_bytes(b"png")
+    lines = [f"cmfnet: {src}: looks hazy (87 %): dehaze", str(out / "in-0.dehaze.png")]
+    assert bridge.engine_result(lines, src, str(out), "auto") == \
+        bridge.EngineResult(str(out / "in-0.dehaze.png"), "dehaze")
+    assert bridge.engine_result(lines, src, str(out), "dehaze").task == "dehaze"
+    # a layer that looks fine: nothing written, and the engine's words for why
+    fine = [f"cmfnet: {src}: looks fine (91 %); skipped (to restore it anyway, pass --task "
+            "deblur / dehaze / deraindrop)"]
+    assert bridge.engine_result(fine, src, str(tmp_path / "empty"), "auto") == \
+        bridge.EngineResult(None, None, "looks fine (91 %)")
+    # a printed path that is not there (or not ours) is not a result
+    assert bridge.engine_result([str(out / "in-0.deblur.png")], src, str(out), "auto").path is None
+
+
+@pytest.mark.parametrize("selection,expected", [
+    ((40, 30, 20, 10), (8, 0, 84, 72)),        # margin on every side, clipped at the top
+    ((0, 0, 5, 5), (0, 0, 37, 37)),            # in a corner: clipped to the layer
+    ((90, 60, 10, 10), (58, 28, 42, 52)),      # in the opposite corner
+    ((-10, -10, 300, 300), (0, 0, 100, 80)),   # larger than the layer: the whole layer
+])
+def test_a_selection_is_restored_with_a_margin_of_context(selection, expected):
+    box = bridge.context_box(bridge.Box(*selection), 100, 80)
+    assert (box.x, box.y, box.width, box.height) == expected
+    assert bridge.CONTEXT_MARGIN == 32
+
+
+def test_a_selection_beside_the_layer_is_refused():
+    for outside in ((0, 0, 0, 10), (200, 10, 5, 5)):
+        with pytest.raises(bridge.BridgeError, match="does not touch"):
+            bridge.context_box(bridge.Box(*outside), 100, 80, margin=0)
 
 
 def test_missing_config_is_a_clear_error(tmp_path):
@@ -270,6 +322,8 @@ def _make_input(kind: str, h: int = 48, w: int = 64):
     if kind == "rgba8":  # alpha varies and is never 0 (PNG export drops colour under alpha 0)
         alpha = (40 + (xx * 3 + yy * 2) % 215)[..., None]
         return np.concatenate([rgb, alpha], -1).astype(np.uint8), "R'G'B'A u8"
+    if kind == "rgb8":
+        return rgb.astype(np.uint8), "R'G'B' u8"
     if kind == "gray8":
         return rgb.mean(-1).astype(np.uint8), "Y' u8"
     if kind == "rgb16":
@@ -281,73 +335,127 @@ GIMP_CASES = [("rgba8", "deblur", "Deblur"), ("gray8", "dehaze", "Dehaze"),
               ("rgb16", "deraindrop", "Deraindrop")]
 
 
+STAND_IN_DETECTOR = """\
+# Test stand-in for the trained detector (tests/test_gimp.py): the same verdict for every photo.
+import cmfnet_core.detect as detect
+
+
+class _StandIn:
+    def __call__(self, image):
+        return detect.Detection({verdict!r})
+
+
+detect._default = _StandIn()
+"""
+HAZY = {"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03}
+FINE = {"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91}
+
+
+class Gimp3:
+    """Runs the installed plug-in in real GIMP 3 (the trixie root) on one input PNG."""
+
+    def __init__(self, tmp_path: Path):
+        if os.geteuid() != 0:
+            pytest.skip("needs root (debootstrap, chroot, bind mounts)")
+        if not shutil.which("unshare"):
+            pytest.skip("needs unshare (util-linux)")
+        self.root = _gimp_root()
+        t0 = time.monotonic()
+        build = subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(self.root)],
+                               capture_output=True, text=True)
+        if build.returncode != 0:
+            pytest.fail(f"building the GIMP root failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
+        self.build_s = time.monotonic() - t0
+        self.python = _project_python()
+        probe = subprocess.run([self.python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
+                               capture_output=True, text=True, cwd=PROJECT)
+        if probe.returncode != 0:
+            pytest.skip(f"the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
+        self.base_prefix = probe.stdout.strip().splitlines()[-1]
+        self.tmp = tmp_path
+        self.job = tmp_path / "job"
+        self.job.mkdir()
+
+    def write_input(self, pixels) -> Path:
+        h, w = pixels.shape[:2]
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        bridge.write_png(self.job / "in.png", w, h, channels, pixels.dtype.itemsize * 8,
+                         pixels.tobytes())
+        return self.job / "in.png"
+
+    def cli(self, *args: str, env=None) -> subprocess.CompletedProcess:
+        """``cmfnet ARGS`` on the host, for what the plug-in's result must equal."""
+        return subprocess.run([self.python, "-m", "cmfnet_core.cli", *args], capture_output=True,
+                              text=True, cwd=PROJECT, env=env)
+
+    def stand_in_detector(self, verdict: dict) -> tuple[str, dict]:
+        """Make the detector say ``verdict`` (class -> probability) for every photo, in GIMP
+        and on the host: (the project's Python as the plug-in must name it, the host's
+        environment for ``cli``). A wrapper in the job folder starts the real interpreter
+        with a ``sitecustomize`` that swaps the detector."""
+        site = self.job / "site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(STAND_IN_DETECTOR.format(verdict=verdict))
+        wrapper = self.job / "python"
+        wrapper.write_text(f'#!/bin/sh\nPYTHONPATH=/mnt/job/site CMFNET_BACKEND=paddle '
+                           f'exec {self.python} "$@"\n')
+        wrapper.chmod(0o755)
+        return "/mnt/job/python", dict(os.environ, PYTHONPATH=str(site), CMFNET_BACKEND="paddle")
+
+    def run_plugin(self, task: str, raw_format: str, weights: str | None = None,
+                   select=None, python: str | None = None) -> dict:
+        """Call plug-in-cmfnet-restore non-interactively on in.png; the batch's result.json."""
+        gimp_weights = ""
+        if weights:
+            shutil.copy(weights, self.job / Path(weights).name)
+            gimp_weights = "/mnt/job/" + Path(weights).name
+        sys.path.insert(0, str(PROJECT))
+        from plugin.gimp import installer
+
+        installer.install_plugin(python or self.python, str(PROJECT), self.job / "profile")
+        shutil.copy(GIMP_TESTS / "batch.py", self.job / "batch.py")
+        (self.job / "params.json").write_text(json.dumps(
+            {"input": "in.png", "task": task, "weights": gimp_weights, "raw_format": raw_format,
+             "select": select}))
+        binds = sorted({self.base_prefix, str(PROJECT)})
+        t0 = time.monotonic()
+        run = subprocess.run(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
+                              str(self.root), str(self.job), *binds],
+                             capture_output=True, text=True, timeout=900)
+        self.gimp_s = time.monotonic() - t0
+        log = f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
+        (self.tmp / "gimp.log").write_text(log)
+        print(log)
+        assert run.returncode == 0, log
+        return json.loads((self.job / "result.json").read_text())
+
+    def new_layer(self, like):
+        """The plug-in's layer as GIMP holds it (dumped by batch.py), shaped like ``like``."""
+        import numpy as np
+
+        return np.frombuffer((self.job / "out.raw").read_bytes(), like.dtype).reshape(like.shape)
+
+
 @pytest.mark.gimp
 @pytest.mark.parametrize("kind,task,label", GIMP_CASES, ids=[c[0] for c in GIMP_CASES])
 def test_gimp_plugin_matches_cli(tmp_path, kind, task, label):
     np = pytest.importorskip("numpy")
-    if os.geteuid() != 0:
-        pytest.skip("needs root (debootstrap, chroot, bind mounts)")
-    if not shutil.which("unshare"):
-        pytest.skip("needs unshare (util-linux)")
-    root = _gimp_root()
-    t0 = time.monotonic()
-    build = subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(root)],
-                           capture_output=True, text=True)
-    if build.returncode != 0:
-        pytest.fail(f"building the GIMP root failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
-    build_s = time.monotonic() - t0
-
-    python = _project_python()
-    probe = subprocess.run([python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
-                           capture_output=True, text=True, cwd=PROJECT)
-    if probe.returncode != 0:
-        pytest.skip(f"the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
-    base_prefix = probe.stdout.strip().splitlines()[-1]
-
-    job = tmp_path / "job"
-    job.mkdir()
+    gimp = Gimp3(tmp_path)
     pixels, raw_format = _make_input(kind)
     h, w = pixels.shape[:2]
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    bridge.write_png(job / "in.png", w, h, channels, pixels.dtype.itemsize * 8, pixels.tobytes())
-
+    source = gimp.write_input(pixels)
     weights = _test_weights()
-    cmd = [python, "-m", "cmfnet_core.cli", "restore", str(job / "in.png"), "-o",
-           str(tmp_path / "expected.png"), "--task", task, "--progress-lines"]
-    gimp_weights = ""
-    if weights:
-        shutil.copy(weights, job / Path(weights).name)
-        gimp_weights = "/mnt/job/" + Path(weights).name
-        cmd += ["--weights", weights]
     t1 = time.monotonic()
-    cli = subprocess.run(cmd, capture_output=True, text=True, cwd=PROJECT)
+    cli = gimp.cli("restore", str(source), "-o", str(tmp_path / "expected.png"), "--task", task,
+                   "--progress-lines", *(["--weights", weights] if weights else []))
     cli_s = time.monotonic() - t1
     assert cli.returncode == 0, cli.stderr
-
-    sys.path.insert(0, str(PROJECT))
-    from plugin.gimp import installer
-
-    installer.install_plugin(python, str(PROJECT), job / "profile")
-    shutil.copy(GIMP_TESTS / "batch.py", job / "batch.py")
-    (job / "params.json").write_text(json.dumps(
-        {"input": "in.png", "task": task, "weights": gimp_weights, "raw_format": raw_format}))
-
-    binds = sorted({base_prefix, str(PROJECT)})
-    t2 = time.monotonic()
-    run = subprocess.run(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
-                          str(root), str(job), *binds],
-                         capture_output=True, text=True, timeout=900)
-    gimp_s = time.monotonic() - t2
-    log = f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
-    (tmp_path / "gimp.log").write_text(log)
-    print(log)
-    assert run.returncode == 0, log
-    result = json.loads((job / "result.json").read_text())
+    result = gimp.run_plugin(task, raw_format, weights)
 
     expected = _read_png(tmp_path / "expected.png")
-    exported = _read_png(job / "out.png")
-    raw = np.frombuffer((job / "out.raw").read_bytes(), pixels.dtype).reshape(expected.shape)
-    print(f"TIMING {kind}: root={build_s:.1f}s cli={cli_s:.1f}s gimp={gimp_s:.1f}s "
+    exported = _read_png(gimp.job / "out.png")
+    raw = gimp.new_layer(expected)
+    print(f"TIMING {kind}: root={gimp.build_s:.1f}s cli={cli_s:.1f}s gimp={gimp.gimp_s:.1f}s "
           f"plugin={result['plugin_seconds']}s result={result}")
     assert result["layers"] == [label, "Background"] or result["layers"][0] == label
     assert result["size"] == [w, h] and result["offsets"] == [0, 0]
@@ -361,56 +469,110 @@ def test_gimp_plugin_matches_cli(tmp_path, kind, task, label):
     assert not (expected == pixels).all(), "the engine changed nothing"
 
 
+SELECTION = (44, 28, 40, 24)  # x, y, width, height in a 128 x 96 photo
+
+
+@pytest.mark.gimp
+@pytest.mark.parametrize("shape", ["rectangle", "ellipse"])
+def test_gimp_plugin_restores_only_the_selection(tmp_path, shape):
+    """With a selection, the new layer is the source outside it, byte for byte, and the
+    restoration inside it; the engine got the selection's box plus 32 px of context."""
+    np = pytest.importorskip("numpy")
+    gimp = Gimp3(tmp_path)
+    pixels, raw_format = _make_input("rgb8", h=96, w=128)
+    source = gimp.write_input(pixels)
+    x, y, w, h = SELECTION
+    box = bridge.context_box(bridge.Box(x, y, w, h), 128, 96)
+    assert (box.x, box.y, box.width, box.height) == (12, 0, 104, 84)  # clipped at the top
+    crop = tmp_path / "crop.png"
+    bridge.write_png(crop, box.width, box.height, 3, 8,
+                     pixels[box.y:box.y + box.height, box.x:box.x + box.width].tobytes())
+    weights = _test_weights()
+    cli = gimp.cli("restore", str(crop), "-o", str(tmp_path / "expected.png"), "--task", "deblur",
+                   *(["--weights", weights] if weights else []))
+    assert cli.returncode == 0, cli.stderr
+    restored_box = _read_png(tmp_path / "expected.png")
+
+    result = gimp.run_plugin("deblur", raw_format, weights, select=[shape, list(SELECTION)])
+    assert result["layers"] == ["Deblur", "Background"] and result["size"] == [128, 96]
+    layer = gimp.new_layer(pixels)
+    yy, xx = np.mgrid[0:96, 0:128]
+    if shape == "rectangle":
+        inside = (xx >= x) & (xx < x + w) & (yy >= y) & (yy < y + h)
+        outside = ~inside
+    else:  # GIMP antialiases the ellipse's edge: judge the pixels clear of it on either side
+        r2 = ((xx + 0.5 - (x + w / 2)) / (w / 2)) ** 2 + ((yy + 0.5 - (y + h / 2)) / (h / 2)) ** 2
+        inside, outside = r2 < 0.7, r2 > 1.3  # outside: the box's corners too (mask 0 there)
+    assert (layer[outside] == pixels[outside]).all(), "pixels outside the selection changed"
+    expected = pixels.copy()
+    expected[box.y:box.y + box.height, box.x:box.x + box.width] = restored_box
+    changed = (layer[inside] != pixels[inside]).any(axis=-1).mean()
+    assert changed > 0.5, f"only {changed:.0%} of the selected pixels changed"
+    assert (layer[inside] == expected[inside]).all(), \
+        "inside the selection the layer is not what the engine made of the box"
+
+
+@pytest.mark.gimp
+@pytest.mark.parametrize("verdict", [HAZY, FINE], ids=["hazy", "fine"])
+def test_gimp_automatic_does_what_cmfnet_restore_does(tmp_path, verdict):
+    """Automatic: the layer is named after the task `cmfnet restore --task auto` chooses for
+    the same pixels and holds its result; a layer that looks fine gets no new layer and a
+    message. The detector's verdict is the test's (a stand-in), the rest is real."""
+    np = pytest.importorskip("numpy")
+    gimp = Gimp3(tmp_path)
+    pixels, raw_format = _make_input("rgb8", h=96, w=128)
+    source = gimp.write_input(pixels)
+    python, env = gimp.stand_in_detector(verdict)
+    out_dir = tmp_path / "expected"
+    cli = gimp.cli("restore", str(source), "--out-dir", str(out_dir), "--task", "auto", env=env)
+    assert cli.returncode == 0, cli.stderr
+    result = gimp.run_plugin("auto", raw_format, python=python)
+    written = sorted(out_dir.iterdir()) if out_dir.exists() else []
+    if verdict is FINE:
+        assert written == [] and result["layers"] == ["Background"]
+        assert "left the layer as it is (Background: looks fine (91 %))" in \
+            (tmp_path / "gimp.log").read_text()
+        return
+    assert [p.name for p in written] == ["in.dehaze.png"]
+    assert result["layers"] == ["Dehaze", "Background"]
+    assert (gimp.new_layer(pixels) == _read_png(written[0])).all()
+
+
 @pytest.mark.gimp
 def test_gimp_dialog_interactive(tmp_path):
     """The interactive path: GIMP's GUI on a private Xvfb display, the plug-in's
-    dialog (GimpUi.ProcedureDialog) comes up, Return presses OK, the layer appears."""
+    dialog (GimpUi.ProcedureDialog) comes up, Return presses OK with the defaults
+    (Automatic first), and the layer of the task the (stand-in) detector chose appears."""
     np = pytest.importorskip("numpy")
-    if os.geteuid() != 0 or not shutil.which("unshare"):
-        pytest.skip("needs root and unshare")
     for tool in ("Xvfb", "xdotool"):
         if not shutil.which(tool):
             pytest.skip(f"needs {tool} (Debian: xvfb, xdotool)")
-    root = _gimp_root()
-    subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(root)], check=True,
-                   capture_output=True)
-    python = _project_python()
-    probe = subprocess.run([python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
-                           capture_output=True, text=True, cwd=PROJECT)
-    if probe.returncode != 0:
-        pytest.skip("the project's Python cannot import cmfnet_core")
-    base_prefix = probe.stdout.strip().splitlines()[-1]
-    weights = _test_weights()
-    if not weights:
-        pytest.skip("no test weights")
-
-    job = tmp_path / "job"
-    job.mkdir()
+    gimp = Gimp3(tmp_path)
+    job = gimp.job
     pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    bridge.write_png(job / "in.png", 50, 40, 3, 8, pixels.tobytes())
-    shutil.copy(weights, job / "weights.pth")
+    gimp.write_input(pixels)
+    python, _ = gimp.stand_in_detector(HAZY)
     sys.path.insert(0, str(PROJECT))
     from plugin.gimp import installer
 
-    # interactive runs start from the last-used / default values, so the weights
-    # come from the plug-in's config file here
-    installer.install_plugin(python, str(PROJECT), job / "profile", weights="/mnt/job/weights.pth")
+    # no task is set: the dialog starts from the procedure's default, Automatic
+    installer.install_plugin(python, str(PROJECT), job / "profile")
     shutil.copy(GIMP_TESTS / "batch.py", job / "batch.py")
     (job / "params.json").write_text(json.dumps(
-        {"input": "in.png", "task": "deblur", "weights": "", "raw_format": "R'G'B' u8",
+        {"input": "in.png", "task": None, "weights": "", "raw_format": "R'G'B' u8",
          "interactive": True}))
 
     display = f":{70 + os.getpid() % 25}"
     xvfb = subprocess.Popen(["Xvfb", display, "-ac", "-screen", "0", "1280x1024x24"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    gimp = None
+    run = None
     try:
         time.sleep(1)
         env = dict(os.environ, CMFNET_TEST_DISPLAY=display, DISPLAY=display)
-        gimp = subprocess.Popen(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
-                                 str(root), str(job), *sorted({base_prefix, str(PROJECT)})],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        run = subprocess.Popen(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
+                                str(gimp.root), str(job), *sorted({gimp.base_prefix, str(PROJECT)})],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
         found = subprocess.run(["xdotool", "search", "--sync", "--name", "^CMFNet Restore$"],
                                env=env, capture_output=True, text=True, timeout=300)
         window = found.stdout.split()[0]
@@ -418,14 +580,14 @@ def test_gimp_dialog_interactive(tmp_path):
         subprocess.run(["xdotool", "windowfocus", "--sync", window], env=env, timeout=30)
         subprocess.run(["xdotool", "key", "--clearmodifiers", "Return"], env=env, check=True,
                        timeout=30)
-        out, _ = gimp.communicate(timeout=600)
+        out, _ = run.communicate(timeout=600)
         print(out)
-        assert gimp.returncode == 0, out
+        assert run.returncode == 0, out
     finally:
-        if gimp is not None and gimp.poll() is None:
-            gimp.kill()
+        if run is not None and run.poll() is None:
+            run.kill()
         xvfb.terminate()
         xvfb.wait()
     result = json.loads((job / "result.json").read_text())
-    assert result["layers"] == ["Deblur", "Background"]
+    assert result["layers"] == ["Dehaze", "Background"]
     assert "duplicate mnemonic" not in out

@@ -1,7 +1,9 @@
 """Batch queue: several photos restored one after another in the background.
 
 Each file gets a row with its status (queued, running with tile count,
-saved as NAME.TASK.EXT, failed with the reason, cancelled). The jobs go
+saved as NAME.TASK.EXT, failed with the reason, cancelled). With the Automatic
+choice each photo is restored with what it needs, and the row says what was
+found; a photo that looks fine is left as it is. The jobs go
 through the window's :class:`JobRunner`, so they never overlap with each
 other or with a preview.
 """
@@ -15,10 +17,12 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .jobs import BATCH, Job
+from .jobs import BATCH, AutoOutcome, Job
 from .workers import JobRunner
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "Queued", "Running", "Saved", "Failed", "Cancelled"
+LEFT = "Left as it is"  # Automatic found nothing to restore
+FINISHED = (DONE, LEFT, FAILED, CANCELLED)
 
 
 @dataclass(eq=False)
@@ -50,8 +54,9 @@ class BatchPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_requested.emit(str(self.entries[row].path)))
         self.run_button = QPushButton("Restore all")
-        self.run_button.setToolTip("Restore every queued photo with the current task; each is saved "
-                                   "as NAME.TASK.EXT beside the original")
+        self.run_button.setToolTip("Restore every queued photo with the current task (Automatic: "
+                                   "what each one needs); each is saved as NAME.TASK.EXT beside "
+                                   "the original")
         self.run_button.clicked.connect(self.start)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
@@ -89,7 +94,7 @@ class BatchPanel(QWidget):
 
     def clear_finished(self) -> None:
         for row in reversed(range(len(self.entries))):
-            if self.entries[row].status in (DONE, FAILED, CANCELLED):
+            if self.entries[row].status in FINISHED:
                 self.entries.pop(row)
                 self.table.removeRow(row)
         self._update_buttons()
@@ -128,9 +133,16 @@ class BatchPanel(QWidget):
             entry.detail = f"tile {done}/{total}"
             self._show(entry)
 
-    def _on_succeeded(self, job: Job, output) -> None:
+    def _on_succeeded(self, job: Job, outcome) -> None:
         if entry := self._entry(job):
-            entry.status, entry.output, entry.detail = DONE, Path(output), Path(output).name
+            if not isinstance(outcome, AutoOutcome):
+                entry.status, entry.output, entry.detail = DONE, Path(outcome), Path(outcome).name
+            elif outcome.output is None:
+                entry.status, entry.detail = LEFT, outcome.detection.summary()
+            else:
+                said = outcome.detection.summary()
+                entry.status, entry.output = DONE, Path(outcome.output)
+                entry.detail = f"{entry.output.name} ({said[:1].lower()}{said[1:]})"
             self._show(entry)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
@@ -163,7 +175,7 @@ class BatchPanel(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.is_running()
-        self.run_button.setEnabled(not running and any(e.status != DONE for e in self.entries))
+        self.run_button.setEnabled(not running and any(e.status not in (DONE, LEFT)
+                                                       for e in self.entries))
         self.cancel_button.setEnabled(running)
-        self.clear_button.setEnabled(not running and any(e.status in (DONE, FAILED, CANCELLED)
-                                                         for e in self.entries))
+        self.clear_button.setEnabled(not running and any(e.status in FINISHED for e in self.entries))

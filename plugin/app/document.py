@@ -22,6 +22,7 @@ class Document:
     strength: float = 1.0
     saved_to: Path | None = None        # where the current result was last saved
     saved_strength: float | None = None
+    detection: Any = None               # what the photo needs (cmfnet_core.detect.Detection)
 
     @property
     def size(self) -> tuple[int, int]:

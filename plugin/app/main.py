@@ -6,13 +6,15 @@ import logging
 import signal
 import sys
 
+from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.weights import TASKS
 
 
 def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(prog="cmfnet-gui", description="Open the CMFNet Restore desktop app.")
     parser.add_argument("files", nargs="*", metavar="FILE", help="photos to open (several make a batch)")
-    parser.add_argument("--task", "-t", choices=TASKS, help="task to select")
+    parser.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
+                        help="task to select (auto: found per photo)")
     # Qt's own options (e.g. -platform) are passed through untouched
     return parser.parse_known_args(argv)
 
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow()
     install_excepthook(window)
     if args.task:
-        window.task_combo.setCurrentIndex(TASKS.index(args.task))
+        window.choose(args.task)
     window.show()
     if args.files:
         window.open_paths(args.files)

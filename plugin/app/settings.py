@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
 
+from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
 from cmfnet_core.weights import TASKS
 
@@ -55,8 +56,9 @@ class AppSettings:
 
     # --- task ---------------------------------------------------------------------------
     def task(self) -> str:
-        task = str(self.store.value("ui/task", TASKS[0]))
-        return task if task in TASKS else TASKS[0]
+        """The task chosen: one of TASKS, or AUTO_TASK (found per photo; the default)."""
+        task = str(self.store.value("ui/task", AUTO_TASK))
+        return task if task in TASKS + (AUTO_TASK,) else AUTO_TASK
 
     def set_task(self, task: str) -> None:
         self.store.setValue("ui/task", task)

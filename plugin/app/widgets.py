@@ -60,6 +60,39 @@ class ProgressPanel(QWidget):
         self.hide()
 
 
+class DetectionLabel(QLabel):
+    """Beside the task choice: what the photo looks like to the detector ("Looks hazy ·
+    87 %"), which is why Automatic picked its task; the tooltip has every class."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setContentsMargins(6, 0, 6, 0)
+
+    def looking(self) -> None:
+        self.setText("<i>Looking at the photo…</i>")
+        self.setToolTip("Finding out whether it is blurry, hazy or rain-spotted")
+
+    def show_detection(self, detection, automatic: bool, task_title: str) -> None:
+        self.setText(detection.summary())
+        odds = ", ".join(f"{name} {round(100 * p)} %" for name, p in detection.probabilities.items())
+        if not automatic:
+            why = "You chose the task yourself; Automatic would pick " + (
+                detection.restore_task or "nothing") + "."
+        elif detection.restore_task:
+            why = f"Automatic restores it with {task_title}."
+        else:
+            why = "Automatic leaves it as it is: pick a task to restore it anyway."
+        self.setToolTip(f"{why}\nThe detector's odds: {odds}")
+
+    def unavailable(self, reason: str) -> None:
+        self.setText("<i>Automatic unavailable</i>")
+        self.setToolTip(reason)
+
+    def clear_detection(self) -> None:
+        self.clear()
+        self.setToolTip("")
+
+
 class WeightsBanner(QFrame):
     """Shown above the photo when the selected task has no weights installed."""
 

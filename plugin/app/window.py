@@ -1,9 +1,16 @@
 """The main window: ties the view, the job runners, the document and the dialogs together.
 
 Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
-:class:`~plugin.app.workers.JobRunner` threads: ``engine`` (previews, the
-full run, the batch, weights import; one at a time) and ``files`` (reading
-and saving photos). Slots here only start jobs and show their outcomes.
+:class:`~plugin.app.workers.JobRunner` threads: ``engine`` (detection,
+previews, the full run, the batch, weights import; one at a time) and
+``files`` (reading and saving photos). Slots here only start jobs and show
+their outcomes.
+
+The task choice is Automatic or a task. ``choice`` is what the user picked;
+``task`` is the task in effect. With Automatic, each photo opened is first
+looked at (a DETECT job) and ``task`` becomes what it needs; the toolbar says
+why ("Looks hazy · 87 %"). A task picked by hand stays until Automatic is
+picked again; the photo is still looked at, as advice.
 """
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
                              QStyle, QToolButton, QVBoxLayout, QWidget)
 
+from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.imageio import output_path
 from cmfnet_core.weights import TASKS
 
@@ -26,10 +34,12 @@ from .preferences import PreferencesDialog
 from .qimage import to_qimage
 from .settings import DISPLAY_NAME, AppSettings
 from .viewer import PhotoView
-from .widgets import CompareBar, ProgressPanel, WeightsBanner, WelcomePage
+from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
 TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
+CHOICE_TITLES = {AUTO_TASK: "Automatic", **TASK_TITLES}
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
@@ -47,7 +57,8 @@ class MainWindow(QMainWindow):
         self.cache = cache or RestorerCache()
         self.prompts = prompts or Prompts(self)
         self.errors = ErrorReporter(self)
-        self.task = self.settings.task()
+        self.choice = self.settings.task()  # Automatic or a task: what the user picked
+        self.task = self.choice if self.choice in TASKS else TASKS[0]  # the task in effect
         self.options = self.settings.engine_options()
         self.document: Document | None = None
         self.weights_ok = False
@@ -110,10 +121,12 @@ class MainWindow(QMainWindow):
         self.batch_dock.hide()
 
         self.task_combo = QComboBox()
-        for task in TASKS:
-            self.task_combo.addItem(TASK_TITLES[task], task)
-        self.task_combo.setCurrentIndex(TASKS.index(self.task))
-        self.task_combo.setToolTip("What to restore: blur, haze or raindrops")
+        for choice in CHOICES:
+            self.task_combo.addItem(CHOICE_TITLES[choice], choice)
+        self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
+        self.task_combo.setToolTip("What to restore: blur, haze or raindrops; Automatic finds "
+                                   "out for each photo")
+        self.detection_label = DetectionLabel()
         self.weights_label = QLabel()
         self.weights_label.setContentsMargins(6, 0, 6, 0)
         self.compare_button = QToolButton()
@@ -135,7 +148,7 @@ class MainWindow(QMainWindow):
         self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.view.region_selected.connect(self.preview_region)
         self.progress.cancel_requested.connect(self.cancel_run)
-        self.task_combo.currentIndexChanged.connect(lambda i: self.set_task(TASKS[i]))
+        self.task_combo.currentIndexChanged.connect(lambda i: self.choose(CHOICES[i]))
         self.batch.open_requested.connect(lambda p: self.open_paths([p]))
         self.batch.finished.connect(lambda: self.statusBar().showMessage("Batch finished", 5000))
 
@@ -208,12 +221,12 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&Restore")
         task_menu = menu.addMenu("&Task")
         self.task_actions = QActionGroup(self)
-        for task in TASKS:
-            action = task_menu.addAction(TASK_TITLES[task])
+        for choice in CHOICES:
+            action = task_menu.addAction(CHOICE_TITLES[choice])
             action.setCheckable(True)
-            action.setData(task)
-            action.setChecked(task == self.task)
-            action.triggered.connect(lambda _=False, t=task: self.task_combo.setCurrentIndex(TASKS.index(t)))
+            action.setData(choice)
+            action.setChecked(choice == self.choice)
+            action.triggered.connect(lambda _=False, c=choice: self.choose(c))
             self.task_actions.addAction(action)
         menu.addAction(self.refresh_action)
         menu.addAction(self.region_action)
@@ -235,6 +248,7 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         bar.addWidget(QLabel(" Task: "))
         bar.addWidget(self.task_combo)
+        bar.addWidget(self.detection_label)
         bar.addWidget(self.weights_label)
         bar.addSeparator()
         bar.addAction(self.region_action)
@@ -281,7 +295,7 @@ class MainWindow(QMainWindow):
         if self.document is not None and self.document.has_unsaved_result:
             if not self._resolve_unsaved():
                 return
-        self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        self.engine.cancel_kind(jobs.DETECT, jobs.PREVIEW, jobs.REGION, jobs.APPLY)
         path = job.context["path"]
         self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
         self.view.set_photo(to_qimage(photo.pixels))
@@ -293,8 +307,12 @@ class MainWindow(QMainWindow):
         notes = "".join(f" — {note}" for note in photo.info.notes)  # e.g. animated: first frame only
         self.statusBar().showMessage(f"{path.name}: {width} × {height}{notes}", 10000 if notes else 5000)
         self._update_title()
+        if self.choice == AUTO_TASK:
+            self.detect()  # the preview follows, with the task the photo needs
+        else:
+            self.request_preview()
+            self.detect()  # advice only: the task picked by hand stays
         self._update_actions()
-        self.request_preview()
 
     def sample_path(self) -> Path:
         return RESOURCES / "samples" / SAMPLES[self.task]
@@ -345,19 +363,41 @@ class MainWindow(QMainWindow):
                 if isinstance(url, QUrl) and url.isLocalFile() and Path(url.toLocalFile()).is_file()]
 
     # ================================================================ task and weights
-    def set_task(self, task: str) -> None:
-        if task == self.task:
+    def choose(self, choice: str) -> None:
+        """The user picked Automatic or a task (the combo, the Task menu, the command line)."""
+        if choice == self.choice:
             return
+        task = self._task_for(choice)
         doc = self.document
-        if doc is not None and doc.has_unsaved_result and not self.prompts.discard_result(doc.path.name):
-            self.task_combo.blockSignals(True)
-            self.task_combo.setCurrentIndex(TASKS.index(self.task))
-            self.task_combo.blockSignals(False)
+        if task != self.task and doc is not None and doc.has_unsaved_result \
+                and not self.prompts.discard_result(doc.path.name):
+            self._show_choice()  # back to what it was
             return
+        self.choice = choice
+        self.settings.set_task(choice)
+        if task != self.task:
+            self._switch_task(task)
+        else:
+            self._show_choice()
+            if choice == AUTO_TASK and doc is not None and doc.detection is None \
+                    and not any(j.kind == jobs.DETECT for j in self.engine.jobs()):
+                self.detect()
+        self._update_actions()
+
+    def _task_for(self, choice: str) -> str:
+        """The task ``choice`` means for the open photo: Automatic's is what the photo
+        needs, or the task in effect when it needs nothing or is not looked at yet."""
+        if choice != AUTO_TASK:
+            return choice
+        doc = self.document
+        found = doc.detection.restore_task if doc is not None and doc.detection is not None else None
+        return found or self.task
+
+    def _switch_task(self, task: str) -> None:
+        """Make ``task`` the task in effect: what was made with the old one is dropped."""
+        doc = self.document
         self.task = task
-        self.settings.set_task(task)
-        for action in self.task_actions.actions():
-            action.setChecked(action.data() == task)
+        self._show_choice()
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.WARMUP)
         if doc is not None:
             doc.discard_result()
@@ -368,6 +408,59 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
         self.request_preview()
+
+    def _show_choice(self) -> None:
+        """The combo, the Task menu and the detection label as ``choice`` and ``task`` are."""
+        doc = self.document
+        detection = doc.detection if doc is not None else None
+        automatic = self.choice == AUTO_TASK
+        chose = automatic and detection is not None and detection.restore_task == self.task
+        self.task_combo.blockSignals(True)  # showing the choice is not choosing
+        self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
+        self.task_combo.setItemText(0, f"Automatic: {TASK_TITLES[self.task]}" if chose else "Automatic")
+        self.task_combo.blockSignals(False)
+        for action in self.task_actions.actions():
+            action.setChecked(action.data() == self.choice)
+        if detection is not None:
+            self.detection_label.show_detection(detection, automatic, TASK_TITLES[self.task])
+
+    # ================================================================ detection
+    def detect(self) -> Job | None:
+        """Find out what the open photo needs (off the GUI thread, like the engine's work)."""
+        doc = self.document
+        if doc is None:
+            return None
+        self.engine.cancel_kind(jobs.DETECT)
+        self.detection_label.looking()
+        return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc}))
+
+    def _on_detected(self, job: Job, detection) -> None:
+        doc = self.document
+        if doc is not job.context["doc"]:
+            return
+        doc.detection = detection
+        if self.choice != AUTO_TASK:
+            self._show_choice()
+            return
+        task = detection.restore_task
+        if task is None:
+            self.statusBar().showMessage(f"{detection.summary()} — Automatic leaves it as it is; "
+                                         "pick a task to restore it anyway", 10000)
+        if task is not None and task != self.task:
+            self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
+            return
+        self._show_choice()
+        if doc.preview is None:
+            self.request_preview()
+
+    def _on_detect_failed(self, message: str) -> None:
+        """Without the detector the photo is still shown and previewed, with the task in effect."""
+        reason = message.splitlines()[0]
+        self.detection_label.unavailable(reason)
+        self.statusBar().showMessage(f"Automatic is not available: {reason}", 10000)
+        doc = self.document
+        if self.choice == AUTO_TASK and doc is not None and doc.preview is None:
+            self.request_preview()
 
     def _refresh_weights(self) -> None:
         label, tip, ok = jobs.describe_weights(self.task)
@@ -476,8 +569,11 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
-        work = jobs.batch_work(self.cache, self.task, self.options, path)
-        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": self.task})
+        if self.choice == AUTO_TASK:  # each photo with what it needs
+            work = jobs.auto_batch_work(self.cache, self.options, path)
+        else:
+            work = jobs.batch_work(self.cache, self.task, self.options, path)
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": self.choice})
 
     def cancel_run(self) -> None:
         job = self._panel_job
@@ -564,7 +660,8 @@ class MainWindow(QMainWindow):
     def _on_succeeded(self, job: Job, result) -> None:
         if self._closed:  # outcomes still queued when the window closed
             return
-        handler = {jobs.READ: self._on_read, jobs.PREVIEW: self._on_preview,
+        handler = {jobs.READ: self._on_read, jobs.DETECT: self._on_detected,
+                   jobs.PREVIEW: self._on_preview,
                    jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
                    jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
         if handler is not None:
@@ -580,6 +677,10 @@ class MainWindow(QMainWindow):
             title = "Could not save"
         if job.kind == jobs.BATCH:
             return  # shown in the batch table, row by row
+        if job.kind == jobs.DETECT:
+            if self.document is job.context["doc"]:
+                self._on_detect_failed(message)
+            return  # the photo still opens: no dialog for advice that could not be had
         if job.kind == jobs.WARMUP:
             self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
             return  # the first real job reports it in a dialog, with its context
@@ -608,7 +709,9 @@ class MainWindow(QMainWindow):
         has_doc = doc is not None
         has_result = has_doc and doc.result is not None
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
-        can_run = has_doc and self.weights_ok
+        # with Automatic, the task is not known until the photo has been looked at
+        detecting = self.choice == AUTO_TASK and any(j.kind == jobs.DETECT for j in self.engine.jobs())
+        can_run = has_doc and self.weights_ok and not detecting
         self.apply_action.setEnabled(can_run and not running)
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)

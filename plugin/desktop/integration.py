@@ -6,30 +6,40 @@
     report = install_integrations(python_exe, project_dir)   # after the venv is ready
     report = uninstall_integrations()                        # install.py --uninstall
 
+Everywhere there is one entry "Restore" that finds out what each photo needs
+(blur, haze, raindrops or nothing: ``--task auto``) and saves the restored copy
+beside it, and a submenu "CMFNet Restore ▸" with the tasks themselves: "Deblur…"
+(opens the app) and "Deblur and save copy", and so on.
+
 What gets written (all per user, no root):
 
 Linux / BSD (XDG; ``$XDG_DATA_HOME`` defaults to ``~/.local/share``)
   * ``$XDG_DATA_HOME/applications/cmfnet-restore.desktop`` - an application
     entry with ``MimeType=`` (so "Open With CMFNet Restore" works) and
-    ``Actions=`` for Deblur / Dehaze / Deraindrop, in the app or saved beside.
-  * ``$XDG_DATA_HOME/nautilus/scripts/Restore/<item>`` - Nautilus scripts.
+    ``Actions=`` for every entry.
+  * ``$XDG_DATA_HOME/nautilus/scripts/Restore`` and
+    ``$XDG_DATA_HOME/nautilus/scripts/CMFNet Restore/<item>`` - Nautilus scripts.
   * ``$XDG_DATA_HOME/nemo/actions/cmfnet-restore-<task>-<mode>.nemo_action``.
-  * ``$XDG_DATA_HOME/kio/servicemenus/cmfnet-restore.desktop`` - the KDE
-    Dolphin service menu "Restore ▸ ..." (executable, as KF >= 5.85 wants).
+  * ``$XDG_DATA_HOME/kio/servicemenus/cmfnet-restore-auto.desktop`` (top level)
+    and ``cmfnet-restore.desktop`` (the submenu) - KDE Dolphin service menus
+    (executable, as KF >= 5.85 wants).
 Windows
   * ``HKCU\\Software\\Classes\\SystemFileAssociations\\image\\shell\\CMFNetRestore``
-    - a cascading "Restore" menu on image files (written with ``winreg``).
+    (the "Restore" verb) and ``...\\CMFNetRestoreTasks`` (a cascading menu),
+    on image files (written with ``winreg``).
 macOS
-  * ``~/Library/Services/CMFNet Restore - <Item>.workflow`` - Quick Actions
+  * ``~/Library/Services/CMFNet Restore.workflow`` and
+    ``~/Library/Services/CMFNet Restore - <Item>.workflow`` - Quick Actions
     (Automator "Run Shell Script" bundles; generated, not tested on a Mac).
 Every platform
   * the GIMP 3 plug-in, see :mod:`plugin.gimp.installer`.
 
 Every entry runs ``<project python> <project>/plugin/desktop/restore_here.py
---task T (--open | --save) FILES``, so it works from a desktop session without
-an activated venv. Every path written (and every directory created, and every
-registry key) is recorded in a manifest, ``<user data dir>/cmfnet-restore/
-integrations.json``; uninstalling removes exactly those and nothing else.
+--task T (--open | --save) FILES`` (T may be ``auto``), so it works from a
+desktop session without an activated venv. Every path written (and every
+directory created, and every registry key) is recorded in a manifest,
+``<user data dir>/cmfnet-restore/integrations.json``; uninstalling removes
+exactly those and nothing else.
 
 This module uses only the standard library: ``install.py`` may import it
 from a Python that is not the project's.
@@ -47,29 +57,51 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
+if __package__ in (None, ""):  # run by path: the checkout this file is in holds the package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from plugin.gimp import installer as gimp_installer  # noqa: E402
+from plugin.install_plan import PlannedFile, replace_file  # noqa: E402
+
 APP_ID = "cmfnet-restore"
 APP_NAME = "CMFNet Restore"
-# a copy of cmfnet_core.TASKS (this module cannot import the package, see _replace_file);
-# tests/test_desktop_integration.py keeps the copies equal
+# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK (this module cannot import
+# the package, see plugin.install_plan); tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
+AUTO_TASK = "auto"
 TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
 MODES = ("open", "save")
-SUBMENU = "Restore"
+TOP_LABEL = "Restore"  # the one-click entry: the automatic choice, saved beside
+SUBMENU = APP_NAME     # the tasks themselves; not "Restore", which is the entry above
+AUTO_ITEM = (AUTO_TASK, "save")
+TASK_ITEMS = tuple((t, m) for m in MODES for t in TASKS)
+ITEMS = (AUTO_ITEM,) + TASK_ITEMS  # (task, mode) of every entry, in menu order
 # image types the engine reads (cmfnet_core.imageio): JPEG, PNG, TIFF, BMP, WebP
 MIME_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp", "image/webp")
 EXTENSIONS = ("jpg", "jpeg", "jpe", "png", "tif", "tiff", "bmp", "webp")
 MANIFEST_NAME = "integrations.json"
-REGISTRY_ROOT = r"Software\Classes\SystemFileAssociations\image\shell\CMFNetRestore"
+REGISTRY_SHELL = r"Software\Classes\SystemFileAssociations\image\shell"
+REGISTRY_ROOT = REGISTRY_SHELL + r"\CMFNetRestore"           # the "Restore" verb
+REGISTRY_MENU = REGISTRY_SHELL + r"\CMFNetRestoreTasks"      # the cascading task menu
 
 RUNNER_RELPATH = Path("plugin") / "desktop" / "restore_here.py"
 
 
 def item_label(task: str, mode: str) -> str:
-    """Menu text of one entry: "Deblur…" opens the app, "Deblur and save copy" writes beside."""
+    """Menu text of one entry: "Restore" (automatic, saved beside), "Deblur…" opens the
+    app, "Deblur and save copy" writes beside."""
+    if (task, mode) == AUTO_ITEM:
+        return TOP_LABEL
     return f"{TASK_LABELS[task]}…" if mode == "open" else f"{TASK_LABELS[task]} and save copy"
 
 
+def item_id(task: str, mode: str) -> str:
+    return f"{task}-{mode}"
+
+
 def item_comment(task: str, mode: str) -> str:
+    if (task, mode) == AUTO_ITEM:
+        return ("Find out whether the photo is blurry, hazy or rain-spotted and save the "
+                "restored copy beside it as NAME.TASK.EXT")
     if mode == "open":
         return f"Open the photo in {APP_NAME} with {task} selected"
     return f"Restore ({task}) straight to NAME.{task}.EXT beside the photo"
@@ -183,8 +215,8 @@ def _entry_lines(pairs: list[tuple[str, str]]) -> list[str]:
 
 
 def freedesktop_entry(target: Target) -> str:
-    """The application entry: "Open With" for images, plus one action per task and mode."""
-    actions = [f"{t}-{m}" for m in MODES for t in TASKS]
+    """The application entry: "Open With" for images, plus one action per entry."""
+    actions = [item_id(t, m) for t, m in ITEMS]
     lines = ["[Desktop Entry]"] + _entry_lines([
         ("Type", "Application"),
         ("Version", "1.4"),
@@ -201,32 +233,35 @@ def freedesktop_entry(target: Target) -> str:
         ("MimeType", ";".join(MIME_TYPES) + ";"),
         ("Actions", ";".join(actions) + ";"),
     ])
-    return "\n".join(lines + _action_sections(target)) + "\n"
+    return "\n".join(lines + _action_sections(target, ITEMS)) + "\n"
 
 
-def _action_sections(target: Target) -> list[str]:
-    """One ``[Desktop Action TASK-MODE]`` group per task and mode, shared by both entries."""
+def _action_sections(target: Target, items) -> list[str]:
+    """One ``[Desktop Action TASK-MODE]`` group per entry in ``items``."""
     lines = []
-    for m in MODES:
-        for t in TASKS:
-            lines += ["", f"[Desktop Action {t}-{m}]"] + _entry_lines([
-                ("Name", item_label(t, m)),
-                ("Icon", keyfile_escape(target.icon())),
-                ("Exec", desktop_exec(target, t, m)),
-            ])
+    for t, m in items:
+        lines += ["", f"[Desktop Action {item_id(t, m)}]"] + _entry_lines([
+            ("Name", item_label(t, m)),
+            ("Icon", keyfile_escape(target.icon())),
+            ("Exec", desktop_exec(target, t, m)),
+        ])
     return lines
 
 
-def dolphin_service_menu(target: Target) -> str:
-    """KDE service menu: "Restore ▸ Deblur… / … / Deblur and save copy / …" on images.
+def dolphin_service_menu(target: Target, top_level: bool = False) -> str:
+    """A KDE service menu on images: with ``top_level``, the one "Restore" entry at the top
+    of the context menu (``X-KDE-Priority=TopLevel``); else the submenu "CMFNet Restore ▸
+    Deblur… / … / Deblur and save copy / …" (``X-KDE-Submenu`` applies to a whole file,
+    hence two files).
 
     ``Type=Application`` (with ``NoDisplay=true``) rather than the customary
     ``Type=Service``: KIO (KFileItemActions, KF 5.85+ and KF6) does not look at
     ``Type`` for files in ``kio/servicemenus``; it reads ``MimeType``,
-    ``Actions`` and ``X-KDE-Submenu`` and needs the file executable. With
-    ``Service``, ``desktop-file-validate`` rejects ``MimeType``/``Actions``.
+    ``Actions``, ``X-KDE-Priority`` and ``X-KDE-Submenu`` and needs the file
+    executable. With ``Service``, ``desktop-file-validate`` rejects ``MimeType``/``Actions``.
     """
-    actions = [f"{t}-{m}" for m in MODES for t in TASKS]
+    items = (AUTO_ITEM,) if top_level else TASK_ITEMS
+    placement = ("X-KDE-Priority", "TopLevel") if top_level else ("X-KDE-Submenu", SUBMENU)
     lines = ["[Desktop Entry]"] + _entry_lines([
         ("Type", "Application"),
         ("Version", "1.4"),
@@ -235,10 +270,10 @@ def dolphin_service_menu(target: Target) -> str:
         ("Exec", desktop_exec(target, None, "open")),
         ("NoDisplay", "true"),
         ("MimeType", ";".join(MIME_TYPES) + ";"),
-        ("X-KDE-Submenu", SUBMENU),
-        ("Actions", ";".join(actions) + ";"),
+        placement,
+        ("Actions", ";".join(item_id(t, m) for t, m in items) + ";"),
     ])
-    return "\n".join(lines + _action_sections(target)) + "\n"
+    return "\n".join(lines + _action_sections(target, items)) + "\n"
 
 
 def nautilus_script(target: Target, task: str, mode: str) -> str:
@@ -261,8 +296,11 @@ def nemo_action(target: Target, task: str, mode: str) -> str:
     holding a double quote or a backslash cannot break the quoting; the runner
     turns ``file://`` URIs back into paths. ``UriScheme=file``: local folders only."""
     exec_line = " ".join(_nemo_arg(a) for a in target.argv(task, mode)) + " -- %U"
+    # Nemo actions have no submenus: the task entries carry the submenu's name instead
+    name = item_label(task, mode) if (task, mode) == AUTO_ITEM else \
+        f"{SUBMENU}: {item_label(task, mode)}"
     lines = ["[Nemo Action]"] + _entry_lines([
-        ("Name", f"{SUBMENU}: {item_label(task, mode)}"),
+        ("Name", name),
         ("Comment", item_comment(task, mode).replace("%", "%%")),
         ("Exec", keyfile_escape(exec_line)),
         ("Icon-Name", keyfile_escape(target.icon())),
@@ -281,7 +319,8 @@ def _nemo_arg(arg: str) -> str:
 # --------------------------------------------------------------------------- Windows
 
 def windows_registry_entries(target: Target) -> list[tuple[str, str, str]]:
-    """``(key under HKCU, value name, REG_SZ value)`` for the Explorer "Restore" menu.
+    """``(key under HKCU, value name, REG_SZ value)`` for the Explorer entries: the
+    "Restore" verb and the cascading "CMFNet Restore" menu of tasks.
 
     ``SystemFileAssociations\\image`` applies to every file whose PerceivedType
     is image. An empty ``SubCommands`` plus a ``shell`` subkey makes a cascading
@@ -292,24 +331,29 @@ def windows_registry_entries(target: Target) -> list[tuple[str, str, str]]:
     py = PureWindowsPath(target.python)
     pyw = py.with_name("pythonw.exe") if py.name.lower() == "python.exe" else py
     runner = str(PureWindowsPath(target.project_dir, *RUNNER_RELPATH.parts))
+    icon = target.icon() if target.icon().endswith((".ico", ".exe")) else ""
+
+    def command(task: str, mode: str) -> str:
+        argv = [str(pyw), runner] + target.argv(task, mode)[2:]
+        return " ".join(windows_quote(a) for a in argv) + ' "%1"'
+
     entries = [
-        (REGISTRY_ROOT, "MUIVerb", SUBMENU),
-        (REGISTRY_ROOT, "SubCommands", ""),
-        (REGISTRY_ROOT, "Icon", target.icon() if target.icon().endswith((".ico", ".exe")) else ""),
+        (REGISTRY_ROOT, "MUIVerb", TOP_LABEL),
+        (REGISTRY_ROOT, "Icon", icon),
         (REGISTRY_ROOT, "MultiSelectModel", "Player"),
+        (REGISTRY_ROOT + r"\command", "", command(*AUTO_ITEM)),
+        (REGISTRY_MENU, "MUIVerb", SUBMENU),
+        (REGISTRY_MENU, "SubCommands", ""),
+        (REGISTRY_MENU, "Icon", icon),
+        (REGISTRY_MENU, "MultiSelectModel", "Player"),
     ]
-    n = 0
-    for m in MODES:
-        for t in TASKS:
-            n += 1
-            key = REGISTRY_ROOT + rf"\shell\{n:02d}-{t}-{m}"
-            argv = [str(pyw), runner] + target.argv(t, m)[2:]
-            cmd = " ".join(windows_quote(a) for a in argv) + ' "%1"'
-            entries += [
-                (key, "MUIVerb", item_label(t, m)),
-                (key, "MultiSelectModel", "Player"),
-                (key + r"\command", "", cmd),
-            ]
+    for n, (t, m) in enumerate(TASK_ITEMS, 1):
+        key = REGISTRY_MENU + rf"\shell\{n:02d}-{t}-{m}"
+        entries += [
+            (key, "MUIVerb", item_label(t, m)),
+            (key, "MultiSelectModel", "Player"),
+            (key + r"\command", "", command(t, m)),
+        ]
     return [e for e in entries if not (e[1] == "Icon" and not e[2])]
 
 
@@ -362,7 +406,7 @@ def macos_workflow_files(target: Target, task: str, mode: str) -> dict[str, byte
     Quick Action by hand (plugin/desktop/README.md) with the shell command
     in ``macos_shell_command``.
     """
-    title = f"{APP_NAME} - {item_label(task, mode)}"
+    title = macos_title(task, mode)
     info = {
         "CFBundleName": title,
         "CFBundleIdentifier": f"org.cmfnet-restore.{task}-{mode}",
@@ -436,18 +480,19 @@ def macos_workflow_files(target: Target, task: str, mode: str) -> dict[str, byte
     }
 
 
+def macos_title(task: str, mode: str) -> str:
+    """"CMFNet Restore" for the automatic entry (a bare "Restore" would not say whose it is
+    among every app's Quick Actions), "CMFNet Restore - Deblur…" for the others."""
+    if (task, mode) == AUTO_ITEM:
+        return APP_NAME
+    return f"{APP_NAME} - {item_label(task, mode)}"
+
+
 def macos_shell_command(target: Target, task: str, mode: str) -> str:
     return " ".join(sh_quote(a) for a in target.argv(task, mode)) + ' -- "$@"'
 
 
 # --------------------------------------------------------------------------- plan
-
-@dataclass
-class PlannedFile:
-    path: Path
-    content: bytes
-    executable: bool = False
-
 
 @dataclass
 class Report:
@@ -468,31 +513,40 @@ class Report:
                 + [f"skipped {s}" for s in self.skipped])
 
 
+def nautilus_script_path(task: str, mode: str) -> Path:
+    """Scripts ▸ Restore, and Scripts ▸ CMFNet Restore ▸ <task entry>."""
+    scripts = xdg_data_home() / "nautilus" / "scripts"
+    if (task, mode) == AUTO_ITEM:
+        return scripts / item_label(task, mode)
+    return scripts / SUBMENU / item_label(task, mode)
+
+
 def linux_files(target: Target) -> list[PlannedFile]:
     data = xdg_data_home()
+    servicemenus = data / "kio" / "servicemenus"
     files = [
         PlannedFile(data / "applications" / f"{APP_ID}.desktop",
                     freedesktop_entry(target).encode()),
-        PlannedFile(data / "kio" / "servicemenus" / f"{APP_ID}.desktop",
+        PlannedFile(servicemenus / f"{APP_ID}-{AUTO_TASK}.desktop",
+                    dolphin_service_menu(target, top_level=True).encode(), executable=True),
+        PlannedFile(servicemenus / f"{APP_ID}.desktop",
                     dolphin_service_menu(target).encode(), executable=True),
     ]
-    for m in MODES:
-        for t in TASKS:
-            files.append(PlannedFile(data / "nautilus" / "scripts" / SUBMENU / item_label(t, m),
-                                     nautilus_script(target, t, m).encode(), executable=True))
-            files.append(PlannedFile(data / "nemo" / "actions" / f"{APP_ID}-{t}-{m}.nemo_action",
-                                     nemo_action(target, t, m).encode()))
+    for t, m in ITEMS:
+        files.append(PlannedFile(nautilus_script_path(t, m),
+                                 nautilus_script(target, t, m).encode(), executable=True))
+        files.append(PlannedFile(data / "nemo" / "actions" / f"{APP_ID}-{t}-{m}.nemo_action",
+                                 nemo_action(target, t, m).encode()))
     return files
 
 
 def macos_files(target: Target) -> list[PlannedFile]:
     services = Path.home() / "Library" / "Services"
     files = []
-    for m in MODES:
-        for t in TASKS:
-            bundle = services / f"{APP_NAME} - {item_label(t, m)}.workflow"
-            for rel, content in macos_workflow_files(target, t, m).items():
-                files.append(PlannedFile(bundle / rel, content))
+    for t, m in ITEMS:
+        bundle = services / f"{macos_title(t, m)}.workflow"
+        for rel, content in macos_workflow_files(target, t, m).items():
+            files.append(PlannedFile(bundle / rel, content))
     return files
 
 
@@ -519,21 +573,7 @@ def _load_manifest(path: Path) -> dict:
 
 def _save_manifest(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    _replace_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o644)
-
-
-def _replace_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` as ``path`` through a temporary file beside it: never half a file.
-
-    The engine's writer (``cmfnet_core.files.write_atomic``) cannot be used: this
-    module must import with the standard library alone (``install.py`` may run it
-    with a Python that lacks numpy, which ``import cmfnet_core`` needs; a test
-    checks), and menu entries need no claim-the-name or fsync.
-    """
-    tmp = path.with_name(path.name + ".cmfnet-tmp")
-    tmp.write_bytes(data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    replace_file(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"), 0o644)
 
 
 def _makedirs(path: Path, created: list[str]) -> None:
@@ -552,7 +592,7 @@ def write_files(files: list[PlannedFile], manifest: dict) -> list[str]:
     written = []
     for f in files:
         _makedirs(f.path.parent, manifest["dirs"])
-        _replace_file(f.path, f.content, 0o755 if f.executable else 0o644)
+        f.write()
         if str(f.path) not in manifest["files"]:
             manifest["files"].append(str(f.path))
         written.append(str(f.path))
@@ -583,15 +623,6 @@ def _refresh_desktop_caches(platform: str) -> None:
 
 # --------------------------------------------------------------------------- API
 
-def _gimp_installer(project_dir: str):
-    try:
-        from plugin.gimp import installer  # noqa: PLC0415
-    except ImportError:  # run as a script from elsewhere
-        sys.path.insert(0, project_dir)
-        from plugin.gimp import installer  # noqa: PLC0415
-    return installer
-
-
 def install_integrations(python_exe: str | os.PathLike, project_dir: str | os.PathLike, *,
                          gimp: bool = True, file_manager: bool = True,
                          platform: str | None = None, winreg_mod=None) -> Report:
@@ -617,17 +648,16 @@ def install_integrations(python_exe: str | os.PathLike, project_dir: str | os.Pa
             report.written += write_files(planned_files(target, platform), manifest)
             if platform == "win32":
                 keys = write_windows_registry(windows_registry_entries(target), winreg_mod)
-                manifest["registry"].append(REGISTRY_ROOT)
+                manifest["registry"] += [REGISTRY_ROOT, REGISTRY_MENU]
                 report.registry += keys
         if gimp:
-            installer = _gimp_installer(project_dir)
-            profile = installer.gimp_profile_dir(platform)
+            profile = gimp_installer.gimp_profile_dir(platform)
             if profile is None:
                 report.skipped.append(
                     "GIMP plug-in: no GIMP 3 profile found (start GIMP 3 once, then run "
                     "install.py again)")
             else:
-                files = installer.plugin_files(python_exe, project_dir, profile)
+                files = gimp_installer.plugin_files(python_exe, project_dir, profile)
                 report.written += write_files(files, manifest)
         had_cache = _mime_cache().exists()
         _refresh_desktop_caches(platform)

@@ -1,4 +1,4 @@
-"""Runner behind the file-manager entries (right-click "Restore ▸ ...").
+"""Runner behind the file-manager entries (right-click "Restore", "CMFNet Restore ▸ ...").
 
 Every entry that ``plugin/desktop/integration.py`` installs (freedesktop
 actions, Nautilus scripts, Nemo actions, the Dolphin service menu, Windows
@@ -6,6 +6,10 @@ verbs, macOS Quick Actions) runs::
 
     <project python> restore_here.py --task TASK --open [FILE...]   # open the app
     <project python> restore_here.py --task TASK --save [FILE...]   # NAME.TASK.EXT beside
+
+TASK is deblur, dehaze, deraindrop or ``auto`` (the "Restore" entry; the
+default with ``--save``): ``cmfnet restore`` then finds out per photo what it
+needs, says so on stderr, and skips a photo that looks fine.
 
 It is started by the project's own Python (the one ``install.py`` set up), so
 ``cmfnet_core`` is importable in the child processes it starts; the file
@@ -18,7 +22,8 @@ or ``NEMO_SCRIPT_SELECTED_FILE_PATHS`` (newline-separated absolute paths).
 
 ``--save`` runs ``cmfnet restore FILE... --task TASK`` once for all files (the
 model is loaded once), and reports with ``notify-send`` when it is present
-(``osascript`` on macOS), otherwise on stderr. A log of each run is kept in
+(``osascript`` on macOS), otherwise on stderr: what was written, and with
+``auto`` what was found in each photo and which ones were left as they are. A log of each run is kept in
 the user state directory (``$XDG_STATE_HOME/cmfnet-restore/restore-here.log``).
 """
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -34,9 +40,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 APP_NAME = "CMFNet Restore"
-# a copy of cmfnet_core.TASKS: this runner may be started by a Python without the
-# package (--python names the one with it); tests/test_desktop_integration.py keeps it equal
+# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: this runner may be started
+# by a Python without the package (--python names the one with it);
+# tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
+AUTO_TASK = "auto"
 TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
 
@@ -142,13 +150,22 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
         cmd += ["--weights", weights]
     n = len(files)
     what = files[0].name if n == 1 else f"{n} photos"
-    notify(f"{task.capitalize()}: working on {what}…", "The result is saved beside the original.")
+    if task == AUTO_TASK:
+        notify(f"Restore: looking at {what}…",
+               "Whatever it finds (blur, haze, raindrops) is restored and saved beside the original.")
+    else:
+        notify(f"{task.capitalize()}: working on {what}…", "The result is saved beside the original.")
     started = time.monotonic()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=child_environment())
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
+    if task == AUTO_TASK:
+        summary, body, error = automatic_outcome(files, proc.returncode, proc.stdout or "",
+                                                 proc.stderr or "")
+        notify(summary, body, error=error)
+        return proc.returncode
     # the CLI prints each file it wrote; only it knows the name (GIF is written as PNG,
     # a name taken meanwhile moves on to a counter), so no name is guessed here
     outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
@@ -157,9 +174,7 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
             "The result is saved beside the original."
         notify(f"{TASK_VERBS[task]} {what}", body)
         return 0
-    lines = [ln for ln in (proc.stderr or "").splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
-    errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
-    reason = (errors or lines or [f"exit status {proc.returncode}"])[0 if errors else -1]
+    errors, reason = _errors(proc.stderr or "", proc.returncode)
     if outs:  # some photos were done: say so, and why the others were not
         failed = f"{len(errors)} could not be restored" if len(errors) != 1 else "1 could not be restored"
         notify(f"{TASK_VERBS[task]} {len(outs)} of {n} photos; {failed}", reason, error=True)
@@ -168,9 +183,95 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     return proc.returncode or 1
 
 
+def _errors(stderr: str, returncode: int) -> tuple[list[str], str]:
+    """The CLI's error lines, and the one to show: the first error, else its last word."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
+    errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
+    return errors, (errors or lines or [f"exit status {returncode}"])[0 if errors else -1]
+
+
+def task_in_name(output: Path, source: Path) -> str | None:
+    """The task in the name the CLI wrote, NAME.TASK.EXT or NAME.TASK-2.EXT; None if none."""
+    if not output.name.startswith(source.stem + "."):
+        return None
+    part = output.name[len(source.stem) + 1:].split(".")[0]
+    part = re.sub(r"-\d+$", "", part)
+    return part if part in TASKS else None
+
+
+def finding(stderr: str, source: Path) -> str | None:
+    """What ``--task auto`` said it found in ``source``, e.g. "Looks hazy (87 %)".
+
+    The CLI says it on stderr as ``cmfnet: PATH: looks hazy (87 %): dehaze`` or
+    ``cmfnet: PATH: looks fine (91 %); skipped (...)``: the part before the task
+    or the ``;`` is what a person needs to hear."""
+    prefix = f"cmfnet: {source}: "
+    for line in stderr.splitlines():
+        if line.startswith(prefix):
+            text = line[len(prefix):].split(";")[0].strip()
+            text = re.sub(r":\s*(" + "|".join(TASKS) + r")$", "", text)
+            return text[:1].upper() + text[1:] if text else None
+    return None
+
+
+def automatic_outcome(files: list[Path], returncode: int, stdout: str,
+                      stderr: str) -> tuple[str, str, bool]:
+    """(summary, body, is an error) of a ``cmfnet restore --task auto`` run, for the notification.
+
+    Each photo was written (the CLI prints the file, its name says the task it
+    chose), failed (an error line names it) or left as it is because it looked
+    fine or the detector was unsure (neither). The CLI takes the photos in order
+    and prints the files in that order, so they are matched one by one."""
+    outs = [Path(ln.strip()) for ln in stdout.splitlines() if ln.strip()]
+    errors, reason = _errors(stderr, returncode)
+    written: list[tuple[Path, Path]] = []
+    failed: list[Path] = []
+    left: list[Path] = []
+    pending = iter(outs)
+    following = next(pending, None)
+    for source in files:
+        if any(str(source) in e for e in errors):
+            failed.append(source)
+        elif following is not None and following.name.startswith(source.stem + "."):
+            written.append((source, following))
+            following = next(pending, None)
+        else:
+            left.append(source)
+    n = len(files)
+    if returncode not in (0, 1) or (returncode == 1 and not failed):
+        return f"{APP_NAME}: restore failed", reason, True  # weights, usage, interrupted
+    if failed:
+        if n == 1:
+            return f"{APP_NAME}: could not restore {files[0].name}", reason, True
+        return (f"Restored {len(written)} of {n} photos; {len(failed)} could not be restored",
+                reason, True)
+
+    def said(source: Path, out: Path | None) -> str:
+        found = finding(stderr, source)
+        if out is not None:
+            return f"{found}: saved {out.name}" if found else f"Saved {out.name}"
+        return f"{found or 'Looks fine'}; no copy was written"
+
+    if n == 1:
+        source = files[0]
+        if written:
+            task = task_in_name(written[0][1], source)
+            verb = TASK_VERBS.get(task, "Restored")
+            return f"{verb} {source.name}", said(source, written[0][1]), False
+        return f"Left {source.name} as it is", said(source, None), False
+    if not written:
+        return (f"Left {n} photos as they are",
+                "They look fine, or what they need is unclear; no copies were written.", False)
+    summary = f"Restored {len(written)} of {n} photos" if left else f"Restored {n} photos"
+    parts = [out.name for _, out in written] + [f"{s.name} left as it is" for s in left]
+    body = ", ".join(parts[:5]) + (" …" if len(parts) > 5 else "")
+    return summary, body, False
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="restore_here", description=__doc__.splitlines()[0])
-    p.add_argument("--task", choices=TASKS, help="restoration task (optional with --open)")
+    p.add_argument("--task", choices=TASKS + (AUTO_TASK,),
+                   help="restoration task; auto: found per photo (the default with --save)")
     mode = p.add_mutually_exclusive_group(required=True)
     mode.add_argument("--open", action="store_true", help="open the photos in the app")
     mode.add_argument("--save", action="store_true", help="restore straight to NAME.TASK.EXT")
@@ -182,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
 
     files = selected_files(a.files)
     if a.save:
-        if not a.task:
-            p.error("--save needs --task")
         missing = [f for f in files if not f.is_file()]
         files = [f for f in files if f.is_file()]
         if missing:
@@ -191,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         if not files:
             notify(f"{APP_NAME}: nothing to restore", "Select one or more photos.", error=True)
             return 2
-        return save_beside(a.python, a.task, files, a.weights)
+        return save_beside(a.python, a.task or AUTO_TASK, files, a.weights)
     return open_in_app(a.python, a.task, files)
 
 

@@ -20,6 +20,8 @@ import os
 import sys
 from pathlib import Path
 
+from plugin.install_plan import PlannedFile
+
 PLUGIN_NAME = "cmfnet-restore"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
 FILES = (f"{PLUGIN_NAME}.py", "cmfnet_gimp_bridge.py")
@@ -56,10 +58,8 @@ def plugin_config(python_exe: str, project_dir: str, weights: str | None = None)
 
 
 def plugin_files(python_exe: str, project_dir: str, profile: str | os.PathLike,
-                 weights: str | None = None):
-    """The files to write (``PlannedFile`` list, see plugin.desktop.integration)."""
-    from plugin.desktop.integration import PlannedFile  # noqa: PLC0415
-
+                 weights: str | None = None) -> list[PlannedFile]:
+    """The files to write; ``plugin.desktop.integration`` writes them under its manifest."""
     dest = Path(profile) / "plug-ins" / PLUGIN_NAME
     files = [PlannedFile(dest / name, (SOURCE_DIR / name).read_bytes(),
                          executable=name == f"{PLUGIN_NAME}.py")
@@ -74,7 +74,6 @@ def install_plugin(python_exe: str, project_dir: str, profile: str | os.PathLike
     out = []
     for f in plugin_files(python_exe, project_dir, profile, weights):
         f.path.parent.mkdir(parents=True, exist_ok=True)
-        f.path.write_bytes(f.content)
-        os.chmod(f.path, 0o755 if f.executable else 0o644)
+        f.write()
         out.append(str(f.path))
     return out

@@ -3,9 +3,12 @@
 GIMP's bundled Python cannot hold PaddlePaddle, so the plug-in hands the
 layer's pixels to the project's own Python in a subprocess::
 
-    <project python> -m cmfnet_core.cli restore IN.png -o OUT.png --task T --progress-lines
+    <project python> -m cmfnet_core.cli restore IN.png --out-dir OUT --task T --progress-lines
 
-and reads ``PROGRESS <done> <total>`` lines from it. Everything here can be
+and reads ``PROGRESS <done> <total>`` lines from it. T may be ``auto``: the
+engine then finds out what the layer needs, and the name of the file it writes
+(``OUT/IN.TASK.png``) says which task it chose; it writes nothing when the
+layer looks fine. Everything here can be
 tested without GIMP (tests/test_gimp.py does); ``cmfnet-restore.py`` holds the
 ``gi.repository.Gimp`` side.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import array
 import json
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -33,11 +37,17 @@ from pathlib import Path
 from typing import Callable
 
 CONFIG_NAME = "cmfnet-restore.json"
-# a copy of cmfnet_core.TASKS: GIMP's own Python cannot import the package;
-# tests/test_gimp.py keeps the copies equal
+# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: GIMP's own Python cannot
+# import the package; tests/test_gimp.py keeps the copies equal
 TASKS = ("deblur", "dehaze", "deraindrop")
-TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+AUTO_TASK = "auto"
+CHOICES = (AUTO_TASK,) + TASKS  # the plug-in's task choice, Automatic first
+TASK_LABELS = {AUTO_TASK: "Automatic", "deblur": "Deblur", "dehaze": "Dehaze",
+               "deraindrop": "Deraindrop"}
 PROGRESS_PREFIX = "PROGRESS "
+# context restored around a selection: the network sees what is next to the selected
+# pixels, so the selection's edge looks as it would in a run on the whole layer
+CONTEXT_MARGIN = 32
 
 # environment a GIMP bundle sets for its own Python; the project's Python must not see it
 _PYTHON_ENV_VARS = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTABLE",
@@ -128,16 +138,53 @@ def write_png(path: str | os.PathLike, width: int, height: int, channels: int,
     Path(path).write_bytes(png_bytes(width, height, channels, bit_depth, pixels))
 
 
+# --------------------------------------------------------------------------- region
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle in layer pixels: left, top, width, height."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+def context_box(selection: Box, layer_width: int, layer_height: int,
+                margin: int = CONTEXT_MARGIN) -> Box:
+    """What to send to the engine for a selection: its bounding box (``selection``, in
+    layer pixels, as ``Gimp.Drawable.mask_intersect`` gives it) grown by ``margin`` on
+    every side and clipped to the layer. Only the selected pixels are changed in the
+    end; the margin is context, so they are restored as they would be in the whole."""
+    if selection.width <= 0 or selection.height <= 0:
+        raise BridgeError("the selection does not touch the layer")
+    x0 = max(0, selection.x - margin)
+    y0 = max(0, selection.y - margin)
+    x1 = min(layer_width, selection.x + selection.width + margin)
+    y1 = min(layer_height, selection.y + selection.height + margin)
+    if x1 <= x0 or y1 <= y0:
+        raise BridgeError("the selection does not touch the layer")
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
 # --------------------------------------------------------------------------- engine
 
-def engine_command(cfg: Config, src: str, dst: str, task: str, *,
+def engine_command(cfg: Config, src: str, out_dir: str, task: str, *,
                    tile: int = 0, overlap: int = -1, weights: str | None = None) -> list[str]:
-    """``<python> -m cmfnet_core.cli restore SRC -o DST --task T --progress-lines [...]``."""
-    if task not in TASKS:
-        raise BridgeError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "-o", dst,
+    """``<python> -m cmfnet_core.cli restore SRC --out-dir OUT --task T --progress-lines [...]``.
+
+    The configured weights (``cmfnet-restore.json``, ``$CMFNET_WEIGHTS``) are for the
+    task the user picks; with Automatic each task uses its installed default. A
+    weights file passed for this run with Automatic is refused: it says nothing
+    about which task it restores."""
+    if task not in CHOICES:
+        raise BridgeError(f"unknown task {task!r}; choose one of {', '.join(CHOICES)}")
+    if task == AUTO_TASK and weights:
+        raise BridgeError("a weights file restores one task: choose that task instead of "
+                          "Automatic")
+    cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "--out-dir", out_dir,
            "--task", task, "--progress-lines"]
-    w = weights or cfg.weights
+    w = None if task == AUTO_TASK else weights or cfg.weights
     if w:
         cmd += ["--weights", w]
     if tile and tile > 0:
@@ -145,6 +192,34 @@ def engine_command(cfg: Config, src: str, dst: str, task: str, *,
     if overlap is not None and overlap >= 0:
         cmd += ["--overlap", str(overlap)]
     return cmd + list(cfg.extra_args)
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    """What one engine run made of a layer: the file and the task, or why nothing."""
+
+    path: str | None      # the restored PNG; None when the engine left the layer as it is
+    task: str | None      # the task that ran (for Automatic: the one it chose)
+    message: str = ""     # why nothing was written, in the engine's words
+
+
+def engine_result(lines: list[str], src: str, out_dir: str, task: str) -> EngineResult:
+    """Read the outcome of a successful run from its output (``run_engine``'s lines).
+
+    The engine prints each file it wrote, ``OUT/NAME.TASK.png``; for ``auto`` the
+    TASK in that name is the one it chose. It writes nothing for a layer that looks
+    fine, and says so as ``cmfnet: SRC: looks fine (91 %); skipped (...)``."""
+    stem = Path(src).stem
+    for line in lines:
+        path = Path(line.strip())
+        if path.parent == Path(out_dir) and path.name.startswith(stem + ".") and path.is_file():
+            chosen = re.sub(r"-\d+$", "", path.name[len(stem) + 1:].split(".")[0])
+            return EngineResult(str(path), chosen if chosen in TASKS else
+                                (None if task == AUTO_TASK else task))
+    said = next((ln[len(f"cmfnet: {src}: "):] for ln in lines
+                 if ln.startswith(f"cmfnet: {src}: ")), "")
+    found = said.split(";")[0].strip()
+    return EngineResult(None, None, found or "it looks fine")
 
 
 def parse_progress(line: str) -> tuple[int, int] | None:
