@@ -202,6 +202,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
 MEMO_SLACK = 1 << 16
 
 
+def quiet_escape_warnings() -> None:
+    """Silence the "invalid escape sequence" noise of reading a protocol-0 pickle.
+
+    Protocol-0 strings are decoded with Python's escape decoder, which warns
+    (DeprecationWarning) of a backslash it does not know: once from
+    ``pickletools.genops`` walking the file (attributed to pickletools), once
+    from the unpickler (attributed to this module). Either way the file is then
+    read or refused. Set once at import, for that message from those two modules
+    only, never around each read: ``warnings.catch_warnings`` swaps the
+    process-wide filter list and puts its copy back on exit, so a weights read on
+    one thread could undo (or leak) the filters of a photo read on another.
+    """
+    warnings.filterwarnings("ignore", message="invalid escape sequence", category=DeprecationWarning,
+                            module=r"(pickletools|cmfnet_core\.checkpoint)\Z")
+
+
+quiet_escape_warnings()
+
+
 def _check_opcodes(handle) -> None:
     """Walk the next pickle in ``handle`` without running it, then rewind.
 
@@ -213,16 +232,14 @@ def _check_opcodes(handle) -> None:
     start = handle.tell()
     entries = 0
     try:
-        with warnings.catch_warnings():  # genops decodes protocol-0 strings: "invalid escape" noise
-            warnings.simplefilter("ignore")
-            for opcode, arg, _pos in pickletools.genops(handle):
-                if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                    if not 0 <= int(arg) <= entries + MEMO_SLACK:
-                        raise CheckpointError(f"the pickle uses memo slot {int(arg):,} after only "
-                                              f"{entries:,} entries (damaged or hostile file)")
-                    entries = max(entries, int(arg) + 1)
-                elif opcode.name == "MEMOIZE":
-                    entries += 1
+        for opcode, arg, _pos in pickletools.genops(handle):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                if not 0 <= int(arg) <= entries + MEMO_SLACK:
+                    raise CheckpointError(f"the pickle uses memo slot {int(arg):,} after only "
+                                          f"{entries:,} entries (damaged or hostile file)")
+                entries = max(entries, int(arg) + 1)
+            elif opcode.name == "MEMOIZE":
+                entries += 1
     except CheckpointError:
         raise
     except ValueError as exc:  # what genops says of truncated or garbled opcodes

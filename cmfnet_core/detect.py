@@ -12,11 +12,18 @@ small square, and a few crops of the most textured parts of the photo at up to
 detail and a sky or a wall says nothing about it. Weights are
 ``resources/weights/detector.pdparams`` with a JSON sidecar; they are read by
 the project's own unpickler (no code runs), like every weights file.
+
+It runs where CMFNet does (``backends.check_options``): with OpenVINO on the
+CPU where that is installed, exported once into the backends' on-disk cache
+(keyed by the weights' sha256), so a later process, like a ``cmfnet restore``
+whose CMFNet model is cached too, never imports paddle; else, or with
+``CMFNET_BACKEND=paddle``, in Paddle dygraph.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,12 +87,12 @@ class Detection:
 def _as_rgb(image: np.ndarray) -> np.ndarray:
     if image.ndim == 2:
         image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
-        raise ValueError(f"expected an H x W x 1/3/4 image, got shape {image.shape}")
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4) or min(image.shape[:2]) < 1:
+        raise ValueError(f"expected an H x W x 1/2/3/4 image, got shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16):
         image = image.astype(np.float32)
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
+    if image.shape[2] <= 2:  # gray, with or without alpha: alpha says nothing about the damage
+        return np.repeat(image[:, :, :1], 3, axis=2)
     return np.ascontiguousarray(image[:, :, :3])
 
 
@@ -143,6 +150,11 @@ def views(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def read_detector_state(path: str | Path = DETECTOR_WEIGHTS) -> dict[str, np.ndarray]:
     """The detector's arrays, checked against its sidecar's sha256."""
+    return _read_detector(path)[0]
+
+
+def _read_detector(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
+    """(the detector's arrays, the sha256 of the file they were read from), checked against its sidecar."""
     path = Path(path)
     sidecar = path.with_suffix(".json")
     try:
@@ -158,53 +170,136 @@ def read_detector_state(path: str | Path = DETECTOR_WEIGHTS) -> dict[str, np.nda
         state = load_pickled(path)
     except CheckpointError as e:
         raise DetectorError(f"{path}: {e}") from None
-    return {k: np.asarray(v, np.float32) for k, v in state.items()}
+    return {k: np.asarray(v, np.float32) for k, v in state.items()}, meta["sha256"]
+
+
+# The network's inputs, fixed: one photo's scene and its crops (an exported model is built for these).
+NETWORK_INPUTS = {"scene": (1, 3, SCENE_SIDE, SCENE_SIDE),
+                  "details": (1, DETAIL_CROPS, 3, DETAIL_SIDE, DETAIL_SIDE)}
+
+
+def _fitted_network(state: dict[str, np.ndarray], weights):
+    """A fresh DegradationNet (imports paddle), checked to fit DETECT_CLASSES and ``state``'s shapes."""
+    from .detector_network import CLASSES, DegradationNet
+
+    if tuple(CLASSES) != DETECT_CLASSES:
+        raise DetectorError("the detector network's classes differ from DETECT_CLASSES")
+    network = DegradationNet()
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != got:
+        wrong = sorted(set(expected.items()) ^ set(got.items()))[:3]
+        raise DetectorError(f"{weights} does not fit the detector network (e.g. {wrong})")
+    return network
+
+
+def _paddle_runner(state, weights):
+    """(scene, details) -> logits, in Paddle dygraph."""
+    import paddle
+
+    network = _fitted_network(state, weights)
+    network.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+    network.eval()
+
+    def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:
+        with paddle.no_grad():
+            return network(paddle.to_tensor(scene), paddle.to_tensor(details)).numpy()
+    return run
+
+
+def _openvino_runner(state, sha256: str, weights, threads: int | None):
+    """The network exported to OpenVINO once, run fp32 on the CPU:
+    ((scene, details) -> logits, whether the model was cached, seconds spent exporting).
+
+    The model is kept in the backends' cache, keyed by the weights' sha256, the
+    network's source and classes and the export format, so a cached model was
+    checked by :func:`_fitted_network` against the very weights and network it
+    serves. Paddle is imported only to export, on a miss; on a hit, never.
+    """
+    from .backends import default_threads
+    from .backends.cache import compiled_dir, model_dir, network_key
+    from .backends.core import core
+    from .backends.export import InputSpec, ensure_exported, export_network_onnx
+
+    key = network_key("detector", sha256, NETWORK_INPUTS, sources=("detector_network.py",),
+                      classes=list(DETECT_CLASSES))
+    target = model_dir(key)
+    inputs = [InputSpec(name, shape) for name, shape in NETWORK_INPUTS.items()]
+
+    def export(workdir: Path) -> Path:
+        return export_network_onnx(lambda: _fitted_network(state, weights), inputs, state.__getitem__,
+                                   workdir, stem="detector")
+
+    properties = {
+        "INFERENCE_PRECISION_HINT": "f32",  # probabilities as Paddle's; bf16 would gain nothing here
+        "INFERENCE_NUM_THREADS": int(threads or default_threads()),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "CACHE_DIR": str(compiled_dir()),
+    }
+    xml, hit, seconds = ensure_exported(target, key, export)
+    try:
+        compiled = core().compile_model(str(xml), "CPU", properties)
+    except RuntimeError:
+        if not hit:
+            raise
+        # a damaged cache entry (e.g. a crash while the disk was flushing): export again
+        shutil.rmtree(target, ignore_errors=True)
+        xml, hit, seconds = ensure_exported(target, key, export)
+        compiled = core().compile_model(str(xml), "CPU", properties)
+    request = compiled.create_infer_request()
+
+    def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:
+        request.infer({"scene": scene, "details": details})
+        return request.get_output_tensor(0).data.copy()
+    return run, hit, seconds
 
 
 class Detector:
-    """The network with its weights, ready to call; one per process is enough."""
+    """The network with its weights, ready to call; one per process is enough.
 
-    def __init__(self, weights: str | Path = DETECTOR_WEIGHTS):
-        import paddle
+    ``backend``: as for CMFNet (``backends.check_options``): ``auto`` runs it
+    with OpenVINO on the CPU where OpenVINO is installed (unless
+    ``CMFNET_BACKEND=paddle``), else with Paddle; ``openvino`` or ``paddle``
+    force one. ``threads``: OpenVINO's thread count (default: every core
+    this process may use). ``backend`` says which runs; ``cache_hit`` and
+    ``export_seconds`` say whether OpenVINO's model had to be exported first.
+    """
 
-        from .detector_network import CLASSES, DegradationNet
+    def __init__(self, weights: str | Path = DETECTOR_WEIGHTS, backend: str = "auto",
+                 threads: int | None = None):
+        from .backends import check_options
 
-        if tuple(CLASSES) != DETECT_CLASSES:
-            raise DetectorError("the detector network's classes differ from DETECT_CLASSES")
-        state = read_detector_state(weights)
-        self.network = DegradationNet()
-        expected = {k: tuple(v.shape) for k, v in self.network.state_dict().items()}
-        got = {k: tuple(v.shape) for k, v in state.items()}
-        if expected != got:
-            wrong = sorted(set(expected.items()) ^ set(got.items()))[:3]
-            raise DetectorError(f"{weights} does not fit the detector network (e.g. {wrong})")
-        self.network.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
-        self.network.eval()
-        self._lock = threading.Lock()  # one Paddle graph; the app may ask from two threads
+        self.backend, _ = check_options(backend=backend, device="cpu")
+        state, sha256 = _read_detector(weights)
+        self.cache_hit, self.export_seconds = False, 0.0
+        if self.backend == "openvino":
+            self._run, self.cache_hit, self.export_seconds = _openvino_runner(state, sha256, weights, threads)
+        else:
+            self._run = _paddle_runner(state, weights)
+        self._lock = threading.Lock()  # one graph / one infer request; the app may ask from two threads
 
     def __call__(self, image: np.ndarray) -> Detection:
-        import paddle
-
         scene, details = views(image)
-        with self._lock, paddle.no_grad():
-            logits = self.network(paddle.to_tensor(scene[None]), paddle.to_tensor(details[None])).numpy()[0]
+        with self._lock:
+            logits = self._run(scene[None], details[None])[0]
         p = np.exp(logits - logits.max())
         p /= p.sum()
         return Detection(dict(zip(DETECT_CLASSES, (float(v) for v in p))))
 
 
-_default: Detector | None = None
+_defaults: dict[str, Detector] = {}
 _default_lock = threading.Lock()
 
 
-def default_detector() -> Detector:
-    global _default
+def default_detector(backend: str = "auto") -> Detector:
+    """The bundled detector, made once per process (for each ``backend`` asked for)."""
     with _default_lock:
-        if _default is None:
-            _default = Detector()
-        return _default
+        if backend not in _defaults:
+            _defaults[backend] = Detector(backend=backend)
+        return _defaults[backend]
 
 
 def detect(image: np.ndarray, detector: Detector | None = None) -> Detection:
-    """What ``image`` (H x W x 1/3/4, uint8/uint16/float) most likely needs."""
+    """What ``image`` (H x W x 1/2/3/4, uint8/uint16/float) most likely needs."""
     return (detector or default_detector())(image)

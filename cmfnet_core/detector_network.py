@@ -29,7 +29,9 @@ def encoder(widths, first_stride: int) -> nn.Sequential:
 
 
 def mean_and_max(features: paddle.Tensor) -> paddle.Tensor:
-    return paddle.concat([features.mean(axis=[2, 3]), features.amax(axis=[2, 3])], axis=1)
+    # max, not amax (the twin's): the same values, and paddle2onnx, which exports this network
+    # for OpenVINO, has no amax (it aborts the whole process on an operator it lacks)
+    return paddle.concat([features.mean(axis=[2, 3]), features.max(axis=[2, 3])], axis=1)
 
 
 class DegradationNet(nn.Layer):
@@ -47,4 +49,4 @@ class DegradationNet(nn.Layer):
         n, k, c, d, _ = details.shape
         s = mean_and_max(self.scene(scene - 0.5))
         crops = mean_and_max(self.detail(details.reshape([n * k, c, d, d]) - 0.5)).reshape([n, k, -1])
-        return self.head(paddle.concat([s, crops.mean(axis=1), crops.amax(axis=1)], axis=1))
+        return self.head(paddle.concat([s, crops.mean(axis=1), crops.max(axis=1)], axis=1))

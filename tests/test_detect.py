@@ -37,7 +37,8 @@ def clean_photo() -> np.ndarray:
 
 def test_views_are_what_the_network_reads_for_any_photo():
     for image in (np.zeros((3000, 4000, 3), np.uint8), np.zeros((50, 70), np.uint16),
-                  np.zeros((200, 300, 4), np.uint8), np.zeros((120, 90, 1), np.uint8)):
+                  np.zeros((200, 300, 4), np.uint8), np.zeros((120, 90, 1), np.uint8),
+                  np.zeros((64, 64, 2), np.uint16)):
         scene, details = detect.views(image)
         assert scene.shape == (3, detect.SCENE_SIDE, detect.SCENE_SIDE) and scene.dtype == np.float32
         assert details.shape == (detect.DETAIL_CROPS, 3, detect.DETAIL_SIDE, detect.DETAIL_SIDE)
@@ -73,6 +74,138 @@ def test_weights_that_are_not_the_detectors_are_refused(tmp_path):
         detect.Detector(copy)
     with pytest.raises(detect.DetectorError, match="cannot read"):
         detect.Detector(tmp_path / "missing.pdparams")
+
+
+# --- the backends: OpenVINO (exported once, cached) or Paddle ----------------------
+
+needs_openvino = pytest.mark.skipif(
+    not all(__import__("importlib").util.find_spec(m) for m in ("openvino", "paddle2onnx")),
+    reason="OpenVINO and paddle2onnx are not installed")
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory):
+    """Random detector weights, every weight tripled: at PyTorch's default scale every photo
+    gets about 1/4 per class, where a wrong export would hide; tripled, the calls differ."""
+    torch = pytest.importorskip("torch")
+    from cmfnet_core.training import detector as trainer
+
+    torch.manual_seed(0)
+    state = {k: v * 3 if k.endswith("weight") else v for k, v in trainer.paddle_state(trainer.twin()).items()}
+    return trainer.save(state, tmp_path_factory.mktemp("detector") / "random.pdparams", {})
+
+
+def some_photos() -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 256, (300, 420, 3), dtype=np.uint8), np.full((200, 200, 3), 30, np.uint8),
+            (rng.random((500, 400)) * 65535).astype(np.uint16),
+            rng.integers(0, 256, (1200, 1600, 4), dtype=np.uint8)]
+
+
+@needs_openvino
+def test_openvino_and_paddle_give_the_same_probabilities(random_weights):
+    ov = detect.Detector(random_weights, backend="openvino")
+    pd = detect.Detector(random_weights, backend="paddle")
+    assert (ov.backend, ov.cache_hit, pd.backend) == ("openvino", False, "paddle")
+    calls = [(ov(photo).probabilities, pd(photo).probabilities) for photo in some_photos()]
+    for ours, reference in calls:
+        assert ours.keys() == reference.keys() == set(detect.DETECT_CLASSES)
+        assert max(abs(ours[k] - reference[k]) for k in ours) < 1e-4, (ours, reference)
+    assert max(max(reference.values()) for _, reference in calls) > 0.5  # the weights say something
+
+
+PROBE = """
+import json, sys
+import numpy as np
+from cmfnet_core import detect
+from tests.test_detect import some_photos
+detector = detect.Detector(sys.argv[1])
+print(json.dumps({"backend": detector.backend, "cache_hit": detector.cache_hit,
+                  "export_seconds": detector.export_seconds,
+                  "probabilities": [detector(photo).probabilities for photo in some_photos()],
+                  "paddle_loaded": any(name.split(".")[0] == "paddle" for name in sys.modules)}))
+"""
+
+
+def probe(weights, **env) -> dict:
+    """A Detector made and called in a new process, as `cmfnet restore --task auto` would."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run([sys.executable, "-c", PROBE, str(weights)], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, **env}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@needs_openvino
+def test_a_second_detector_in_a_new_process_hits_the_cache_and_never_loads_paddle(random_weights):
+    first = detect.Detector(random_weights)  # auto: OpenVINO, exported into this test's empty cache
+    assert (first.backend, first.cache_hit) == ("openvino", False) and first.export_seconds > 0
+    expected = [first(photo).probabilities for photo in some_photos()]
+    second = probe(random_weights)
+    assert (second["backend"], second["cache_hit"], second["export_seconds"]) == ("openvino", True, 0.0)
+    assert not second["paddle_loaded"]
+    for ours, theirs in zip(second["probabilities"], expected):
+        assert max(abs(ours[k] - theirs[k]) for k in theirs) < 1e-6
+
+
+@needs_openvino
+def test_the_cached_model_is_named_by_the_weights_and_the_export_format(random_weights, tmp_path,
+                                                                        monkeypatch):
+    torch = pytest.importorskip("torch")
+    from cmfnet_core.backends import cache
+    from cmfnet_core.training import detector as trainer
+
+    assert not detect.Detector(random_weights, backend="openvino").cache_hit
+    assert detect.Detector(random_weights, backend="openvino").cache_hit
+    torch.manual_seed(1)
+    other = trainer.save(trainer.paddle_state(trainer.twin()), tmp_path / "other.pdparams", {})
+    assert not detect.Detector(other, backend="openvino").cache_hit
+    monkeypatch.setattr(cache, "FORMAT_VERSION", cache.FORMAT_VERSION + 1)  # export.py changed
+    assert not detect.Detector(random_weights, backend="openvino").cache_hit
+    assert len(list(cache.cache_root().glob("detector-*"))) == 3
+
+
+def test_auto_chooses_as_for_cmfnet_and_cmfnet_backend_paddle_forces_paddle(random_weights, monkeypatch):
+    from cmfnet_core.backends import check_options
+
+    assert detect.Detector(random_weights).backend == check_options()[0]
+    assert detect.Detector(random_weights, backend="paddle").backend == "paddle"
+    monkeypatch.setenv("CMFNET_BACKEND", "paddle")
+    assert detect.Detector(random_weights).backend == "paddle"
+    with pytest.raises(ValueError, match="unknown backend"):
+        detect.Detector(random_weights, backend="tpu")
+
+
+@needs_openvino
+def test_two_threads_asking_at_once_get_what_one_would(random_weights):
+    from concurrent.futures import ThreadPoolExecutor
+
+    detector = detect.Detector(random_weights, backend="openvino")
+    photos = some_photos() * 3
+    alone = [detector(photo).probabilities for photo in photos]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda photo: detector(photo).probabilities, photos))
+    assert together == alone
+
+
+@needs_openvino
+def test_a_pruned_or_damaged_model_is_exported_again(random_weights):
+    from cmfnet_core.backends.cache import cache_root, prune_cache
+
+    first = detect.Detector(random_weights, backend="openvino")
+    (model,) = cache_root().glob("detector-*")
+    expected = first(some_photos()[0]).probabilities
+    assert prune_cache(limit_mb=0) >= 1 and not model.exists()  # pruned like CMFNet's models
+    assert not detect.Detector(random_weights, backend="openvino").cache_hit
+    (model / "model.xml").write_text("<net broken")  # as if the disk lost the file's end
+    again = detect.Detector(random_weights, backend="openvino")
+    assert not again.cache_hit
+    assert again(some_photos()[0]).probabilities == pytest.approx(expected, abs=1e-6)
 
 
 # --- what it says -------------------------------------------------------------------

@@ -138,6 +138,48 @@ def test_exploit_inside_a_torch_zip_is_refused(tmp_path):
     assert not marker.exists()
 
 
+# A protocol-0 pickle whose string holds a backslash escape Python does not know ("\q"):
+# decoding it warns "invalid escape sequence", both where the file is walked and where it is read.
+ODD_ESCAPE_PICKLE = b"\x80\x02(dp0\nS'note'\np1\nS'a\\q'\np2\ns."
+
+
+def test_an_odd_escape_in_an_old_pickle_is_read_without_a_warning(tmp_path):
+    """Even with every warning shown (-W always), as a fresh process reads it."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "old.pdparams"
+    path.write_bytes(ODD_ESCAPE_PICKLE)
+    code = "import sys\nfrom cmfnet_core.checkpoint import load_pickled\nprint(load_pickled(sys.argv[1]))\n"
+    result = subprocess.run([sys.executable, "-W", "always", "-c", code, str(path)],
+                            capture_output=True, text=True)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "{'note': 'a\\\\q'}\n", "")
+
+
+def test_reading_weights_switches_no_warning_filter(tmp_path, monkeypatch, small_weights):
+    """The app reads weights on one thread while another reads photos: a read must not
+    set (and put back) the process-wide warning filters, which the other thread would see."""
+    import warnings
+
+    from cmfnet_core.checkpoint import load_pickled, quiet_escape_warnings
+
+    quiet_escape_warnings()  # again: pytest put back the filters it had before collecting
+    old = tmp_path / "old.pdparams"
+    old.write_bytes(ODD_ESCAPE_PICKLE)
+    switched = []
+    for name in ("catch_warnings", "simplefilter", "filterwarnings", "resetwarnings"):
+        def call(*args, _name=name, _original=getattr(warnings, name), **kwargs):
+            switched.append(_name)
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(warnings, name, call)
+    filters = warnings.filters
+    assert load_pickled(old) == {"note": "a\\q"}
+    read_weights(small_weights)
+    assert warnings.filters is filters
+    monkeypatch.undo()
+    assert switched == []
+
+
 def test_import_makes_official_weights_the_default(tmp_path, small_weights):
     assert all(e.kind != "official" for e in installed_weights("deraindrop"))
     stored = import_weights("deraindrop", small_weights)

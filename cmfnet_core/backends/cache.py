@@ -2,12 +2,15 @@
 
 One folder per exported model under :func:`cache_root` (``CMFNET_CACHE_DIR``
 overrides the user cache folder). Its name hashes everything the model
-depends on (:func:`model_key`): the weights' *content*, the network config,
-the tile shape, the local-statistics window, the source of ``network.py`` and
-the versions of paddle, paddle2onnx and openvino, so any change there exports
-afresh. OpenVINO keeps its compiled blobs beside them (``compiled/``). After
-each new export the cache is pruned back to ``CMFNET_CACHE_MAX_MB``, least
-recently used first; a pruned model is simply exported again when next needed.
+depends on: for CMFNet (:func:`model_key`) the weights' *content*, the
+network config, the tile shape, the local-statistics window, the source of
+``network.py`` and the versions of paddle, paddle2onnx and openvino, so any
+change there exports afresh; for another network, such as the degradation
+detector (:func:`network_key`), its weights' sha256, its input shapes and
+its source, with the same format and versions. OpenVINO keeps its compiled
+blobs beside them (``compiled/``). After each new export the cache is pruned
+back to ``CMFNET_CACHE_MAX_MB``, least recently used first; a pruned model is
+simply exported again when next needed.
 """
 from __future__ import annotations
 
@@ -62,10 +65,10 @@ def weights_digest(weights: Weights) -> str:
     return result
 
 
-def _network_source_digest() -> str:
+def _network_source_digest(sources=_NETWORK_SOURCES) -> str:
     package = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    for name in _NETWORK_SOURCES:
+    for name in sources:
         digest.update((package / name).read_bytes())
     return digest.hexdigest()[:16]
 
@@ -83,10 +86,33 @@ def model_key(weights: Weights, tile_shape: tuple[int, int], local_window: int) 
     }
 
 
+def network_key(network: str, weights_sha256: str, inputs: dict[str, tuple[int, ...]],
+                sources: tuple[str, ...], **extra) -> dict:
+    """Everything an exported network other than CMFNet depends on.
+
+    ``sources``: the files in ``cmfnet_core/`` that define it; ``extra``: anything
+    else its export reads (e.g. the names of its outputs).
+    """
+    return {
+        "format": FORMAT_VERSION,
+        "network": network,
+        "weights_sha256": weights_sha256,
+        "inputs": {name: [int(v) for v in shape] for name, shape in inputs.items()},
+        "network_source": _network_source_digest(sources),
+        "versions": library_versions(),
+        **extra,
+    }
+
+
 def model_dir(key: dict) -> Path:
+    """The folder of the model ``key`` names: ``cmfnet-HxW-HASH``, or ``NETWORK-HASH``."""
     text = json.dumps(key, sort_keys=True).encode()
-    h, w = key["tile_shape"]
-    return cache_root() / f"cmfnet-{h}x{w}-{hashlib.sha256(text).hexdigest()[:24]}"
+    if "network" in key:
+        label = key["network"]
+    else:
+        h, w = key["tile_shape"]
+        label = f"cmfnet-{h}x{w}"
+    return cache_root() / f"{label}-{hashlib.sha256(text).hexdigest()[:24]}"
 
 
 def touch(path: Path) -> None:
@@ -120,8 +146,8 @@ def prune_cache(limit_mb: float | None = None, keep: Path | None = None) -> int:
     root = cache_root()
     entries = []
     try:
-        for entry in root.glob("cmfnet-*"):
-            info = entry / "info.json"
+        for entry in root.iterdir():  # every model's folder, CMFNet's or another network's
+            info = entry / "info.json"  # not there yet in a folder still being written
             if entry.is_dir() and info.exists() and entry != keep:
                 entries.append((info.stat().st_mtime, entry))
         blobs = compiled_dir()

@@ -2,15 +2,20 @@
 
 Pipeline (only on a cache miss; a hit never imports paddle)::
 
-    Weights -> Paddle CMFNet built in static mode (fixed 1 x 3 x H x W input)
-    -> paddle.static.save_inference_model -> paddle2onnx -> OpenVINO IR (xml + bin)
+    network builder + fixed input shapes + parameter arrays
+    -> the Paddle network built in static mode -> paddle.static.save_inference_model
+    -> paddle2onnx -> OpenVINO IR (xml + bin)
+
+:func:`export_network_onnx` and :func:`ensure_exported` take any network
+(the degradation detector uses them, ``detect.py``); :func:`export_onnx` and
+:func:`ensure_model` are CMFNet's (one 1 x 3 x H x W input).
 
 Each model folder is written to a temporary name and renamed into place, so a
 crash or a concurrent process never leaves a half-written model behind. What
 paddle and paddle2onnx print from C++ while exporting is captured
 (:func:`quiet_native_output`) and shown only if the export fails.
 
-A model is exported for one tile shape (:func:`compiled_shape`): the engine
+A CMFNet model is exported for one tile shape (:func:`compiled_shape`): the engine
 cuts every photo into tiles of one shape, so a photo needs one model.
 """
 from __future__ import annotations
@@ -23,6 +28,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -89,22 +96,32 @@ def quiet_native_output():
         capture.close()
 
 
-def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int,
-                workdir: Path) -> Path:
-    """Paddle network with these weights -> static program -> ONNX file in ``workdir``.
+@dataclass(frozen=True)
+class InputSpec:
+    """One float32 input of an exported network: its name (the model's input name) and fixed shape."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
+def export_network_onnx(build: Callable[[], object], inputs: Sequence[InputSpec],
+                        parameter: Callable[[str], np.ndarray], workdir: Path, stem: str = "model") -> Path:
+    """A Paddle network -> static program -> ONNX file ``workdir/STEM.onnx``.
+
+    ``build()`` makes the network (a ``paddle.nn.Layer``; it is called in static
+    mode); it is called with one static input per spec, in order, and its return
+    value (one tensor) is the model's output. ``parameter(key)`` is the array for
+    each key of the network's ``state_dict()``.
 
     The static program is built by running the network's own Python code once
     in Paddle's static mode (every shape is fixed, so no control flow needs
     converting) rather than through ``paddle.jit.save``'s dygraph-to-static
-    source translation: the same graph in about 0.7 s instead of 5-8 s here.
+    source translation: for CMFNet the same graph in about 0.7 s instead of 5-8 s.
     """
     import paddle
     import paddle2onnx
 
-    from ..network import CMFNet
-
-    height, width = tile_shape
-    prefix = workdir / "cmfnet"
+    prefix = workdir / stem
     workdir.mkdir(parents=True, exist_ok=True)
     was_dynamic = paddle.in_dynamic_mode()
     place = paddle.CPUPlace()
@@ -114,30 +131,27 @@ def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int
         scope = paddle.static.Scope()
         with paddle.utils.unique_name.guard(), paddle.static.program_guard(main, startup), \
                 paddle.static.scope_guard(scope):
-            image = paddle.static.data("x", [1, 3, height, width], "float32")
-            network = CMFNet(weights.config)
-            if local_window:
-                network.set_local_statistics(local_window)
+            feeds = [paddle.static.data(spec.name, list(spec.shape), "float32") for spec in inputs]
+            network = build()
             network.eval()
-            restored = network(image)
+            output = network(*feeds)
             executor = paddle.static.Executor(place)
             executor.run(startup)
-            for key, parameter in network.state_dict().items():
-                name = key[: -len("._weight")] + ".weight" if key.endswith("._weight") else key
-                value = weights.state[name]
-                tensor = scope.find_var(parameter.name).get_tensor()
+            for key, variable in network.state_dict().items():
+                value = parameter(key)
+                tensor = scope.find_var(variable.name).get_tensor()
                 if tuple(tensor.shape()) != tuple(value.shape):
-                    raise RuntimeError(f"{name}: shape {value.shape} does not fit {tuple(tensor.shape())}")
+                    raise RuntimeError(f"{key}: shape {value.shape} does not fit {tuple(tensor.shape())}")
                 tensor.set(np.ascontiguousarray(value, np.float32), place)
             with quiet_native_output():
-                paddle.static.save_inference_model(str(prefix), [image], [restored], executor, program=main)
+                paddle.static.save_inference_model(str(prefix), feeds, [output], executor, program=main)
     finally:
         if was_dynamic:
             paddle.disable_static()
     program = prefix.with_suffix(".json")
     if not program.exists():  # paddle built without PIR writes the old format
         program = prefix.with_suffix(".pdmodel")
-    onnx_path = workdir / "cmfnet.onnx"
+    onnx_path = workdir / f"{stem}.onnx"
     with quiet_native_output():
         onnx_bytes = paddle2onnx.export(str(program), str(prefix.with_suffix(".pdiparams")),
                                         save_file=None, opset_version=13,
@@ -148,14 +162,33 @@ def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int
     return onnx_path
 
 
-def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: int = 0
-                 ) -> tuple[Path, bool, float]:
-    """The cached IR for these settings, exporting it on a miss.
+def export_onnx(weights: Weights, tile_shape: tuple[int, int], local_window: int,
+                workdir: Path) -> Path:
+    """CMFNet with these weights, for one 1 x 3 x H x W tile shape -> ``workdir/cmfnet.onnx``."""
+    def build():
+        from ..network import CMFNet
 
-    Returns (path of the .xml, whether it was a cache hit, seconds spent exporting).
+        network = CMFNet(weights.config)
+        if local_window:
+            network.set_local_statistics(local_window)
+        return network
+
+    def parameter(key: str) -> np.ndarray:
+        # paddle's PReLU keeps its slope as "_weight"; the official state dict says "weight"
+        return weights.state[key[: -len("._weight")] + ".weight" if key.endswith("._weight") else key]
+
+    height, width = tile_shape
+    return export_network_onnx(build, [InputSpec("x", (1, 3, height, width))], parameter, workdir,
+                               stem="cmfnet")
+
+
+def ensure_exported(target: Path, key: Mapping, export: Callable[[Path], Path]) -> tuple[Path, bool, float]:
+    """The IR cached in ``target`` (a :func:`~.cache.model_dir`), exporting it on a miss.
+
+    ``export(workdir)`` writes an ONNX file under ``workdir`` and returns its path;
+    ``key`` goes into the model's ``info.json``. Returns (path of the .xml,
+    whether it was a cache hit, seconds spent exporting).
     """
-    key = model_key(weights, tile_shape, local_window)
-    target = model_dir(key)
     xml = target / "model.xml"
     if xml.exists() and (target / "info.json").exists():
         touch(target / "info.json")
@@ -169,7 +202,7 @@ def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: in
         target.parent.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
-            onnx_path = export_onnx(weights, tile_shape, local_window, work / "export")
+            onnx_path = export(work / "export")
             model = core().read_model(str(onnx_path))
             staged = work / "ir"
             staged.mkdir()
@@ -187,6 +220,15 @@ def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: in
             shutil.rmtree(work, ignore_errors=True)
         prune_cache(keep=target)
         return xml, False, seconds
+
+
+def ensure_model(weights: Weights, tile_shape: tuple[int, int], local_window: int = 0
+                 ) -> tuple[Path, bool, float]:
+    """CMFNet's cached IR for these settings, exporting it on a miss (see :func:`ensure_exported`)."""
+    key = model_key(weights, tile_shape, local_window)
+    # export_onnx looked up when called, so a test can replace it
+    return ensure_exported(model_dir(key), key,
+                           lambda workdir: export_onnx(weights, tile_shape, local_window, workdir))
 
 
 def prepare(weights: Weights, shapes, local_window: int = 0) -> list[Path]:

@@ -49,6 +49,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -60,6 +61,7 @@ from .metrics import psnr, ssim
 
 IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_WIDTH = 24
+CHARBONNIER_EPS = 1e-3  # the loss is sqrt(error^2 + eps^2): L1 that stays smooth at zero
 
 
 # ------------------------------------------------------------------ data
@@ -252,16 +254,70 @@ def choose_bf16(device, requested=None):
     return False, "the CPU has no native bf16 (AVX512-BF16/AMX), where bf16 runs emulated and slower"
 
 
-def run_training(task, data_dir, out, width=DEFAULT_WIDTH, patch=128, steps=4000, batch=4,
-                 resume=None, val_dir=None, seed=0, threads=None, log=print, *,
-                 scale=None, reduction=4, lr=3e-4, minutes=None, checkpoint_every=300.0,
-                 val_every=1000, val_crop=256, device=None, bf16=None, progress=True,
-                 log_every=25):
-    import torch
+@dataclass
+class _Run:
+    """One run's settings and moving state, handed from step to step of :func:`run_training`."""
 
-    if task not in synth.TASKS:
-        raise ValueError(f"unknown task {task!r}; expected one of {synth.TASKS}")
-    from .twin import CMFNet, config_from_state_dict, strip_module
+    task: str
+    config: dict
+    steps: int
+    patch: int
+    batch: int
+    lr: float
+    seed: int
+    minutes: float | None
+    device: str
+    bf16: bool
+    out: Path
+    log: object = print
+    model: object = None
+    opt: object = None
+    rng: np.random.Generator | None = None
+    step: int = 0
+    elapsed0: float = 0.0
+    history: list = field(default_factory=list)
+
+    @property
+    def channels_last(self) -> bool:
+        return self.device == "cpu"
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".ckpt")
+
+    @property
+    def log_path(self) -> Path:
+        return self.out.with_name(self.out.name + ".log.jsonl")
+
+    def logline(self, rec) -> None:
+        with open(self.log_path, "a") as fh:
+            fh.write(json.dumps(rec) + "\n")
+
+
+class _Schedule:
+    """Linear warm-up, then a cosine to 1e-6 over whichever of steps or ``minutes`` runs out first."""
+
+    def __init__(self, lr, steps, minutes):
+        self.lr, self.steps = lr, steps
+        self.warm = min(200, max(1, steps // 20))
+        self.budget = minutes * 60.0 if minutes else None
+
+    def fraction(self, step, elapsed) -> float:
+        f = step / self.steps
+        if self.budget:
+            f = max(f, elapsed / self.budget)
+        return min(f, 1.0)
+
+    def lr_at(self, step, elapsed) -> float:
+        if step < self.warm:
+            return self.lr * (step + 1) / self.warm
+        f = self.fraction(step, elapsed)
+        return 1e-6 + 0.5 * (self.lr - 1e-6) * (1 + math.cos(math.pi * f))
+
+
+def _choose_device(device, bf16, threads, log):
+    """Threads, device (CUDA when present) and precision, said in the log: (device, bf16)."""
+    import torch
 
     if threads:
         torch.set_num_threads(int(threads))
@@ -269,166 +325,216 @@ def run_training(task, data_dir, out, width=DEFAULT_WIDTH, patch=128, steps=4000
         device = "cuda" if torch.cuda.is_available() else "cpu"
     bf16, why = choose_bf16(device, bf16)
     log(f"precision: {'bf16 autocast' if bf16 else 'fp32'} ({why})")
-    dirs = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out.with_name(out.name + ".ckpt")
-    log_path = out.with_name(out.name + ".log.jsonl")
+    return device, bf16
 
-    state = load_resume(resume) if resume else None
+
+def _network_config(state, width, scale, reduction) -> dict:
+    """The twin's config: the resumed run's if there is one, else from the options."""
     if state is not None:
         cfg = state["config"]
         width, scale, reduction = cfg["n_feat"], cfg["scale_unetfeats"], cfg["reduction"]
     if scale is None:
         scale = width // 2
-    config = dict(n_feat=int(width), scale_unetfeats=int(scale), reduction=int(reduction))
+    return dict(n_feat=int(width), scale_unetfeats=int(scale), reduction=int(reduction))
 
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = CMFNet(**config)
+
+def _build_model(run: _Run, state) -> None:
+    """Seeded model (near identity, or the resumed weights) on its device, its Adam and the data RNG."""
+    import torch
+
+    from .twin import CMFNet
+
+    torch.manual_seed(run.seed)
+    run.rng = np.random.default_rng(run.seed)
+    model = CMFNet(**run.config)
     if state is None:
         init_near_identity(model)
     else:
         model.load_state_dict(state["model"], strict=True)
-    model.to(device)
-    cl = device == "cpu"
-    if cl:
+    model.to(run.device)
+    if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
-    step, elapsed0, history = 0, 0.0, []
-    if state is not None and not state.get("fine_tune"):
-        if _optimizer_fits(state["optimizer"], opt):
-            opt.load_state_dict(state["optimizer"])
-        else:  # saved by a model whose parameters were declared in another order
-            log("optimizer moments do not fit this model's parameter order; restarting them")
-        step = int(state["step"])
-        elapsed0 = float(state["elapsed"])
-        history = list(state.get("history", []))
-        rng.bit_generator.state = state["rng"]
-        torch.set_rng_state(state["torch_rng"])
-        if minutes is None:
-            minutes = state.get("minutes")
-        log(f"resumed from {resume} at step {step} ({elapsed0 / 60:.1f} min trained)")
+    run.model = model
+    run.opt = torch.optim.Adam(model.parameters(), lr=run.lr, betas=(0.9, 0.999))
 
-    min_side = patch + 48
-    imgs = load_images(dirs, min_side)
-    if not imgs:
-        raise ValueError(f"no readable images in {', '.join(map(str, dirs))}")
-    val_pairs = load_pairs(val_dir, val_crop) if val_dir else []
-    log(f"task={task} config={config} patch={patch} batch={batch} steps={steps} "
-        f"minutes={minutes} images={len(imgs)} val_pairs={len(val_pairs)} device={device} "
-        f"threads={torch.get_num_threads()} bf16={bf16}")
 
-    warm = min(200, max(1, steps // 20))
-    budget = minutes * 60.0 if minutes else None
+def _resume(run: _Run, state, resume) -> None:
+    """Carry on a ``.ckpt``'s run exactly: optimiser moments, step, time, history, RNGs, budget."""
+    import torch
 
-    def progress_frac(s, el):
-        f = s / steps
-        if budget:
-            f = max(f, el / budget)
-        return min(f, 1.0)
+    if state is None or state.get("fine_tune"):
+        return
+    if _optimizer_fits(state["optimizer"], run.opt):
+        run.opt.load_state_dict(state["optimizer"])
+    else:  # saved by a model whose parameters were declared in another order
+        run.log("optimizer moments do not fit this model's parameter order; restarting them")
+    run.step = int(state["step"])
+    run.elapsed0 = float(state["elapsed"])
+    run.history = list(state.get("history", []))
+    run.rng.bit_generator.state = state["rng"]
+    torch.set_rng_state(state["torch_rng"])
+    if run.minutes is None:
+        run.minutes = state.get("minutes")
+    run.log(f"resumed from {resume} at step {run.step} ({run.elapsed0 / 60:.1f} min trained)")
 
-    def lr_at(s, el):
-        if s < warm:
-            return lr * (s + 1) / warm
-        f = progress_frac(s, el)
-        return 1e-6 + 0.5 * (lr - 1e-6) * (1 + math.cos(math.pi * f))
 
-    def save_ckpt(el):
-        _atomic_save({"model": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                      "optimizer": opt.state_dict(), "step": step, "elapsed": el,
-                      "history": history, "rng": rng.bit_generator.state,
-                      "torch_rng": torch.get_rng_state(), "config": config, "task": task,
-                      "steps": steps, "minutes": minutes, "seed": seed, "patch": patch,
-                      "batch": batch, "lr": lr}, ckpt_path)
+def _save_checkpoint(run: _Run, elapsed) -> None:
+    """``OUT.ckpt``: everything :func:`_resume` needs to go on exactly where this left off."""
+    import torch
 
-    def logline(rec):
-        with open(log_path, "a") as fh:
-            fh.write(json.dumps(rec) + "\n")
+    _atomic_save({"model": {k: v.detach().cpu().contiguous() for k, v in run.model.state_dict().items()},
+                  "optimizer": run.opt.state_dict(), "step": run.step, "elapsed": elapsed,
+                  "history": run.history, "rng": run.rng.bit_generator.state,
+                  "torch_rng": torch.get_rng_state(), "config": run.config, "task": run.task,
+                  "steps": run.steps, "minutes": run.minutes, "seed": run.seed, "patch": run.patch,
+                  "batch": run.batch, "lr": run.lr}, run.ckpt_path)
 
-    bar = None
-    if progress:
-        try:
-            from tqdm import tqdm
-            bar = tqdm(total=steps, initial=step, desc=task, dynamic_ncols=True,
-                       mininterval=5.0, file=sys.stderr)
-        except ImportError:
-            bar = None
 
-    def do_val(el):
-        if not val_pairs:
-            return None
-        v = validate(model, val_pairs, device)
-        log(f"[val step {step}] input PSNR {v['psnr_in']:.2f} SSIM {v['ssim_in']:.4f} | "
+def _validate(run: _Run, val_pairs, elapsed):
+    """PSNR/SSIM on the validation pairs, logged; None without pairs."""
+    if not val_pairs:
+        return None
+    v = validate(run.model, val_pairs, run.device)
+    run.log(f"[val step {run.step}] input PSNR {v['psnr_in']:.2f} SSIM {v['ssim_in']:.4f} | "
             f"model PSNR {v['psnr']:.2f} SSIM {v['ssim']:.4f}")
-        logline({"step": step, "time": el, **{f"val_{k}": x for k, x in v.items()}})
-        return v
+    run.logline({"step": run.step, "time": elapsed, **{f"val_{k}": x for k, x in v.items()}})
+    return v
 
-    model.train()
-    t0 = time.time() - elapsed0
+
+def _progress_bar(run: _Run, progress):
+    if not progress:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=run.steps, initial=run.step, desc=run.task, dynamic_ncols=True,
+                mininterval=5.0, file=sys.stderr)
+
+
+def _train_step(run: _Run, imgs, lr) -> float:
+    """One optimiser step on a fresh synthesised batch at this learning rate: its loss."""
+    import torch
+
+    for g in run.opt.param_groups:
+        g["lr"] = lr
+    xb, yb = make_batch(run.task, imgs, run.patch, run.batch, run.rng)
+    x = torch.from_numpy(xb).to(run.device)
+    y = torch.from_numpy(yb).to(run.device)
+    if run.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=run.device.split(":")[0], dtype=torch.bfloat16, enabled=run.bf16):
+        o = run.model(x)[0]
+    loss = torch.sqrt((o.float() - y) ** 2 + CHARBONNIER_EPS ** 2).mean()
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), 1.0)
+    run.opt.step()
+    run.step += 1
+    return loss.item()
+
+
+def _train_loop(run: _Run, imgs, val_pairs, schedule: _Schedule, bar, *, checkpoint_every,
+                val_every, log_every) -> float:
+    """Steps until steps or time run out, logging, checkpointing and validating on the way.
+
+    Returns ``t0``, the wall-clock time the run would have started had it never paused.
+    """
+    run.model.train()
+    t0 = time.time() - run.elapsed0
     last_ckpt = time.time()
     run_loss, run_n = 0.0, 0
-    eps2 = 1e-3 ** 2
     while True:
         el = time.time() - t0
-        if step >= steps or progress_frac(step, el) >= 1.0:
-            break
-        cur_lr = lr_at(step, el)
-        for g in opt.param_groups:
-            g["lr"] = cur_lr
-        xb, yb = make_batch(task, imgs, patch, batch, rng)
-        x = torch.from_numpy(xb).to(device)
-        y = torch.from_numpy(yb).to(device)
-        if cl:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-            o = model(x)[0]
-        loss = torch.sqrt((o.float() - y) ** 2 + eps2).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        step += 1
-        lv = loss.item()
+        if run.step >= run.steps or schedule.fraction(run.step, el) >= 1.0:
+            return t0
+        cur_lr = schedule.lr_at(run.step, el)
+        lv = _train_step(run, imgs, cur_lr)
         run_loss += lv
         run_n += 1
-        if step % log_every == 0 or step == 1:
-            el = time.time() - t0
-            rec = {"step": step, "loss": run_loss / run_n, "lr": cur_lr, "time": el}
-            history.append(rec)
-            logline(rec)
-            if bar is None and step % (log_every * 4) == 0:
-                log(f"step {step}/{steps} loss {rec['loss']:.4f} lr {cur_lr:.2e} {el / 60:.1f} min")
+        if run.step % log_every == 0 or run.step == 1:
+            _log_interval(run, run_loss / run_n, cur_lr, time.time() - t0, quiet=bar is not None,
+                          every=log_every)
             run_loss, run_n = 0.0, 0
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{lv:.4f}", lr=f"{cur_lr:.1e}", refresh=False)
         if time.time() - last_ckpt >= checkpoint_every:
-            save_ckpt(time.time() - t0)
+            _save_checkpoint(run, time.time() - t0)
             last_ckpt = time.time()
-        if val_every and step % val_every == 0:
-            do_val(time.time() - t0)
+        if val_every and run.step % val_every == 0:
+            _validate(run, val_pairs, time.time() - t0)
+
+
+def _log_interval(run: _Run, loss, lr, elapsed, *, quiet, every) -> None:
+    """The interval's mean loss into the history and OUT.log.jsonl; a line now and then without a bar."""
+    rec = {"step": run.step, "loss": loss, "lr": lr, "time": elapsed}
+    run.history.append(rec)
+    run.logline(rec)
+    if not quiet and run.step % (every * 4) == 0:
+        run.log(f"step {run.step}/{run.steps} loss {loss:.4f} lr {lr:.2e} {elapsed / 60:.1f} min")
+
+
+def _save_final(run: _Run, wall, dirs, imgs, val_dir, val_crop, validation) -> dict:
+    """``OUT`` (official format) and ``OUT.json`` (provenance); returns the provenance."""
+    import torch
+
+    sd = {k: v.detach().float().cpu().contiguous() for k, v in run.model.state_dict().items()}
+    _atomic_save({"epoch": run.step, "state_dict": sd}, run.out)
+    meta = {
+        "task": run.task, "config": dict(run.config, in_c=3, out_c=3, kernel_size=3, bias=False),
+        "steps": run.step, "wall_time_s": round(wall, 1), "patch": run.patch, "batch": run.batch,
+        "lr": run.lr, "seed": run.seed, "schedule": "Adam, cosine with warm-up, Charbonnier loss",
+        "precision": "bf16 autocast" if run.bf16 else "fp32", "device": run.device,
+        "hardware": hardware_string(run.device), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "data": [str(d) for d in dirs], "images": len(imgs),
+        "synthesis": f"cmfnet_core.training.synth ({run.task})",
+        "validation": {"dir": str(val_dir), "crop": val_crop, **(validation or {})} if val_dir else None,
+    }
+    with open(run.out.with_name(run.out.name + ".json"), "w") as fh:
+        json.dump(meta, fh, indent=2)
+    run.log(f"saved {run.out} after {run.step} steps, {wall / 60:.1f} min")
+    return meta
+
+
+def run_training(task, data_dir, out, width=DEFAULT_WIDTH, patch=128, steps=4000, batch=4,
+                 resume=None, val_dir=None, seed=0, threads=None, log=print, *,
+                 scale=None, reduction=4, lr=3e-4, minutes=None, checkpoint_every=300.0,
+                 val_every=1000, val_crop=256, device=None, bf16=None, progress=True,
+                 log_every=25):
+    """Train the twin and write OUT, OUT.ckpt, OUT.json, OUT.log.jsonl (see the module's doc);
+    returns the provenance written to OUT.json."""
+    import torch
+
+    if task not in synth.TASKS:
+        raise ValueError(f"unknown task {task!r}; expected one of {synth.TASKS}")
+    device, bf16 = _choose_device(device, bf16, threads, log)
+    dirs = [data_dir] if isinstance(data_dir, (str, os.PathLike)) else list(data_dir)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = load_resume(resume) if resume else None
+    run = _Run(task, _network_config(state, width, scale, reduction), steps, patch, batch, lr, seed,
+               minutes, device, bf16, out, log)
+    _build_model(run, state)
+    _resume(run, state, resume)
+
+    imgs = load_images(dirs, patch + 48)
+    if not imgs:
+        raise ValueError(f"no readable images in {', '.join(map(str, dirs))}")
+    val_pairs = load_pairs(val_dir, val_crop) if val_dir else []
+    log(f"task={task} config={run.config} patch={patch} batch={batch} steps={steps} "
+        f"minutes={run.minutes} images={len(imgs)} val_pairs={len(val_pairs)} device={device} "
+        f"threads={torch.get_num_threads()} bf16={bf16}")
+
+    bar = _progress_bar(run, progress)
+    t0 = _train_loop(run, imgs, val_pairs, _Schedule(lr, steps, run.minutes), bar,
+                     checkpoint_every=checkpoint_every, val_every=val_every, log_every=log_every)
     if bar is not None:
         bar.close()
     wall = time.time() - t0
-    save_ckpt(wall)
-    v = do_val(wall)
-    sd = {k: v_.detach().float().cpu().contiguous() for k, v_ in model.state_dict().items()}
-    _atomic_save({"epoch": step, "state_dict": sd}, out)
-    meta = {
-        "task": task, "config": dict(config, in_c=3, out_c=3, kernel_size=3, bias=False),
-        "steps": step, "wall_time_s": round(wall, 1), "patch": patch, "batch": batch,
-        "lr": lr, "seed": seed, "schedule": "Adam, cosine with warm-up, Charbonnier loss",
-        "precision": "bf16 autocast" if bf16 else "fp32", "device": device,
-        "hardware": hardware_string(device), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "data": [str(d) for d in dirs], "images": len(imgs),
-        "synthesis": f"cmfnet_core.training.synth ({task})",
-        "validation": {"dir": str(val_dir), "crop": val_crop, **(v or {})} if val_dir else None,
-    }
-    with open(out.with_name(out.name + ".json"), "w") as fh:
-        json.dump(meta, fh, indent=2)
-    log(f"saved {out} after {step} steps, {wall / 60:.1f} min")
-    return meta
+    _save_checkpoint(run, wall)
+    validation = _validate(run, val_pairs, wall)
+    return _save_final(run, wall, dirs, imgs, val_dir, val_crop, validation)
 
 
 # ------------------------------------------------------------------ CLI
