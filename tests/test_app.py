@@ -17,16 +17,16 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 pytest.importorskip("PyQt6")
 pytest.importorskip("pytestqt")
 
-from PyQt6.QtCore import QMimeData, QPointF, QRect, QSettings, Qt, QUrl  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPointF, QRect, QRectF, QSettings, Qt, QUrl  # noqa: E402
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
-from cmfnet_core.engine import CancelToken  # noqa: E402
+from cmfnet_core.engine import PREVIEW_LONG_SIDE, Cancelled, CancelToken  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.dialogs import DISCARD  # noqa: E402
 from plugin.app.jobs import EngineOptions, Job  # noqa: E402
 from plugin.app.settings import AppSettings  # noqa: E402
-from plugin.app.window import MainWindow  # noqa: E402
+from plugin.app.window import FIRST_LOOK_TITLE, REFINING_TITLE, MainWindow  # noqa: E402
 from plugin.app.workers import JobRunner  # noqa: E402
 from tests.test_hardening import leftovers, snapshot  # noqa: E402
 
@@ -115,6 +115,20 @@ def photo(tmp_path) -> Path:
 
 
 @pytest.fixture
+def large_photo(tmp_path) -> Path:
+    """A 400 x 600 crop as PNG: large enough for a first look (256 px) before the final
+    preview (512 px); a 3:2 camera photo, whose first look the warm-up at start builds third."""
+    import cv2
+
+    image = cv2.imread(str(SAMPLES / "deblur_1.png"))[:400, :600]
+    folder = tmp_path / "large"
+    folder.mkdir()
+    path = folder / "harbour.png"
+    cv2.imwrite(str(path), image)
+    return path
+
+
+@pytest.fixture
 def make_window(qtbot, settings):
     windows = []
 
@@ -136,11 +150,12 @@ def window(make_window, weights) -> MainWindow:
 
 
 class FirstTileHold:
-    """Holds a full-resolution run (Apply or a batch photo) on its worker thread right after
-    its first tile, until the test releases it or the run is cancelled.
+    """Holds a run (Apply, a batch photo, a preview pass, a warm-up) on its worker thread
+    right after its first step (a tile; a warm-up's first shape), until the test releases it
+    or the run is cancelled.
 
     What the tests check (the event loop runs meanwhile, Cancel or closing stops the run
-    part way) then happens at one known point of the run instead of racing 6 fast tiles."""
+    part way) then happens at one known point of the run instead of racing fast tiles."""
 
     def __init__(self):
         self.released = threading.Event()
@@ -183,22 +198,71 @@ def first_tile_hold(monkeypatch) -> FirstTileHold:
     hold.release()  # a failed test must not leave a worker waiting
 
 
-def wait_job(qtbot, runner: JobRunner, kind: str, trigger):
-    """Run ``trigger`` and wait until a job of ``kind`` has finished; return (job, outcome)."""
+@pytest.fixture
+def final_preview_hold(monkeypatch) -> FirstTileHold:
+    """Holds each preview's final pass (long side 512) once its tile is done, before it returns."""
+    hold = FirstTileHold()
+    make = jobs.preview_work
+
+    def held(*args, long_side=PREVIEW_LONG_SIDE, **kwargs):
+        work = make(*args, long_side=long_side, **kwargs)
+        return hold.wrap(work) if long_side == PREVIEW_LONG_SIDE else work
+
+    monkeypatch.setattr(jobs, "preview_work", held)
+    yield hold
+    hold.release()
+
+
+@pytest.fixture
+def startup_warmup_hold(monkeypatch) -> FirstTileHold:
+    """Holds the warm-up for typical photos (the one at start) after its first shape."""
+    hold = FirstTileHold()
+    make = jobs.warmup_work
+
+    def held(*args, photos=None, **kwargs):
+        work = make(*args, photos=photos, **kwargs)
+        return hold.wrap(work) if photos is None else work
+
+    monkeypatch.setattr(jobs, "warmup_work", held)
+    yield hold
+    hold.release()
+
+
+def wait_job(qtbot, runner: JobRunner, kind: str, trigger, match=None):
+    """Run ``trigger`` and wait until a job of ``kind`` (for which ``match(job)`` holds, if
+    given) has finished; return (job, outcome)."""
     outcome = {}
     runner.succeeded.connect(lambda j, r: outcome.setdefault(j, ("succeeded", r)))
     runner.failed.connect(lambda j, t, m: outcome.setdefault(j, ("failed", (t, m))))
     runner.cancelled.connect(lambda j: outcome.setdefault(j, ("cancelled", None)))
     with qtbot.waitSignal(runner.finished, timeout=TIMEOUT,
-                          check_params_cb=lambda j: j.kind == kind) as blocker:
+                          check_params_cb=lambda j: j.kind == kind and (match is None or match(j))) as blocker:
         trigger()
     job = blocker.args[0]
     return job, outcome.get(job, ("?", None))
 
 
+def is_final(job: Job) -> bool:
+    return job.context["final"]
+
+
 def open_photo(qtbot, window: MainWindow, path: Path):
-    """Open ``path`` and wait for its thumbnail preview (reading, then previewing)."""
-    return wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([path]))
+    """Open ``path`` and wait for its thumbnail preview (reading, then previewing; for a large
+    photo a first look comes before: this waits for the final one)."""
+    return wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([path]), match=is_final)
+
+
+def shown_after(window: MainWindow) -> list:
+    """Every "after" layer the view is given from now on: (width, height), or None (cleared)."""
+    shown = []
+    set_after = window.view.set_after
+
+    def record(image):
+        shown.append(None if image is None else (image.width(), image.height()))
+        set_after(image)
+
+    window.view.set_after = record
+    return shown
 
 
 HAZY = {"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03}
@@ -275,6 +339,210 @@ def test_open_shows_photo_then_preview(qtbot, window, photo):
     assert window.view.item.has_after()
     assert "street.png" in window.windowTitle()
     assert window.settings.recent_files()[0] == str(photo.resolve())
+
+
+def final_pass_held(job, done, total) -> bool:
+    """A final preview pass has run its tile (and is held there by ``final_preview_hold``)."""
+    return job.kind == jobs.PREVIEW and is_final(job) and done == 1
+
+
+def outcomes_of(runner: JobRunner) -> dict:
+    outcomes = {}
+    runner.succeeded.connect(lambda j, r: outcomes.setdefault(j, "succeeded"))
+    runner.cancelled.connect(lambda j: outcomes.setdefault(j, "cancelled"))
+    runner.failed.connect(lambda j, t, m: outcomes.setdefault(j, "failed"))
+    return outcomes
+
+
+def test_a_large_photo_shows_a_first_look_then_the_final_preview_in_its_place(
+        qtbot, window, large_photo, fake_backends, final_preview_hold):
+    """A 600 px photo's preview: first at 256 px (a quarter of the pixels, so about a quarter
+    of the time), on screen while the 512 px one runs, which then takes its place. Both are
+    drawn over the whole photo: nothing moves when one replaces the other."""
+    shown = shown_after(window)
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT, check_params_cb=final_pass_held):
+        window.open_paths([large_photo])
+    # the final pass is held after its tile: this is what the user sees meanwhile
+    doc, view = window.document, window.view
+    assert shown == [(256, 171)] and doc.preview.shape == (171, 256, 3) and not doc.preview_final
+    assert window.statusBar().currentMessage() == "Deblur preview: a first look — refining…"
+    assert window.progress.isVisible() and window.progress.label.text().startswith(REFINING_TITLE)
+    placed = (view.item.image_rect(), view.scale_factor())
+    assert placed[0] == QRectF(0, 0, 600, 400)
+
+    job, (outcome, final) = wait_job(qtbot, window.engine, jobs.PREVIEW, final_preview_hold.release,
+                                     match=is_final)
+    assert outcome == "succeeded" and final.shape == (341, 512, 3)
+    assert shown == [(256, 171), (512, 341)] and doc.preview is final and doc.preview_final
+    assert window.statusBar().currentMessage().startswith("Deblur preview ready")
+    assert (view.item.image_rect(), view.scale_factor()) == placed
+    assert not window.progress.isVisible()
+
+
+def test_the_first_look_has_its_own_title_while_it_runs(qtbot, window, large_photo, fake_backends):
+    titles = []
+    window.engine.started.connect(lambda job: titles.append(window.progress.label.text()))
+    open_photo(qtbot, window, large_photo)
+    previews = [t for t in titles if t.startswith("Preview")]
+    assert previews == [f"{FIRST_LOOK_TITLE}: starting…", f"{REFINING_TITLE}: starting…"]
+
+
+def test_a_task_change_during_the_final_pass_cancels_it_and_its_result_is_never_shown(
+        qtbot, window, dehaze_weights, large_photo, fake_backends, final_preview_hold):
+    shown = shown_after(window)
+    outcomes = outcomes_of(window.engine)
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT, check_params_cb=final_pass_held) as held:
+        window.open_paths([large_photo])
+    stale = held.args[0]
+    assert stale.context["task"] == "deblur" and shown == [(256, 171)]
+
+    job, (outcome, _) = wait_job(
+        qtbot, window.engine, jobs.PREVIEW,
+        lambda: window.task_combo.setCurrentIndex(window.task_combo.findData("dehaze")),
+        match=lambda j: is_final(j) and j.context["task"] == "dehaze")
+    assert outcome == "succeeded"
+    # its tile had run when the task changed; the result was dropped, not delivered
+    assert outcomes[stale] == "cancelled" and final_preview_hold.released_in_time[0]
+    # Deblur's first look, cleared at the change, then Dehaze's two passes: no Deblur 512 px
+    assert shown == [(256, 171), None, (256, 171), (512, 341)]
+    assert window.document.preview_task == "dehaze" and window.document.preview_final
+
+
+def test_a_new_photo_cancels_the_previous_photos_preview(qtbot, window, large_photo, photo,
+                                                         fake_backends, final_preview_hold):
+    shown = shown_after(window)
+    outcomes = outcomes_of(window.engine)
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT, check_params_cb=final_pass_held) as held:
+        window.open_paths([large_photo])
+    stale = held.args[0]
+    job, (outcome, preview) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([photo]),
+                                       match=lambda j: j.context["doc"].path == photo)
+    assert outcome == "succeeded" and window.document.path == photo
+    assert outcomes[stale] == "cancelled"
+    assert shown == [(256, 171), (128, 96)]  # the harbour's final preview never came on screen
+    assert window.document.preview is preview
+
+
+def test_cancel_during_the_final_pass_keeps_the_first_look_and_f5_refines_it(
+        qtbot, window, large_photo, fake_backends, final_preview_hold):
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT, check_params_cb=final_pass_held):
+        window.open_paths([large_photo])
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW, window.progress.cancel_button.click)
+    assert outcome == "cancelled" and is_final(job)
+    doc = window.document
+    assert doc.preview.shape == (171, 256, 3) and not doc.preview_final and window.view.item.has_after()
+    assert window.statusBar().currentMessage().startswith("Preview stopped at the first look")
+    # Refresh: the final pass alone; the first look stays on screen until it is done
+    passes = []
+    window.engine.started.connect(lambda j: j.kind == jobs.PREVIEW and passes.append(is_final(j)))
+    job, (outcome, final) = wait_job(qtbot, window.engine, jobs.PREVIEW, window.refresh_action.trigger)
+    assert outcome == "succeeded" and passes == [True] and doc.preview is final and doc.preview_final
+
+
+def test_a_first_look_that_fails_brings_one_dialog_not_two(qtbot, window, large_photo, monkeypatch):
+    def broken(*args, **kwargs):
+        def work(progress, cancel):
+            raise RuntimeError("engine exploded")
+        return work
+
+    monkeypatch.setattr(jobs, "preview_work", broken)
+    outcomes = outcomes_of(window.engine)
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([large_photo]),
+                                 match=is_final)
+    assert outcome == "cancelled"  # it would have failed the same way
+    assert {is_final(j): outcomes[j] for j in outcomes if j.kind == jobs.PREVIEW} == {
+        False: "failed", True: "cancelled"}  # the first look failed; its final pass never ran
+    assert window.errors.box.isVisible() and "engine exploded" in window.errors.box.text()
+    window.errors.box.accept()
+
+
+PER_SHAPE_OPTIONS = EngineOptions(tile=64, overlap=16, backend="openvino", threads=1)  # a model per shape
+
+
+def test_opening_a_photo_cancels_the_warm_up_for_typical_photos(
+        qtbot, settings, make_window, weights, large_photo, fake_backends, startup_warmup_hold, monkeypatch):
+    """The engine runs one job at a time: the warm-up for typical photos would hold the photo's
+    preview back. It stops after the shape it is building, and the photo's own first look is
+    built instead, from the size in its header, while its pixels are still being decoded."""
+    settings.set_engine_options(PER_SHAPE_OPTIONS)
+    decoding = threading.Event()  # the read is held until the test has seen what ran meanwhile
+    read_work = jobs.read_work
+
+    def slow_read(path):
+        def work(progress, cancel):
+            assert decoding.wait(TIMEOUT / 1000), "the test never let the read finish"
+            return read_work(path)(progress, cancel)
+        return work
+
+    monkeypatch.setattr(jobs, "read_work", slow_read)
+    window = make_window(warm_up=True)
+    outcomes = outcomes_of(window.engine)
+    try:
+        with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT,
+                              check_params_cb=lambda j, done, total: j.kind == jobs.WARMUP and done == 1) as held:
+            pass  # queued at start; held after the first of its 4 shapes
+        startup = held.args[0]
+        job, (outcome, _) = wait_job(qtbot, window.engine, jobs.WARMUP, lambda: window.open_paths([large_photo]),
+                                     match=lambda j: j.context["photo"] == (400, 600))
+        assert outcome == "succeeded" and window.document is None  # still decoding
+        assert outcomes[startup] == "cancelled" and startup_warmup_hold.tiles_done == [0, 1]
+        assert fake_backends.built == [(192, 256), (176, 256)]  # one typical shape, then the harbour's
+    finally:
+        decoding.set()
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: None, match=is_final)
+    assert outcome == "succeeded"
+    assert fake_backends.built == [(192, 256), (176, 256), (344, 512)]  # the final pass built its own
+
+
+def test_a_photo_whose_header_says_no_size_cancels_the_warm_up_when_it_is_read(
+        qtbot, settings, make_window, weights, large_photo, fake_backends, startup_warmup_hold, monkeypatch):
+    settings.set_engine_options(PER_SHAPE_OPTIONS)
+    monkeypatch.setattr(jobs, "photo_size", lambda path: None)  # e.g. a format Pillow cannot open
+    window = make_window(warm_up=True)
+    outcomes = outcomes_of(window.engine)
+    started = []
+    window.engine.started.connect(lambda j: started.append(j.kind))
+    with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT,
+                          check_params_cb=lambda j, done, total: j.kind == jobs.WARMUP and done == 1) as held:
+        pass
+    job, (outcome, _) = open_photo(qtbot, window, large_photo)
+    assert outcome == "succeeded" and outcomes[held.args[0]] == "cancelled"
+    assert startup_warmup_hold.tiles_done == [0, 1]
+    assert started[:3] == [jobs.WARMUP, jobs.PREVIEW, jobs.PREVIEW]  # no size: nothing else to warm
+    assert fake_backends.built == [(192, 256), (176, 256), (344, 512)]
+
+
+class WarmDetector:
+    """Stands in for the bundled detector: notes the threads it ran on."""
+
+    def __init__(self):
+        self.threads = []
+
+    def __call__(self, image):
+        self.threads.append(threading.get_ident())
+
+
+@pytest.mark.parametrize("detector_weights", ["installed", "missing"])
+def test_warm_up_with_automatic_warms_the_detector_then_the_task_in_effect(
+        qtbot, settings, make_window, weights, monkeypatch, detector_weights):
+    import cmfnet_core.detect
+
+    warm = WarmDetector()
+
+    def default_detector(backend="auto"):
+        if detector_weights == "missing":
+            raise cmfnet_core.detect.DetectorError("cannot read the detector's weights")
+        return warm
+
+    monkeypatch.setattr(cmfnet_core.detect, "default_detector", default_detector)
+    settings.set_task("auto")
+    window = make_window(warm_up=True)
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.WARMUP, lambda: None)
+    assert outcome == "succeeded" and job.context["task"] == "auto"
+    assert warm.threads == ([job.thread_id] if detector_weights == "installed" else [])
+    # the task Automatic starts from; "auto" itself has no weights to ask the cache for
+    assert [key[0] for key in window.cache._items] == ["deblur"]
+    assert window.statusBar().currentMessage() == ""  # a missing detector is told when a photo opens
 
 
 def test_automatic_looks_at_the_photo_and_preselects_the_task_it_needs(
@@ -555,6 +823,31 @@ def test_split_slider_and_hold_to_compare(qtbot, window, photo):
     assert window.compare.split.value() == pytest.approx(750, abs=30)
 
 
+def test_a_thumbnail_preview_is_drawn_enlarged_smoothly(qtbot):
+    """A first look is 256 px over a photo of thousands: enlarged pixel by pixel, it would show
+    blocks the restoration did not make."""
+    from PyQt6.QtGui import QColor, QImage, QPainter
+
+    from plugin.app.viewer import PhotoView
+
+    view = PhotoView()
+    qtbot.addWidget(view)
+    photo = QImage(64, 8, QImage.Format.Format_RGB888)
+    photo.fill(QColor(128, 128, 128))
+    view.set_photo(photo)
+    view.set_split(0.0)  # the restoration over all of it
+    thumbnail = QImage(2, 1, QImage.Format.Format_RGB888)
+    thumbnail.setPixelColor(0, 0, QColor(0, 0, 0))
+    thumbnail.setPixelColor(1, 0, QColor(255, 255, 255))
+    view.set_after(thumbnail)
+    canvas = QImage(64, 8, QImage.Format.Format_RGB888)  # one photo pixel per pixel: not zoomed out
+    painter = QPainter(canvas)
+    view.scene().render(painter, QRectF(0, 0, 64, 8), view.item.image_rect())
+    painter.end()
+    row = [canvas.pixelColor(x, 4).red() for x in range(64)]
+    assert row[0] < 20 and row[-1] > 235 and any(60 < v < 200 for v in row)  # a ramp, not two blocks
+
+
 def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, window, photo):
     second = photo.with_name("lane.png")
     second.write_bytes(photo.read_bytes())
@@ -658,14 +951,17 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
 
     def fake_exec():
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
-        seen.update(task=window.task, jobs=[j.context.get("path") for j in window.files.jobs()])
+        seen.update(task=window.task, files=[(j.kind, j.context.get("path")) for j in window.files.jobs()],
+                    engine=[j.kind for j in window.engine.jobs()])
         window.prompts = ScriptedPrompts()
         window.close()
         return 0
 
     monkeypatch.setattr(QApplication, "exec", staticmethod(fake_exec))
     assert app_main.main([str(photo), "--task", "dehaze"]) == 0
-    assert seen == {"task": "dehaze", "jobs": [photo]}
+    # the photo's size comes first (its header), then its pixels; nothing is warmed for
+    # typical photos meanwhile: the size says exactly what this photo's first look needs
+    assert seen == {"task": "dehaze", "files": [(jobs.SIZE, photo), (jobs.READ, photo)], "engine": []}
 
 
 def test_display_conversion_of_every_pixel_layout(qtbot):
@@ -700,30 +996,108 @@ def test_restorer_cache_keeps_the_most_recent(small_weights):
     assert made == [("deblur", 64), ("deblur", 128), ("deblur", 192), ("deblur", 64)]
 
 
-def test_warmup_builds_what_the_first_preview_of_a_typical_photo_runs(fake_backends, small_weights):
-    """Phones take 4:3 photos and cameras 3:2, either way up: after the warm-up, the preview
-    of any of them compiles nothing (the preview runs one tile of the downscaled photo)."""
-    options = EngineOptions(tile=64, overlap=16, backend="openvino", threads=1)
+def run_work(work):
+    return work(lambda done, total: None, CancelToken())
+
+
+def test_a_preview_has_a_first_look_only_where_it_is_much_cheaper_than_the_final_pass():
+    assert jobs.preview_sides(1064, 1600) == (256, 512)  # 256 x 170 first: a quarter of the pixels
+    assert jobs.preview_sides(3024, 4032) == (256, 512)
+    assert jobs.preview_sides(96, 128) == (512,)  # previewed as it is, in one pass
+    assert jobs.preview_sides(270, 360) == (512,)  # a first look would cost over half the final pass
+
+
+def test_warmup_builds_the_first_look_of_any_typical_photo(fake_backends, small_weights):
+    """Before any photo is known: the first looks of phones' 4:3 and cameras' 3:2 photos, either
+    way up, are what the user will wait for. That is as many shapes as the restorer keeps (a
+    fifth would evict the first one warmed); a final pass builds its own while the first look
+    is on screen."""
+    from cmfnet_core.engine import KEEP_BACKENDS
+
     cache = jobs.RestorerCache()
-    jobs.warmup_work(cache, "deblur", options, small_weights)(lambda done, total: None, CancelToken())
-    warmed = list(fake_backends.built)
-    for photo in [(3000, 4000), (4000, 3000), (3648, 5472), (5472, 3648)]:
+    run_work(jobs.warmup_work(cache, "deblur", PER_SHAPE_OPTIONS, small_weights))
+    assert fake_backends.built == [(192, 256), (256, 192), (176, 256), (256, 176)]
+    assert len(fake_backends.built) == KEEP_BACKENDS
+    for photo in [(3000, 4000), (4000, 3000), (3648, 5472), (5472, 3648), (1064, 1600)]:
         image = np.zeros((*photo, 3), np.uint8)
-        jobs.preview_work(cache, "deblur", options, image, small_weights)(lambda done, total: None,
-                                                                         CancelToken())
-    assert fake_backends.built == warmed
+        run_work(jobs.preview_work(cache, "deblur", PER_SHAPE_OPTIONS, image, small_weights,
+                                   long_side=jobs.preview_sides(*photo)[0]))
+    assert len(fake_backends.built) == 4  # no first look compiled anything
 
 
 def test_warmup_for_a_known_photo_builds_its_preview(fake_backends, small_weights):
-    options = EngineOptions(tile=64, overlap=16, backend="openvino", threads=1)
     cache = jobs.RestorerCache()
-    jobs.warmup_work(cache, "deblur", options, small_weights, photos=[(1080, 1920)])(
-        lambda done, total: None, CancelToken())
-    assert len(fake_backends.built) == 1
+    run_work(jobs.warmup_work(cache, "deblur", PER_SHAPE_OPTIONS, small_weights, photos=[(1080, 1920)]))
+    assert fake_backends.built == [(144, 256), (288, 512)]  # its first look, then its final pass
     image = np.zeros((1080, 1920, 3), np.uint8)
-    jobs.preview_work(cache, "deblur", options, image, small_weights)(lambda done, total: None,
-                                                                     CancelToken())
-    assert len(fake_backends.built) == 1
+    for side in jobs.preview_sides(1080, 1920):
+        run_work(jobs.preview_work(cache, "deblur", PER_SHAPE_OPTIONS, image, small_weights, long_side=side))
+    assert len(fake_backends.built) == 2
+
+    # a photo being opened: its first look alone, built but not run (that look runs next)
+    fake_backends.built.clear()
+    fake_backends.ran.clear()
+    run_work(jobs.warmup_work(jobs.RestorerCache(), "deblur", PER_SHAPE_OPTIONS, small_weights,
+                              photos=[(1080, 1920)], opening=True))
+    assert fake_backends.built == [(144, 256)] and fake_backends.ran == []
+
+
+def test_opening_with_one_network_for_every_shape_still_runs_its_small_tile(fake_backends, small_weights):
+    """Paddle builds one network for all shapes and its first run is its slow part (seconds):
+    a 64 px tile does that set-up while the photo is decoded."""
+    run_work(jobs.warmup_work(jobs.RestorerCache(), "deblur", TEST_OPTIONS, small_weights,
+                              photos=[(1080, 1920)], opening=True))
+    assert fake_backends.built == fake_backends.ran == [(64, 64)]
+
+
+def test_warming_what_is_warm_already_runs_nothing(fake_backends, small_weights):
+    cache = jobs.RestorerCache()
+    work = jobs.warmup_work(cache, "deblur", PER_SHAPE_OPTIONS, small_weights, photos=[(1080, 1920)])
+    run_work(work)
+    ran = list(fake_backends.ran)
+    run_work(work)  # e.g. the photo warmed at start is the one opened: a tile's time saved per shape
+    assert fake_backends.ran == ran == [(144, 256), (288, 512)]
+
+
+def test_automatic_warm_up_for_a_photo_being_opened_warms_the_detector_alone(
+        fake_backends, small_weights, monkeypatch):
+    """Which task to build is not known until the detector has looked at the photo."""
+    import cmfnet_core.detect
+
+    warm = WarmDetector()
+    monkeypatch.setattr(cmfnet_core.detect, "default_detector", lambda backend="auto": warm)
+    cache = jobs.RestorerCache()
+    run_work(jobs.warmup_work(cache, "auto", PER_SHAPE_OPTIONS, photos=[(1080, 1920)],
+                              opening=True, fallback=None))
+    assert len(warm.threads) == 1 and cache._items == {} and fake_backends.built == []
+
+
+def test_a_preview_cancelled_while_its_tile_runs_returns_nothing(fake_backends, small_weights):
+    token = CancelToken()
+    image = np.zeros((400, 600, 3), np.uint8)
+    work = jobs.preview_work(jobs.RestorerCache(), "deblur", TEST_OPTIONS, image, small_weights)
+
+    def progress(done, total):
+        if done == 1:  # the tile has run: the task changed meanwhile, say
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        work(progress, token)
+
+
+def test_a_photos_size_is_read_from_its_header_upright(tmp_path):
+    from PIL import Image
+
+    from cmfnet_core.imageio import EXIF_ORIENTATION, read_image
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # stored on its side, shown turned a quarter
+    path = tmp_path / "phone.jpg"
+    Image.new("RGB", (60, 40)).save(path, exif=exif)
+    assert jobs.photo_size(path) == (60, 40) == read_image(path).pixels.shape[:2]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo at all")
+    assert jobs.photo_size(broken) is None and jobs.photo_size(tmp_path / "gone.jpg") is None
 
 
 def test_command_line():

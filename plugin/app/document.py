@@ -17,6 +17,7 @@ class Document:
     info: Any                    # cmfnet_core.imageio.ImageInfo
     preview: np.ndarray | None = None   # restored thumbnail
     preview_task: str | None = None
+    preview_final: bool = False         # False: a first look, its final pass still to come or stopped
     result: np.ndarray | None = None    # restored full resolution
     result_task: str | None = None
     strength: float = 1.0

@@ -18,9 +18,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, PREVIEW_LONG_SIDE, CancelToken,
-                                Restorer, downscale, preview_tile_shape)
-from cmfnet_core.weights import WeightsError, resolve_weights
+from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
+                                PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
+                                preview_tile_shape)
+from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
 Work = Callable[[Progress, CancelToken], Any]
@@ -28,13 +30,16 @@ Work = Callable[[Progress, CancelToken], Any]
 _ids = itertools.count(1)
 
 # Photos a first preview is most likely of, most common first: phones (4:3) and cameras
-# (3:2), upright and on their side (EXIF orientation is applied before the preview).
+# (3:2), upright and on their side (EXIF orientation is applied before the preview). Their
+# first looks fill the warm-up's budget (warm_shapes); a final pass builds its own model
+# (0.4 s from OpenVINO's disk cache) while the first look is on screen.
 TYPICAL_PHOTOS = ((3024, 4032), (4032, 3024), (4000, 6000), (6000, 4000))
 
 # Kinds of job, used to supersede or cancel a family of jobs at once.
 PREVIEW, REGION, APPLY, BATCH, READ, SAVE, IMPORT, WARMUP = (
     "preview", "region", "apply", "batch", "read", "save", "import", "warmup")
 DETECT = "detect"  # what a photo needs, for the Automatic choice
+SIZE = "size"  # a photo's size from its header, so the warm-up can start before it is decoded
 
 
 @dataclass(eq=False)  # identity, not field-by-field (fields hold arrays)
@@ -115,32 +120,91 @@ def ensure_dygraph() -> None:
 
 # --- the work itself -------------------------------------------------------------
 
+def preview_sides(height: int, width: int) -> tuple[int, ...]:
+    """The long sides a ``height`` x ``width`` photo's preview runs at, in order: a first
+    look at :data:`PREVIEW_COARSE_LONG_SIDE`, then the final one at :data:`PREVIEW_LONG_SIDE`.
+    The first look only where it costs at most half the final pass (a quarter for most
+    photos); a smaller photo is previewed in one pass, since a first look that is nearly
+    as slow would only push the final one back."""
+    final = max(downscaled_size(height, width, PREVIEW_LONG_SIDE))
+    if final * final >= 2 * PREVIEW_COARSE_LONG_SIDE * PREVIEW_COARSE_LONG_SIDE:
+        return PREVIEW_COARSE_LONG_SIDE, PREVIEW_LONG_SIDE
+    return (PREVIEW_LONG_SIDE,)
+
+
+def warm_shapes(photos, first_look_only: bool = False) -> list[tuple[int, int]]:
+    """The tile shapes the previews of ``photos`` ((height, width) each, most likely first)
+    run: every first look before any final pass, since the first look is what the user
+    waits for, and a cancel between shapes leaves the most useful ones warm.
+    ``first_look_only``: the first passes alone. At most as many shapes as the restorer
+    keeps backends for (:data:`KEEP_BACKENDS`): warming more would evict the first ones."""
+    passes = [[preview_tile_shape(*photo, long_side=side) for side in preview_sides(*photo)]
+              for photo in photos]
+    first = [shapes[0] for shapes in passes]
+    rest = [] if first_look_only else [shape for shapes in passes for shape in shapes[1:]]
+    return list(dict.fromkeys(first + rest))[:KEEP_BACKENDS]
+
+
+def warm_detector() -> None:
+    """Build the detector and run it once: with Automatic it looks at every photo before
+    anything is restored. Without its weights there is nothing to warm, and no error here:
+    the photo's DETECT job says why, where the user sees it."""
+    from cmfnet_core.detect import SCENE_SIDE, DetectorError, default_detector
+
+    try:
+        detector = default_detector()
+    except DetectorError:
+        return
+    detector(np.full((SCENE_SIDE, SCENE_SIDE, 3), 128, np.uint8))
+
+
 def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights=None,
-                photos=None) -> Work:
+                photos=None, *, opening: bool = False, fallback: str | None = TASKS[0]) -> Work:
     """Load the weights and build what the first preview will run, so it is not also the slowest.
 
-    A preview runs as one tile of the downscaled photo, and the OpenVINO backend compiles
-    a model per tile shape, so what to build follows from the photo's size alone
-    (:func:`~cmfnet_core.engine.preview_tile_shape`). ``photos``: the (height, width) of
-    the photos to prepare for; before any photo is known, :data:`TYPICAL_PHOTOS`, the most
-    likely first (a cancel request is honoured between them). The full-resolution tiles are
-    not built: a full run takes far longer than compiling its model, a preview does not.
+    A preview runs as one tile of the downscaled photo, first a coarse look then the final
+    one (:func:`preview_sides`), and the OpenVINO backend compiles a model per tile shape,
+    so what to build follows from the photo's size alone (:func:`warm_shapes`).
+    ``photos``: the (height, width) of the photos to prepare for; before any photo is known,
+    :data:`TYPICAL_PHOTOS`. Each shape is built and run once (:meth:`Restorer.warm`).
+    ``opening``: for a photo being opened, whose preview is next in line: only its first
+    look's model is built, and not run, since the first look itself runs next (a run on
+    zeros, or a final shape, would only hold it back). A cancel request is honoured between
+    shapes; ``progress`` counts them. The full-resolution tiles are not built: a full run
+    takes far longer than compiling its model, a preview does not.
+
+    ``task`` may be Automatic (``"auto"``): then the detector is warmed first, since it runs
+    first on every photo, and then ``fallback``, the task Automatic most likely picks (None:
+    the detector alone). "auto" itself has no weights, so it is never asked of the cache.
     """
     def work(progress: Progress, cancel: CancelToken) -> None:
-        restorer = cache.get(task, options, weights)
-        restorer.warm([preview_tile_shape(*photo) for photo in photos or TYPICAL_PHOTOS], cancel)
+        ensure_dygraph()
+        restores = task
+        if task == AUTO_TASK:
+            warm_detector()
+            restores = fallback
+            if restores is None:
+                return
+        cancel.raise_if_cancelled()
+        restorer = cache.get(restores, options, weights)
+        shapes = warm_shapes(photos or TYPICAL_PHOTOS, first_look_only=opening)
+        restorer.warm(shapes, cancel, progress, run=not opening)
     return work
 
 
 def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
                  weights=None, long_side: int = PREVIEW_LONG_SIDE) -> Work:
-    """Restore a downscaled copy (long side ``long_side``) in one pass: the instant preview.
+    """Restore a downscaled copy (long side ``long_side``) as one tile: a pass of the preview.
 
     One tile whatever the tile setting (that is for full-resolution runs): a
-    512 x 340 thumbnail cut into tiles of 256 computed 2.3x its pixels."""
+    512 x 340 thumbnail cut into tiles of 256 computed 2.3x its pixels. A cancel that
+    comes while the tile runs cannot stop it, but its result is then not returned: a
+    superseded preview is never shown."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
         small = downscale(image, long_side)
-        return cache.get(task, options, weights).restore_whole(small, progress=progress, cancel=cancel)
+        restored = cache.get(task, options, weights).restore_whole(small, progress=progress, cancel=cancel)
+        cancel.raise_if_cancelled()
+        return restored
     return work
 
 
@@ -165,6 +229,27 @@ def region_work(cache: RestorerCache, task: str, options: EngineOptions, image: 
         crop = image[y0:y1, x0:x1]
         out = cache.get(task, options, weights).restore(crop, progress=progress, cancel=cancel)
         return out[y - y0:y - y0 + h, x - x0:x - x0 + w].copy()
+    return work
+
+
+def photo_size(path: str | Path) -> tuple[int, int] | None:
+    """(height, width) of the photo upright, from its header: known in milliseconds, long
+    before a large photo is decoded. None where the header does not say (the read reports
+    why); a wrong answer only warms the wrong shapes."""
+    from cmfnet_core.imageio import EXIF_ORIENTATION, _pillow  # Pillow as the reader sets it up
+
+    try:
+        with _pillow().open(path) as image:
+            width, height = image.size
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - anything unreadable: the read itself says what is wrong
+        return None
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # turned a quarter
+
+
+def size_work(path: str | Path) -> Work:
+    def work(progress: Progress, cancel: CancelToken) -> tuple[int, int] | None:
+        return photo_size(path)
     return work
 
 

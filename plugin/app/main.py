@@ -61,13 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         app.setWindowIcon(QIcon(str(ICON_PATH)))
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C in the terminal quits
 
-    window = MainWindow()
+    window = MainWindow(warm_up=False)  # what to warm follows from the task and the photo
     install_excepthook(window)
     if args.task:
         window.choose(args.task)
     window.show()
     if args.files:
-        window.open_paths(args.files)
+        window.open_paths(args.files)  # its size, read first, warms exactly its first look
+    else:
+        window.warm_up()
     try:
         return app.exec()
     finally:

@@ -1,7 +1,8 @@
 """The photo view: zoom (fit, 100 %, wheel), pan, before/after split, region selection.
 
 The "after" layer is whatever restoration is available: the thumbnail
-preview (drawn scaled up over the whole photo), 1:1 region previews drawn
+preview (drawn scaled up over the whole photo, so a coarse first look and the
+final preview take the same place on screen), 1:1 region previews drawn
 at their place on top, or the full-resolution result. Left of the split
 line shows the original, right of it the restoration; the strength slider
 sets the after layer's opacity, which is exactly the linear blend that is
@@ -63,8 +64,8 @@ class CompareItem(QGraphicsItem):
         full = self.image_rect()
         if self._before.isNull():
             return
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
-                              painter.worldTransform().m11() < 1.0)
+        smooth = painter.worldTransform().m11() < 1.0  # zoomed in, photo pixels stay crisp
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         painter.drawPixmap(full, self._before, QRectF(self._before.rect()))
         if self.show_before or not self.has_after():
             return
@@ -73,7 +74,12 @@ class CompareItem(QGraphicsItem):
         painter.setClipRect(QRectF(split_x, 0, full.width() - split_x, full.height()))
         painter.setOpacity(self.strength)
         if self._after is not None:
+            # a thumbnail preview is drawn enlarged (a first look by 6x on a 1600 px photo):
+            # unsmoothed, its pixels would show as blocks that the restoration did not make
+            thumbnail = self._after.width() < self._before.width()
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth or thumbnail)
             painter.drawPixmap(full, self._after, QRectF(self._after.rect()))
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
         for rect, pixmap in self._patches:
             painter.drawPixmap(QRectF(rect), pixmap, QRectF(pixmap.rect()))
         painter.restore()

@@ -3,8 +3,10 @@
 Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
 :class:`~plugin.app.workers.JobRunner` threads: ``engine`` (detection,
 previews, the full run, the batch, weights import; one at a time) and
-``files`` (reading and saving photos). Slots here only start jobs and show
-their outcomes.
+``files`` (reading and saving photos; an opened photo's size is read from its
+header first, so the engine can prepare its preview while it is decoded).
+Slots here only start jobs and show their outcomes. A preview comes in two
+passes where the photo is large enough: a first look, then the final one.
 
 The task choice is Automatic or a task. ``choice`` is what the user picked;
 ``task`` is the task in effect. With Automatic, each photo opened is first
@@ -47,6 +49,7 @@ SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "rain
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
 PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
                 jobs.BATCH: "Batch", jobs.IMPORT: "Importing weights"}
+FIRST_LOOK_TITLE, REFINING_TITLE = "Preview (first look)", "Preview (refining…)"  # a two-pass preview
 
 
 class MainWindow(QMainWindow):
@@ -289,13 +292,23 @@ class MainWindow(QMainWindow):
         path = Path(path)
         self.settings.set_last_folder(path.parent)
         self.statusBar().showMessage(f"Opening {path.name}…")
+        # the header says the size in milliseconds: the engine prepares this photo's first
+        # look while the files thread decodes it (seconds for a large photo)
+        self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path}))
         return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path}))
+
+    def _on_sized(self, job: Job, size) -> None:
+        if size is not None:
+            self.warm_up(photo=size)
 
     def _on_read(self, job: Job, photo) -> None:
         if self.document is not None and self.document.has_unsaved_result:
             if not self._resolve_unsaved():
                 return
         self.engine.cancel_kind(jobs.DETECT, jobs.PREVIEW, jobs.REGION, jobs.APPLY)
+        for warming in self.engine.jobs():  # one job at a time: it would hold this photo back
+            if warming.kind == jobs.WARMUP and warming.context.get("photo") != photo.pixels.shape[:2]:
+                self.engine.cancel(warming)  # it stops between shapes
         path = job.context["path"]
         self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
         self.view.set_photo(to_qimage(photo.pixels))
@@ -398,10 +411,14 @@ class MainWindow(QMainWindow):
         doc = self.document
         self.task = task
         self._show_choice()
+        warming = any(j.kind == jobs.WARMUP for j in self.engine.jobs())
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.WARMUP)
+        if warming and doc is None:
+            self.warm_up()  # for the task now in effect; with a photo, its preview builds it
         if doc is not None:
             doc.discard_result()
             doc.preview = doc.preview_task = None
+            doc.preview_final = False
             self.view.set_after(None)
             self.view.clear_patches()
         self._refresh_weights()
@@ -473,12 +490,27 @@ class MainWindow(QMainWindow):
         else:
             self.banner.show_missing(TASK_TITLES[self.task])
 
-    def warm_up(self) -> Job | None:
-        """Build the model in the background while the user picks a photo."""
+    def warm_up(self, photo: tuple[int, int] | None = None) -> Job | None:
+        """Build in the background what the first preview runs.
+
+        Without a photo (at start, while the user picks one): typical photos' previews, their
+        first looks first. With the (height, width) of a photo being opened: only its first
+        look's model, built while the photo is decoded; its final pass follows the first look
+        at once, so warming that too would only hold the first look back. With Automatic,
+        the detector first (it runs first on every photo); then, at start, the task in
+        effect; for a photo, nothing more: its task is not known until the detector has looked.
+        A new warm-up replaces one under way (which stops between shapes): the engine runs
+        one job at a time, and the old one is for other photos or another task.
+        """
         if not self.weights_ok:
             return None
-        work = jobs.warmup_work(self.cache, self.task, self.options)
-        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.task}))
+        self.engine.cancel_kind(jobs.WARMUP)
+        if photo is None:
+            work = jobs.warmup_work(self.cache, self.choice, self.options, fallback=self.task)
+        else:
+            work = jobs.warmup_work(self.cache, self.choice, self.options, photos=[photo],
+                                    opening=True, fallback=None)
+        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.choice, "photo": photo}))
 
     def import_weights(self) -> None:
         source = self.prompts.weights_file(TASK_TITLES[self.task])
@@ -503,23 +535,38 @@ class MainWindow(QMainWindow):
 
     # ================================================================ previews
     def request_preview(self) -> Job | None:
-        """Restore a thumbnail of the photo for the current task (replaces pending previews)."""
+        """Restore a thumbnail of the photo for the current task, replacing any preview
+        still to come: a first look at low resolution, shown as soon as it is ready, then the
+        final one in its place (:func:`~plugin.app.jobs.preview_sides`; a small photo has
+        one pass). Two jobs, so a task change, a new photo or a new request cancels the
+        final pass before it starts. Returns the final pass's job."""
         doc = self.document
         if doc is None or not self.weights_ok:
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
-        work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels)
-        return self.engine.submit(Job(jobs.PREVIEW, work, context={"doc": doc, "task": self.task}))
+        sides = jobs.preview_sides(*doc.pixels.shape[:2])
+        if doc.preview is not None and doc.preview_task == self.task:
+            # a refresh, or the final pass after a stopped one: what is on show stays until then
+            sides = sides[-1:]
+        titles = (FIRST_LOOK_TITLE, REFINING_TITLE) if len(sides) == 2 else (PANEL_TITLES[jobs.PREVIEW],)
+        for side, title in zip(sides, titles):
+            work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels, long_side=side)
+            job = self.engine.submit(Job(jobs.PREVIEW, work, context={
+                "doc": doc, "task": self.task, "final": side == sides[-1], "title": title}))
+        return job
 
     def _on_preview(self, job: Job, result) -> None:
         doc = self.document
-        if doc is not job.context["doc"] or job.context["task"] != self.task:
-            return
-        doc.preview, doc.preview_task = result, self.task
+        if job.token.cancelled or doc is not job.context["doc"] or job.context["task"] != self.task:
+            return  # superseded while its outcome was on its way
+        doc.preview, doc.preview_task, doc.preview_final = result, self.task, job.context["final"]
         if doc.result is None:
-            self.view.set_after(to_qimage(result))
-        self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview ready — drag the split or "
-                                     "hold B to compare; Apply restores full resolution", 8000)
+            self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
+        if job.context["final"]:
+            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview ready — drag the split or "
+                                         "hold B to compare; Apply restores full resolution", 8000)
+        else:
+            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview: a first look — refining…")
 
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
@@ -581,6 +628,8 @@ class MainWindow(QMainWindow):
             return
         if job.kind == jobs.BATCH:
             self.batch.cancel()
+        elif job.kind == jobs.PREVIEW:
+            self.engine.cancel_kind(jobs.PREVIEW)  # the first look and the final pass after it
         else:
             self.engine.cancel(job)
         self.progress.cancelling()
@@ -651,7 +700,7 @@ class MainWindow(QMainWindow):
     def _on_started(self, job: Job) -> None:
         if job.kind in PANEL_KINDS:
             self._panel_job = job
-            self.progress.start(PANEL_TITLES[job.kind])
+            self.progress.start(job.context.get("title") or PANEL_TITLES[job.kind])
 
     def _on_progress(self, job: Job, done: int, total: int) -> None:
         if job is self._panel_job:
@@ -660,7 +709,7 @@ class MainWindow(QMainWindow):
     def _on_succeeded(self, job: Job, result) -> None:
         if self._closed:  # outcomes still queued when the window closed
             return
-        handler = {jobs.READ: self._on_read, jobs.DETECT: self._on_detected,
+        handler = {jobs.SIZE: self._on_sized, jobs.READ: self._on_read, jobs.DETECT: self._on_detected,
                    jobs.PREVIEW: self._on_preview,
                    jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
                    jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
@@ -684,6 +733,8 @@ class MainWindow(QMainWindow):
         if job.kind == jobs.WARMUP:
             self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
             return  # the first real job reports it in a dialog, with its context
+        if job.kind == jobs.PREVIEW:
+            self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
         if job.kind == jobs.READ:
             message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
         self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
@@ -692,6 +743,12 @@ class MainWindow(QMainWindow):
     def _on_cancelled(self, job: Job) -> None:
         if job.kind == jobs.REGION:
             self.view.hide_band()
+        doc = self.document
+        if job.kind == jobs.PREVIEW and job.context["final"] and doc is job.context["doc"] \
+                and job.context["task"] == self.task and doc.preview is not None and not doc.preview_final \
+                and not any(j is not job and j.kind == jobs.PREVIEW for j in self.engine.jobs()):
+            self.statusBar().showMessage("Preview stopped at the first look — Refresh Thumbnail "
+                                         "Preview (F5) makes the final one", 8000)
         if job.kind in (jobs.APPLY, jobs.BATCH):
             self.statusBar().showMessage("Cancelled — nothing was changed", 5000)
 
