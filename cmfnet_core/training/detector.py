@@ -46,11 +46,10 @@ def twin():
 
     from ..detector_network import DETAIL_WIDTHS, HIDDEN, SCENE_WIDTHS
 
-    def encoder(widths, first_stride):
+    def encoder(widths):
         layers, channels = [], 3
-        for i, width in enumerate(widths):
-            layers += [nn.Conv2d(channels, width, 3, stride=first_stride if i == 0 else 2, padding=1),
-                       nn.ReLU()]
+        for width in widths:
+            layers += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU()]
             channels = width
         return nn.Sequential(*layers)
 
@@ -60,8 +59,8 @@ def twin():
     class DegradationNetTwin(nn.Module):
         def __init__(self):
             super().__init__()
-            self.scene = encoder(SCENE_WIDTHS, 2)
-            self.detail = encoder(DETAIL_WIDTHS, 1)
+            self.scene = encoder(SCENE_WIDTHS)
+            self.detail = encoder(DETAIL_WIDTHS)
             features = 2 * SCENE_WIDTHS[-1] + 2 * 2 * DETAIL_WIDTHS[-1]
             self.head = nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, len(CLASSES)))
 
@@ -102,11 +101,29 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
         img, _ = synth.haze(img, rng)
     elif label == "deraindrop":
         img, _ = synth.raindrop(img, rng, scale=min(img.shape[:2]))
+    elif rng.random() < 0.6:
+        img = camera_softness(img, rng)
     if rng.random() < 0.7:
         img = synth.add_noise(img, rng, 0.01)
     if rng.random() < 0.8:
         img = synth.jpeg(img, rng, 60, 95)
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def camera_softness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """What photos that are fine still have: a slightly soft lens, a resampled copy, in-camera
+    sharpening. Without these, the sharp training photos taught that any softness is blur
+    (clean video frames came out 'deblur')."""
+    h, w = img.shape[:2]
+    kind = rng.integers(3)
+    if kind == 0:
+        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.0))
+    if kind == 1:
+        s = rng.uniform(0.55, 0.9)
+        small = cv2.resize(img, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
+    return np.clip(img + rng.uniform(0.3, 1.0) * (img - soft), 0, 1)
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
@@ -119,10 +136,10 @@ def photos_in(folders) -> list[Path]:
                   if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def make_dataset(folders, variants: int, seed: int, log=print):
-    """Views of every clean photo degraded ``variants`` times (classes in turn): uint8 arrays."""
+def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):
+    """Views of every clean photo degraded ``variants`` times (``labels`` in turn): uint8 arrays."""
     rng = np.random.default_rng(seed)
-    scenes, details, labels = [], [], []
+    scenes, details, targets = [], [], []
     paths = photos_in(folders)
     start = time.perf_counter()
     for n, path in enumerate(paths):
@@ -130,33 +147,39 @@ def make_dataset(folders, variants: int, seed: int, log=print):
         if photo is None:
             continue
         for v in range(variants):
-            label = (n + v) % len(CLASSES)
-            scene, crops = detect.views(degrade(photo, CLASSES[label], rng))
+            label = labels[(n + v) % len(labels)]
+            scene, crops = detect.views(degrade(photo, label, rng))
             scenes.append(np.round(scene * 255).astype(np.uint8))
             details.append(np.round(crops * 255).astype(np.uint8))
-            labels.append(label)
+            targets.append(CLASSES.index(label))
         if n % 50 == 0:
             log(f"synthesis: {n}/{len(paths)} photos, {time.perf_counter() - start:.0f} s")
-    return np.stack(scenes), np.stack(details), np.array(labels, np.int64)
+    return np.stack(scenes), np.stack(details), np.array(targets, np.int64)
 
 
 # --- training -----------------------------------------------------------------------
 
-def cached_dataset(data, variants: int, seed: int, cache: Path | None, log=print):
+def cached_dataset(data, variants: int, seed: int, cache: Path | None, labels=CLASSES, log=print):
     """``make_dataset``, kept in ``cache`` (.npz) for the next run with the same settings."""
     import hashlib
+    import inspect
 
-    code = b"".join(Path(m.__file__).read_bytes() for m in (synth, sys.modules[__name__], detect))
-    key = json.dumps({"data": [str(d) for d in data], "variants": variants, "seed": seed,
+    # the synthesis decides the data; the views are keyed by their constants below
+    code = Path(synth.__file__).read_bytes() + inspect.getsource(degrade).encode() \
+        + inspect.getsource(camera_softness).encode()
+    key = {"data": [str(d) for d in data], "variants": variants, "seed": seed,
                       "code": hashlib.sha256(code).hexdigest()[:16],
                       "views": [detect.SCENE_SIDE, detect.DETAIL_SIDE, detect.DETAIL_CROPS,
-                                detect.DETAIL_GRID, detect.DETAIL_LONG_SIDE]})
+                                detect.DETAIL_GRID, detect.DETAIL_LONG_SIDE]}
+    if tuple(labels) != CLASSES:
+        key["labels"] = list(labels)
+    key = json.dumps(key)
     if cache and cache.exists():
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
                 log(f"dataset: from {cache}")
                 return stored["scenes"], stored["details"], stored["labels"]
-    scenes, details, labels = make_dataset(data, variants, seed, log)
+    scenes, details, labels = make_dataset(data, variants, seed, labels, log)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, key=key, scenes=scenes, details=details, labels=labels)
@@ -164,14 +187,21 @@ def cached_dataset(data, variants: int, seed: int, cache: Path | None, log=print
 
 
 def train(data, epochs: int, variants: int, seed: int = 0, lr: float = 2e-3, batch: int = 32,
-          threads: int | None = None, cache: Path | None = None, log=print):
+          threads: int | None = None, cache: Path | None = None, extra_none: int = 0, log=print):
     import torch
     import torch.nn.functional as F
 
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    scenes, details, labels = cached_dataset(data, variants, seed, cache, log)
+    scenes, details, labels = cached_dataset(data, variants, seed, cache, log=log)
+    if extra_none:
+        # More fine photos than damaged ones of each kind: a user's photo that looks fine
+        # should stay alone; with equal shares, soft but clean video frames came out 'deblur'.
+        more = cached_dataset(data, extra_none, seed + 1000,
+                              cache and cache.with_name(cache.stem + f"-none{extra_none}.npz"),
+                              labels=("none",), log=log)
+        scenes, details, labels = (np.concatenate(pair) for pair in zip((scenes, details, labels), more))
     log(f"dataset: {len(labels)} views, per class {np.bincount(labels, minlength=len(CLASSES)).tolist()}")
     model = twin()
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -286,15 +316,17 @@ def main(argv=None) -> int:
     p.add_argument("--cache", type=Path, default=None, metavar="FILE.npz",
                    help="keep the synthesised views here and reuse them next time")
     p.add_argument("--variants", type=int, default=12, help="degraded copies of each clean photo")
+    p.add_argument("--extra-none", type=int, default=0, metavar="N",
+                   help="N more untouched copies of each photo (a prior toward 'none')")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
     a = p.parse_args(argv)
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     start = time.perf_counter()
-    model, history = train(a.data, a.epochs, a.variants, a.seed, a.lr, threads=a.threads, cache=a.cache, log=log)
+    model, history = train(a.data, a.epochs, a.variants, a.seed, a.lr, threads=a.threads, cache=a.cache, extra_none=a.extra_none, log=log)
     provenance = {"kind": "bundled", "trained_by": "python -m cmfnet_core.training.detector",
-                  "epochs": a.epochs, "variants": a.variants, "lr": a.lr, "seed": a.seed,
+                  "epochs": a.epochs, "variants": a.variants, "extra_none": a.extra_none, "lr": a.lr, "seed": a.seed,
                   "data": [str(d) for d in a.data], "wall_time_s": round(time.perf_counter() - start, 1),
                   "history": history}
     if a.validate:
