@@ -5,10 +5,14 @@ tile on every configuration, then round 2, ...), so a busy or throttling
 machine slows all of them alike and the ratios stay meaningful; the table
 reports the median over rounds.
 
-Printed, side by side: ms per tile, megapixels per minute, effective TFLOP/s
-(the network's FLOPs per pixel, from its config, times pixels per second), the
-speed-up over Paddle dygraph fp32 and the estimated time for a 12-megapixel
-photo; then the peak RSS, the cold and warm latency of a preview (a thumbnail
+First, this machine's practical peak at each precision: the GFLOP/s of one
+wide 3x3 convolution through OpenVINO (``bench_child.peak``). Then, side by
+side: ms per tile, megapixels per minute, effective TFLOP/s (the network's
+FLOPs per pixel, from its config, times pixels per second) and that as a
+share of the peak at the precision that ran, the speed-up over Paddle dygraph
+fp32 and the estimated time for a 12-megapixel photo; how many pixels a
+12-megapixel photo's tile plan computes per photo pixel (overlaps and
+padding), for each tile size; then the peak RSS, the cold and warm latency of a preview (a thumbnail
 with a 512-pixel long side, restored as one tile, in a fresh process), the
 start-up time of ``cmfnet --help``, and a recommended default. What runs in a
 fresh process is in ``bench_child.py``.
@@ -71,9 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "when no weights are installed")
     parser.add_argument("--backends", type=_word_list, default=["openvino", "paddle"],
                         help="comma-separated: openvino,paddle (default: both)")
-    parser.add_argument("--precisions", type=_word_list, default=["fp32", "bf16"],
-                        help="comma-separated precisions for openvino (default: fp32,bf16; bf16 is "
-                             "skipped where the CPU lacks it)")
+    parser.add_argument("--precisions", type=_word_list, default=["fp32", "bf16", "int8"],
+                        help="comma-separated precisions for openvino (default: fp32,bf16,int8; bf16 is "
+                             "skipped where the CPU lacks it, int8 where nncf is not installed; int8 "
+                             "calibrates on first use, about a minute)")
     parser.add_argument("--tiles", type=_int_list, default=list(TILES),
                         help="comma-separated tile sizes (default: 256,384,512,768)")
     parser.add_argument("--paddle-tiles", type=_int_list, default=[256],
@@ -85,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a short run: tiles 256,512, one round, preview and start-up included")
     parser.add_argument("--no-preview", action="store_true", help="skip the cold/warm preview measurement")
     parser.add_argument("--no-startup", action="store_true", help="skip timing 'cmfnet --help'")
+    parser.add_argument("--no-peak", action="store_true", help="skip measuring the machine's peak GFLOP/s")
     parser.add_argument("--photo", action="store_true",
                         help="also restore a synthetic 12-megapixel photo with the recommended settings "
                              "in a fresh process and report its time and peak RSS (slow)")
@@ -157,12 +163,15 @@ def _make_cases(args, threads_default: int) -> list[Case]:
     cases = []
     thread_counts = args.threads or [threads_default]
     if "openvino" in args.backends:
+        from .backends import _nncf_available
         from .backends.precision import cpu_has_bf16
 
-        precisions = [p for p in args.precisions if p == "fp32" or (p == "bf16" and cpu_has_bf16())]
+        runs = {"fp32": True, "bf16": cpu_has_bf16(), "int8": _nncf_available()}
+        precisions = [p for p in args.precisions if runs.get(p)]
         skipped = set(args.precisions) - set(precisions)
         if skipped:
-            print(f"bench: skipping {', '.join(sorted(skipped))}: not supported on this CPU", file=sys.stderr)
+            print(f"bench: skipping {', '.join(sorted(skipped))}: not supported here (no native bf16, "
+                  f"no nncf for int8, or unknown)", file=sys.stderr)
         for precision in precisions:
             for tile in args.tiles:
                 for threads in thread_counts:
@@ -210,12 +219,34 @@ def _measure(cases: list[Case], rounds: int) -> None:
         print(f"bench: round {index + 1}/{rounds} done", file=sys.stderr)
 
 
+def _photo_shape(megapixels: float) -> tuple[int, int]:
+    """(height, width) of a 4:3 photo of this many megapixels."""
+    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
+    return int(round(width * 3 / 4)), width
+
+
 def _tiles_for(megapixels: float, tile: int) -> int:
     from .tiling import plan_tiles
 
-    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5))
-    height = int(round(width * 3 / 4))
-    return len(plan_tiles(height, width, tile, OVERLAP)[1])
+    return len(plan_tiles(*_photo_shape(megapixels), tile, OVERLAP)[1])
+
+
+def tile_plan_overhead(megapixels: float, tile: int) -> dict:
+    """What a photo's tile plan computes: its tiles, their shape, and the pixels computed
+    per photo pixel (overlaps and the padding to multiples of 8 make it more than 1)."""
+    from .tiling import plan_tiles
+
+    height, width = _photo_shape(megapixels)
+    _, tiles = plan_tiles(height, width, tile, OVERLAP)
+    computed = sum(t.h * t.w for t in tiles)
+    return {"tiles": len(tiles), "tile_shape": (tiles[0].h, tiles[0].w),
+            "pixels_per_photo_pixel": computed / (height * width)}
+
+
+def measure_peak(threads: int, precisions, seconds: float = 1.0, channels: int = 256, size: int = 64) -> dict:
+    """The machine's practical peak GFLOP/s per precision, in a fresh process (``bench_child.peak``)."""
+    return _child("peak", dict(threads=threads, precisions=list(precisions), seconds=seconds,
+                               channels=channels, size=size))
 
 
 # --- preview and start-up (fresh processes) ------------------------------------------
@@ -314,13 +345,20 @@ def _recommend(cases: list[Case], megapixels: float) -> Case | None:
     A smaller tile wins within 10% of the fastest (less memory, finer progress
     and cancel; on a shared machine such differences are noise anyway), and so
     does using all cores (the engine's default) within 10% of fewer threads.
+    int8 is recommended only by ``auto``'s own rule: where it is at least
+    ``INT8_MIN_SPEEDUP`` times faster than the fastest float configuration.
     """
+    from .backends.precision import INT8_MIN_SPEEDUP
+
     timed = [c for c in cases if c.backend == "openvino" and c.times]
     if not timed:
         timed = [c for c in cases if c.times]
     if not timed:
         return None
     seconds = {id(c): _tiles_for(megapixels, c.tile) * c.ms for c in timed}
+    floats = [seconds[id(c)] for c in timed if c.precision != "int8"]
+    if floats:
+        timed = [c for c in timed if c.precision != "int8" or seconds[id(c)] * INT8_MIN_SPEEDUP <= min(floats)]
     best_precision = min(timed, key=lambda c: seconds[id(c)]).precision
     pool = [c for c in timed if c.precision == best_precision]
     fastest = min(seconds.values())
@@ -332,11 +370,14 @@ def _recommend(cases: list[Case], megapixels: float) -> Case | None:
     return most_threads if seconds[id(most_threads)] <= 1.10 * seconds[id(quickest)] else quickest
 
 
-def _table(cases: list[Case], flops_per_pixel: float, megapixels: float) -> list[str]:
+def _table(cases: list[Case], flops_per_pixel: float, megapixels: float, peak: dict | None = None) -> list[str]:
+    """One line per case; ``peak``: GFLOP/s per precision (:func:`measure_peak`), for the
+    '% peak' column (the share of the peak at the precision the case ran in)."""
     baseline = next((c for c in cases if c.backend == "paddle" and c.times), None)
     base_rate = baseline.tile * baseline.tile / baseline.ms if baseline else None
     head = (f"{'backend':<9} {'prec':<5} {'tile':>5} {'thr':>3} {'ms/tile':>9} {'min ms':>9} "
-            f"{'MP/min':>7} {'TFLOP/s':>8} {'x paddle':>8} {f'{megapixels:g}MP est.':>11} {'setup s':>8}")
+            f"{'MP/min':>7} {'TFLOP/s':>8} {'% peak':>6} {'x paddle':>8} {f'{megapixels:g}MP est.':>11} "
+            f"{'setup s':>8}")
     lines = [head, "-" * len(head)]
     for c in cases:
         if c.error:
@@ -350,8 +391,10 @@ def _table(cases: list[Case], flops_per_pixel: float, megapixels: float) -> list
         tflops = flops_per_pixel * pixels / seconds / 1e12
         speedup = f"{pixels / c.ms / base_rate:8.1f}" if base_rate else f"{'-':>8}"
         estimate = _tiles_for(megapixels, c.tile) * seconds
+        top = (peak or {}).get(c.precision)
+        share = f"{100 * tflops * 1000 / top:>5.0f}%" if top else f"{'-':>6}"
         lines.append(f"{c.backend:<9} {c.precision:<5} {c.tile:>5} {c.threads:>3} {c.ms:>9.0f} "
-                     f"{min(c.times) * 1000:>9.0f} {mp_min:>7.2f} {tflops:>8.3f} {speedup} "
+                     f"{min(c.times) * 1000:>9.0f} {mp_min:>7.2f} {tflops:>8.3f} {share} {speedup} "
                      f"{estimate:>10.0f}s {c.setup_s:>8.1f}")
     return lines
 
@@ -381,6 +424,28 @@ def run(args) -> int:
     report: dict = {"weights": description, "flops_per_pixel": flops, "threads_available": threads,
                     "load_at_start": load}
 
+    peaks = None  # GFLOP/s per precision
+    if not args.no_peak:
+        from .backends.precision import cpu_has_bf16
+
+        try:
+            measured = measure_peak(threads, ["fp32", *(["bf16"] if cpu_has_bf16() else []), "int8"])
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            print(f"peak: not measured ({exc})")
+        else:
+            peaks = {name: p["gflops"] for name, p in measured["precisions"].items() if p["ran"] == name}
+            print(f"peak (one {measured['channels']}-channel 3x3 convolution, {measured['size']}x"
+                  f"{measured['size']}, OpenVINO, best of repeated runs): "
+                  + ", ".join(f"{name} {p['gflops']:.0f} GFLOP/s" + ("" if p["ran"] == name else f" (ran {p['ran']})")
+                              for name, p in measured["precisions"].items()))
+            report["peak"] = measured
+    plan = {tile: tile_plan_overhead(args.photo_mp, tile) for tile in sorted(set(args.tiles))}
+    height, width = _photo_shape(args.photo_mp)
+    print(f"{args.photo_mp:g}-MP photo ({width}x{height}) tile plans, overlap {OVERLAP}: "
+          + "; ".join(f"tile {tile}: {p['tiles']} of {p['tile_shape'][1]}x{p['tile_shape'][0]}, "
+                      f"{p['pixels_per_photo_pixel']:.3f} px computed per photo px" for tile, p in plan.items()))
+    report["tile_plans"] = {str(tile): p for tile, p in plan.items()}
+
     cases = _make_cases(args, threads)
     for case in cases:
         print(f"bench: preparing {case.label} (export/compile on first use)...", file=sys.stderr)
@@ -388,7 +453,7 @@ def run(args) -> int:
     _measure(cases, max(1, args.rounds))
     current, peak = rss_mb()
     print()
-    for line in _table(cases, flops, args.photo_mp):
+    for line in _table(cases, flops, args.photo_mp, peaks):
         print(line)
     print(f"\npeak RSS of this benchmark process: {peak:.0f} MB (every configuration above loaded "
           f"at once; now {current:.0f} MB)")

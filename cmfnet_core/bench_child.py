@@ -1,10 +1,11 @@
-"""The benchmark's measurements that need a fresh process: a preview, a whole photo.
+"""The benchmark's measurements that need a fresh process: a preview, a whole photo, the peak.
 
 ``cmfnet bench`` runs each as ``python -m cmfnet_core.bench_child NAME OPTIONS``
 (OPTIONS: a JSON object) and reads the JSON object printed as the last line
 of stdout. A fresh process is the point: the preview's cold start (imports,
 weights, export and compile) and a photo's peak memory are what a user's
-first run sees, not what a process that has run everything before would.
+first run sees, not what a process that has run everything before would; and
+the machine's peak is measured with nothing else loaded.
 """
 from __future__ import annotations
 
@@ -86,7 +87,58 @@ def photo(options: dict) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
-CHILDREN = {"preview": preview, "photo": photo}
+def _peak_model(channels: int, size: int, int8: bool, rng):
+    """One 3x3 convolution, ``channels`` in and out, on a 1 x channels x size x size input:
+    the operation CMFNet spends its time in, at a width where the CPU's vector (or AMX)
+    units can be kept busy. int8: the activations through a FakeQuantize and int8 weights
+    with a scale, the pattern NNCF writes, which OpenVINO runs as an int8 convolution."""
+    import numpy as np
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    x = ops.parameter([1, channels, size, size], np.float32, name="x")
+    shape = (channels, channels, 3, 3)
+    if int8:
+        source = ops.fake_quantize(x, 0.0, 1.0, 0.0, 1.0, 256)
+        weights = ops.multiply(ops.convert(ops.constant(rng.integers(-127, 128, shape).astype(np.int8)), "f32"),
+                               ops.constant(np.full((channels, 1, 1, 1), 0.01, np.float32)))
+    else:
+        source, weights = x, ops.constant((rng.standard_normal(shape) * 0.01).astype(np.float32))
+    y = ops.convolution(source, weights, [1, 1], [1, 1], [1, 1], [1, 1])
+    return ov.Model([y], [x], "peak")
+
+
+def peak(options: dict) -> dict:
+    """This machine's practical peak per precision: GFLOP/s of the best of repeated runs of
+    :func:`_peak_model` through OpenVINO (``seconds`` of runs each, at least 3), and the
+    precision each really ran in (bf16 asked for runs fp32 where the CPU has no bf16)."""
+    import numpy as np
+
+    from .backends.core import core
+    from .backends.precision import runtime_precision
+
+    channels, size = int(options.get("channels", 256)), int(options.get("size", 64))
+    flops = 2.0 * channels * channels * 9 * size * size
+    rng = np.random.default_rng(0)
+    data = rng.random((1, channels, size, size), dtype=np.float32)
+    result = {"channels": channels, "size": size, "gflop_per_run": flops / 1e9, "precisions": {}}
+    for precision in options.get("precisions", ["fp32", "bf16", "int8"]):
+        compiled = core().compile_model(_peak_model(channels, size, precision == "int8", rng), "CPU", {
+            "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+            "INFERENCE_NUM_THREADS": int(options["threads"]), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1})
+        request = compiled.create_infer_request()
+        request.infer([data])  # the first run allocates: not timed
+        best, runs, start = float("inf"), 0, time.perf_counter()
+        while runs < 3 or time.perf_counter() - start < float(options.get("seconds", 1.0)):
+            t = time.perf_counter()
+            request.infer([data])
+            best, runs = min(best, time.perf_counter() - t), runs + 1
+        result["precisions"][precision] = {"gflops": flops / best / 1e9, "ran": runtime_precision(compiled),
+                                           "runs": runs}
+    return result
+
+
+CHILDREN = {"preview": preview, "photo": photo, "peak": peak}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,11 @@ import platform
 
 #: Flags that mean bf16 arithmetic runs natively (AVX512-BF16, or AMX's bf16 tiles).
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+#: AMX's int8 tiles (Intel Sapphire Rapids and later).
+AMX_INT8_FLAGS = frozenset({"amx_int8"})
+#: int8 dot-product instructions (VNNI: AVX512 or the AVX2-width AVX-VNNI); without them,
+#: int8 convolutions take several AVX2 instructions per multiply-add.
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,6 +43,14 @@ def cpu_flags() -> frozenset[str]:
 def cpu_has_bf16() -> bool:
     """True where the kernel reports native bf16 (AVX512-BF16 or AMX)."""
     return bool(cpu_flags() & BF16_FLAGS)
+
+
+def cpu_has_amx_int8(flags: frozenset[str] | None = None) -> bool:
+    return bool((cpu_flags() if flags is None else flags) & AMX_INT8_FLAGS)
+
+
+def cpu_has_vnni(flags: frozenset[str] | None = None) -> bool:
+    return bool((cpu_flags() if flags is None else flags) & VNNI_FLAGS)
 
 
 def cpu_name() -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 from dataclasses import dataclass
@@ -296,7 +297,9 @@ def default_detector(backend: str = "auto") -> Detector:
     """The bundled detector, made once per process (for each ``backend`` asked for)."""
     with _default_lock:
         if backend not in _defaults:
-            _defaults[backend] = Detector(backend=backend)
+            # CMFNET_DETECTOR: a detector of your own (trained with training/detector.py)
+            _defaults[backend] = Detector(os.environ.get("CMFNET_DETECTOR") or DETECTOR_WEIGHTS,
+                                          backend=backend)
         return _defaults[backend]
 
 

@@ -366,10 +366,11 @@ def test_bench_smoke(ov_cache, capsys):
     report = ov_cache.parent / "bench.json"
     args = parser.parse_args(["--model", "small", "--tiles", "64", "--backends", "openvino,paddle",
                               "--paddle-tiles", "64", "--precisions", "fp32", "--rounds", "1",
-                              "--no-preview", "--no-startup", "--json", str(report)])
+                              "--no-preview", "--no-startup", "--no-peak", "--json", str(report)])
     assert bench.run(args) == 0
     out = capsys.readouterr().out
     assert "MP/min" in out and "TFLOP/s" in out and "recommended default: --backend openvino" in out
+    assert "tile 64: " in out and "px computed per photo px" in out  # the 12-MP photo's tile plan
     data = json.loads(report.read_text())
     assert {c["backend"] for c in data["cases"]} == {"openvino", "paddle"}
     assert all(c["error"] is None and len(c["times_ms"]) == 1 for c in data["cases"])
@@ -390,6 +391,10 @@ def test_bench_recommends_smaller_tile_within_ten_percent():
     assert _recommend(cases, 12.0).precision == "fp32"  # whichever precision is faster here
     cases = [case(256, 1000, threads=1), case(256, 1050, threads=2)]
     assert _recommend(cases, 12.0).threads == 2  # all cores unless clearly slower
+    cases = [case(256, 1000), case(256, 950, precision="int8")]
+    assert _recommend(cases, 12.0).precision == "bf16"  # int8 only where clearly faster, as auto
+    cases.append(case(256, 800, precision="int8"))
+    assert _recommend(cases, 12.0).precision == "int8"
 
 
 def test_a_bf16_request_on_a_cpu_without_it_gets_a_note_up_front(monkeypatch):

@@ -26,7 +26,7 @@ from ..weights import Weights
 from . import precision as _precision
 
 BACKENDS = ("auto", "paddle", "openvino")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
 DEVICES = ("cpu", "gpu")
 #: backends that build a model for each tile shape (OpenVINO compiles one); the others run
 #: every shape with one network
@@ -64,8 +64,10 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
             raise ValueError("the openvino backend runs on the CPU; use --backend paddle with --device gpu")
         if precision == "bf16" and not _precision.cpu_has_bf16():
             notes.append(_precision.NO_BF16_NOTE)
-    elif precision == "bf16":
-        raise ValueError("the paddle backend runs fp32 only; bf16 needs --backend openvino")
+        if precision == "int8" and not _nncf_available():
+            raise ValueError("--precision int8 needs the nncf package (pip install nncf)")
+    elif precision in ("bf16", "int8"):
+        raise ValueError(f"the paddle backend runs fp32 only; {precision} needs --backend openvino")
     if device == "gpu" and not _paddle_has_cuda():
         raise ValueError("--device gpu needs the paddlepaddle-gpu package "
                          "(pip install paddlepaddle-gpu); this install is CPU-only")
@@ -96,6 +98,13 @@ def _paddle_has_cuda() -> bool:
     import paddle
 
     return paddle.device.is_compiled_with_cuda()
+
+
+def _nncf_available() -> bool:
+    try:
+        return importlib.util.find_spec("nncf") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _openvino_available() -> bool:
