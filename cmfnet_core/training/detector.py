@@ -100,7 +100,9 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
     elif label == "dehaze":
         img, _ = synth.haze(img, rng)
     elif label == "deraindrop":
-        img, _ = synth.raindrop(img, rng, scale=min(img.shape[:2]))
+        # at least a visible sprinkling: a photo with two faint drops looks fine, and such
+        # positives taught the network that any soft blotch is rain (clean photos came out so)
+        img, _ = synth.raindrop(img, rng, density=rng.uniform(0.4, 1.0), scale=min(img.shape[:2]))
     elif rng.random() < 0.6:
         img = camera_softness(img, rng)
     if rng.random() < 0.7:
