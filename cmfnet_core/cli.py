@@ -231,13 +231,6 @@ def run_restore(args) -> int:
     if automatic and args.weights:
         _error("--weights needs --task: say which task the file restores")
         return EXIT_USAGE
-    if args.out_dir:
-        try:
-            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
-            _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
-            return EXIT_USAGE
     try:
         # every restorer up front (each only reads its weights): a missing file is exit 3
         # before the first photo, not a failure per photo
@@ -254,6 +247,13 @@ def run_restore(args) -> int:
         return EXIT_USAGE
     for note in next(iter(restorers.values())).notes:
         print(f"cmfnet: note: {note}", file=sys.stderr)
+    if args.out_dir:  # only once the weights are known good: a refused run leaves nothing behind
+        try:
+            Path(args.out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
+            return EXIT_USAGE
 
     failures = 0
     for raw in args.paths:

@@ -610,7 +610,7 @@ def test_the_gimp_bridge_reports_bad_weights_in_one_line(tmp_path, photo_file, s
 
     weights = bad_weights(kind, tmp_path, small_weights)
     config = bridge.Config(python=sys.executable, project_dir=str(ROOT), weights=str(weights))
-    result = tmp_path / "layer.out.png"
+    result = tmp_path / "restored"  # the bridge's output folder: the engine writes IN.TASK.png there
     command = bridge.engine_command(config, str(photo_file), str(result), TASK, tile=64, overlap=16)
     with pytest.raises(bridge.BridgeError) as error:
         bridge.run_engine(command, cwd=str(ROOT))
