@@ -219,19 +219,21 @@ def build_network(weights: Weights, local_window: int = 0):
 def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, provenance: dict) -> Path:
     """Write the project format: ``path`` (.pdparams, a plain pickle of float32 arrays
     that ``paddle.load`` also reads) and its ``.json`` sidecar."""
-    path = Path(path).with_suffix(".pdparams")
     if task not in TASKS:
         raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in weights.state.items()}, protocol=4)
+    return write_params(weights.state, path, {"format": FORMAT, "task": task,
+                                              "config": weights.config.as_dict(),
+                                              "provenance": provenance})
+
+
+def write_params(state: dict, path: str | os.PathLike, meta: dict) -> Path:
+    """``path`` (.pdparams, a plain pickle of float32 arrays) and its ``.json`` sidecar:
+    ``meta`` plus the sha256 of the arrays file. Shared by CMFNet's and the detector's weights."""
+    path = Path(path).with_suffix(".pdparams")
+    payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in state.items()}, protocol=4)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, payload, overwrite=True)
-    meta = {
-        "format": FORMAT,
-        "task": task,
-        "config": weights.config.as_dict(),
-        "sha256": hashlib.sha256(payload).hexdigest(),
-        "provenance": provenance,
-    }
+    meta = dict(meta, sha256=hashlib.sha256(payload).hexdigest())
     write_atomic(path.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), overwrite=True)
     return path
 

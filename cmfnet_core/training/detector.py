@@ -292,20 +292,11 @@ def twin_predictor(model):
 # --- writing ------------------------------------------------------------------------
 
 def save(state: dict[str, np.ndarray], out: Path, provenance: dict) -> Path:
-    """``out`` (.pdparams: a plain pickle of float32 arrays) and its JSON sidecar."""
-    import hashlib
-    import pickle
+    """``out`` (.pdparams) and its JSON sidecar, in the detector's format."""
+    from ..weights import write_params
 
-    from ..files import write_atomic
-
-    payload = pickle.dumps({k: np.asarray(v, np.float32) for k, v in state.items()}, protocol=4)
-    out = Path(out).with_suffix(".pdparams")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, payload, overwrite=True)
-    meta = {"format": detect.DETECTOR_FORMAT, "classes": list(CLASSES),
-            "sha256": hashlib.sha256(payload).hexdigest(), "provenance": provenance}
-    write_atomic(out.with_suffix(".json"), (json.dumps(meta, indent=2) + "\n").encode(), overwrite=True)
-    return out
+    return write_params(state, out, {"format": detect.DETECTOR_FORMAT, "classes": list(CLASSES),
+                                     "provenance": provenance})
 
 
 def main(argv=None) -> int:
