@@ -146,6 +146,27 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     return Photo(pixels=pixels, info=info, path=path)
 
 
+def header_size(path: str | os.PathLike, limit: int | None = None) -> tuple[int, int] | None:
+    """(height, width) of the photo upright, from its header alone: milliseconds, however
+    large the photo, and nothing decoded. None where the header does not say, or says the
+    photo is over the pixel limit (:func:`read_image` then reports why).
+
+    A PNG may keep its EXIF after the pixel data, where Pillow decodes the whole image to
+    reach it (a 100,000 x 100,000 header asked for 30 GB): such a PNG is taken as upright.
+    """
+    limit = limit or max_pixels()
+    try:
+        with _pillow().open(path) as image:
+            width, height = image.size
+            if width * height > limit:
+                return None
+            exif_needs_pixels = image.format == "PNG" and "exif" not in image.info
+            orientation = 1 if exif_needs_pixels else image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - anything unreadable: the read itself says what is wrong
+        return None
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # turned a quarter
+
+
 def _check_size(path: Path, size: tuple[int, int], limit: int) -> None:
     width, height = size
     if width * height > limit:

@@ -21,6 +21,7 @@ from PyQt6.QtCore import QMimeData, QPointF, QRect, QRectF, QSettings, Qt, QUrl 
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
+from cmfnet_core import imageio  # noqa: E402
 from cmfnet_core.engine import PREVIEW_LONG_SIDE, Cancelled, CancelToken  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.dialogs import DISCARD  # noqa: E402
@@ -497,7 +498,7 @@ def test_opening_a_photo_cancels_the_warm_up_for_typical_photos(
 def test_a_photo_whose_header_says_no_size_cancels_the_warm_up_when_it_is_read(
         qtbot, settings, make_window, weights, large_photo, fake_backends, startup_warmup_hold, monkeypatch):
     settings.set_engine_options(PER_SHAPE_OPTIONS)
-    monkeypatch.setattr(jobs, "photo_size", lambda path: None)  # e.g. a format Pillow cannot open
+    monkeypatch.setattr(imageio, "header_size", lambda path: None)  # e.g. a format Pillow cannot open
     window = make_window(warm_up=True)
     outcomes = outcomes_of(window.engine)
     started = []
@@ -1083,21 +1084,6 @@ def test_a_preview_cancelled_while_its_tile_runs_returns_nothing(fake_backends, 
 
     with pytest.raises(Cancelled):
         work(progress, token)
-
-
-def test_a_photos_size_is_read_from_its_header_upright(tmp_path):
-    from PIL import Image
-
-    from cmfnet_core.imageio import EXIF_ORIENTATION, read_image
-
-    exif = Image.Exif()
-    exif[EXIF_ORIENTATION] = 6  # stored on its side, shown turned a quarter
-    path = tmp_path / "phone.jpg"
-    Image.new("RGB", (60, 40)).save(path, exif=exif)
-    assert jobs.photo_size(path) == (60, 40) == read_image(path).pixels.shape[:2]
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"not a photo at all")
-    assert jobs.photo_size(broken) is None and jobs.photo_size(tmp_path / "gone.jpg") is None
 
 
 def test_command_line():

@@ -264,18 +264,43 @@ def test_truncated_files_are_refused(tmp_path, photo_rgb, suffix):
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path):
-    import struct
-    import zlib
+    from tests import corpus
 
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    path = tmp_path / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-                     + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
     with pytest.raises(ImageError, match="over the limit"):
-        read_image(path)
+        read_image(corpus.png_bomb(tmp_path))
+
+
+@pytest.fixture
+def decoding_forbidden(monkeypatch):
+    """Any pixel decoding by Pillow fails the test: what reads only the header must not decode."""
+    from PIL import ImageFile
+
+    def load(self):
+        raise AssertionError(f"decoded {self.size[0]} x {self.size[1]} pixels")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+def test_a_photos_size_is_read_from_its_header_upright(tmp_path):
+    from cmfnet_core.imageio import EXIF_ORIENTATION, header_size
+
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # stored on its side, shown turned a quarter
+    path = tmp_path / "phone.jpg"
+    Image.new("RGB", (60, 40)).save(path, exif=exif)
+    assert header_size(path) == (60, 40) == read_image(path).pixels.shape[:2]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a photo at all")
+    assert header_size(broken) is None and header_size(tmp_path / "gone.jpg") is None
+
+
+def test_a_header_size_never_decodes_a_bomb(tmp_path, decoding_forbidden):
+    from cmfnet_core.imageio import header_size
+    from tests import corpus
+
+    # over the limit: left for the read to refuse; under it, the size without the pixels
+    # (Pillow decodes a PNG to look for EXIF after its pixel data: 30 GB for this header)
+    assert header_size(corpus.png_bomb(tmp_path)) is None
+    assert header_size(corpus.png_bomb(tmp_path), limit=10**11) == (100_000, 100_000)
 
 
 def test_output_name_beside_the_original_with_a_counter(tmp_path):

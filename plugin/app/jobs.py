@@ -232,24 +232,11 @@ def region_work(cache: RestorerCache, task: str, options: EngineOptions, image: 
     return work
 
 
-def photo_size(path: str | Path) -> tuple[int, int] | None:
-    """(height, width) of the photo upright, from its header: known in milliseconds, long
-    before a large photo is decoded. None where the header does not say (the read reports
-    why); a wrong answer only warms the wrong shapes."""
-    from cmfnet_core.imageio import EXIF_ORIENTATION, _pillow  # Pillow as the reader sets it up
-
-    try:
-        with _pillow().open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
-    except Exception:  # noqa: BLE001 - anything unreadable: the read itself says what is wrong
-        return None
-    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)  # turned a quarter
-
-
 def size_work(path: str | Path) -> Work:
     def work(progress: Progress, cancel: CancelToken) -> tuple[int, int] | None:
-        return photo_size(path)
+        from cmfnet_core.imageio import header_size
+
+        return header_size(path)
     return work
 
 
