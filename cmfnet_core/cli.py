@@ -64,7 +64,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--overlap", type=int, default=32, metavar="N",
                         help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
     engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="gpu needs the paddlepaddle-gpu package (default: cpu)")
+                        help="gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
+                             "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
+                             "(default: cpu)")
     engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
                         help="paddle is the exact reference; openvino is much faster on CPUs "
                              "(default: auto)")

@@ -412,3 +412,66 @@ def test_bench_reports_the_precision_that_ran(ov_cache, plain):
     case = bench.Case("openvino", "bf16", 64, 1)
     bench._prepare(case, plain)
     assert case.error is None and case.precision == EXPECTED_BF16_RUN
+
+
+@pytest.fixture
+def gpus(monkeypatch):
+    """Say which GPUs this machine has: ``gpus(openvino=..., cuda=...)`` (ours have none)."""
+    import cmfnet_core.backends as backends
+
+    def have(openvino: bool, cuda: bool) -> None:
+        monkeypatch.setattr(backends, "_openvino_gpu", lambda: openvino)
+        monkeypatch.setattr(backends, "_paddle_has_cuda", lambda: cuda)
+    return have
+
+
+@pytest.mark.parametrize("openvino_gpu, cuda, runs", [(True, True, "openvino"), (True, False, "openvino"),
+                                                      (False, True, "paddle")])
+def test_device_gpu_picks_openvinos_gpu_first_then_paddles_cuda(gpus, openvino_gpu, cuda, runs):
+    from cmfnet_core.backends import check_options
+
+    gpus(openvino=openvino_gpu, cuda=cuda)
+    assert check_options(device="gpu") == (runs, [])
+
+
+def test_device_gpu_without_a_gpu_is_refused_naming_what_each_path_needs(gpus):
+    from cmfnet_core.backends import check_options
+
+    gpus(openvino=False, cuda=False)
+    with pytest.raises(ValueError, match="found no GPU.*intel-opencl-icd.*paddlepaddle-gpu"):
+        check_options(device="gpu")
+    with pytest.raises(ValueError, match="OpenVINO sees no GPU"):
+        check_options(backend="openvino", device="gpu")
+    with pytest.raises(ValueError, match="paddle backend needs the paddlepaddle-gpu"):
+        check_options(backend="paddle", device="gpu")
+    gpus(openvino=True, cuda=False)
+    with pytest.raises(ValueError, match="bf16 is for CPUs"):
+        check_options(device="gpu", precision="bf16")
+
+
+def test_an_openvino_gpu_model_is_compiled_for_the_gpu_in_fp16_without_cpu_settings(
+        ov_cache, strong, monkeypatch):
+    """What OpenVINO is asked for on a GPU; the model itself runs on the CPU here (no GPU)."""
+    from cmfnet_core.backends import openvino
+    from cmfnet_core.backends.core import core
+
+    asked = []
+
+    class GpulessCore:
+        def compile_model(self, xml, device, properties):
+            asked.append((device, dict(properties)))
+            return core().compile_model(xml, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+
+    monkeypatch.setattr(openvino, "core", GpulessCore)
+    openvino.forget_compiled()
+    try:
+        backend = openvino.OpenVINOBackend(strong, tile_shape=(64, 64), device="gpu")
+        fp32 = openvino.OpenVINOBackend(strong, tile_shape=(64, 64), device="gpu", precision="fp32")
+    finally:
+        openvino.forget_compiled()
+    (device, properties), (_, fp32_properties) = asked
+    assert device == "GPU" and backend.requested_precision == "fp16"
+    assert properties["INFERENCE_PRECISION_HINT"] == "f16" and fp32_properties["INFERENCE_PRECISION_HINT"] == "f32"
+    assert "INFERENCE_NUM_THREADS" not in properties  # a CPU setting, which a GPU refuses
+    assert backend.run(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 3, 64, 64)
+    assert fp32.requested_precision == "fp32"

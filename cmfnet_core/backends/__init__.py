@@ -6,8 +6,9 @@ blending, image formats) stays in the engine, so a faster executor only has to
 implement :class:`Backend`. This module holds the contract and the choice of
 executor; the executors live beside it:
 
-* ``paddle.py``: the reference (exact, fp32), also the GPU path.
-* ``openvino.py``: the fast CPU path, when OpenVINO is installed, with
+* ``paddle.py``: the reference (exact, fp32), also the NVIDIA (CUDA) GPU path.
+* ``openvino.py``: the fast CPU path, when OpenVINO is installed, and the path
+  for Intel GPUs (OpenVINO's ``GPU`` device), with
   ``export.py`` (Paddle -> ONNX -> OpenVINO IR), ``cache.py`` (the exported
   models on disk), ``precision.py`` (fp32 or bf16) and ``core.py`` (the
   process's OpenVINO runtime).
@@ -48,7 +49,10 @@ def default_threads() -> int:
 def check_options(*, backend: str = "auto", device: str = "cpu", precision: str = "auto") -> tuple[str, list[str]]:
     """Check the settings once, before any photo: (the backend that will run, notes for the user).
 
-    A combination that cannot run raises ValueError (bad usage) with one clear line.
+    ``device="gpu"`` with ``auto`` picks OpenVINO's GPU device (Intel integrated and Arc
+    GPUs, what most laptops have) when OpenVINO sees one, else Paddle's CUDA when
+    paddlepaddle-gpu is installed. A combination that cannot run raises ValueError (bad
+    usage) with one clear line.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -56,22 +60,39 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if device not in DEVICES:
         raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
-    if backend == "auto":
-        backend = "paddle" if device == "gpu" or not _openvino_available() else "openvino"
+    chosen = backend == "auto"
+    if chosen:
+        backend = _auto_backend(device)
     notes = []
     if backend == "openvino":
         if device == "gpu":
-            raise ValueError("the openvino backend runs on the CPU; use --backend paddle with --device gpu")
-        if precision == "bf16" and not _precision.cpu_has_bf16():
+            if not _openvino_gpu():
+                raise ValueError("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
+                                 "runtime, e.g. Debian's intel-opencl-icd); use --device cpu")
+            if precision == "bf16":
+                raise ValueError("GPUs run fp16 (auto) or fp32; bf16 is for CPUs")
+        elif precision == "bf16" and not _precision.cpu_has_bf16():
             notes.append(_precision.NO_BF16_NOTE)
         if precision == "int8" and not _nncf_available():
             raise ValueError("--precision int8 needs the nncf package (pip install nncf)")
     elif precision in ("bf16", "int8"):
         raise ValueError(f"the paddle backend runs fp32 only; {precision} needs --backend openvino")
-    if device == "gpu" and not _paddle_has_cuda():
-        raise ValueError("--device gpu needs the paddlepaddle-gpu package "
+    elif device == "gpu" and not _paddle_has_cuda():
+        if chosen:
+            raise ValueError("--device gpu found no GPU: OpenVINO sees none (Intel GPUs need the "
+                             "GPU compute runtime, e.g. Debian's intel-opencl-icd) and this "
+                             "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install paddlepaddle-gpu)")
+        raise ValueError("--device gpu with the paddle backend needs the paddlepaddle-gpu package "
                          "(pip install paddlepaddle-gpu); this install is CPU-only")
     return backend, notes
+
+
+def _auto_backend(device: str) -> str:
+    if not _openvino_available():
+        return "paddle"
+    if device == "gpu":
+        return "openvino" if _openvino_gpu() else "paddle"
+    return "openvino"
 
 
 def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu",
@@ -87,7 +108,7 @@ def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu"
             raise ValueError("the openvino backend is compiled for one tile shape: pass tile_shape")
         from .openvino import OpenVINOBackend
 
-        return OpenVINOBackend(weights, precision=precision, threads=threads,
+        return OpenVINOBackend(weights, precision=precision, threads=threads, device=device,
                                local_window=local_window, tile_shape=tile_shape)
     from .paddle import PaddleBackend
 
@@ -97,7 +118,17 @@ def make_backend(weights: Weights, *, backend: str = "auto", device: str = "cpu"
 def _paddle_has_cuda() -> bool:
     import paddle
 
-    return paddle.device.is_compiled_with_cuda()
+    return paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+
+
+def _openvino_gpu() -> bool:
+    """True where OpenVINO has a GPU device (``GPU``, ``GPU.0``, ...)."""
+    from .core import core
+
+    try:
+        return any(name.split(".")[0] == "GPU" for name in core().available_devices)
+    except Exception:  # noqa: BLE001 - a broken GPU driver: no GPU
+        return False
 
 
 def _nncf_available() -> bool:

@@ -51,13 +51,31 @@ _compiled: OrderedDict[tuple, object] = OrderedDict()  # least recently used fir
 _compiled_lock = threading.Lock()
 
 
-def _compile(xml: Path, properties: dict):
-    """The compiled model for this model file and these settings, kept among the last few."""
-    key = (str(xml), json.dumps(properties, sort_keys=True, default=str))
+#: OpenVINO's name for each of the engine's devices (``GPU``: its first GPU)
+OV_DEVICE = {"cpu": "CPU", "gpu": "GPU"}
+
+
+def compile_properties(device: str, precision: str, threads: int) -> dict:
+    """OpenVINO's settings for a resolved precision on the engine's ``device``: one stream,
+    for latency, compiled models cached on disk; the thread count is the CPU's alone."""
+    properties = {
+        "INFERENCE_PRECISION_HINT": inference_hint(precision, device),
+        "PERFORMANCE_HINT": "LATENCY",
+        "NUM_STREAMS": 1,
+        "CACHE_DIR": str(compiled_dir()),
+    }
+    if device == "cpu":
+        properties["INFERENCE_NUM_THREADS"] = threads
+    return properties
+
+
+def _compile(xml: Path, properties: dict, device: str = "cpu"):
+    """The compiled model for this model file, device and settings, kept among the last few."""
+    key = (str(xml), device, json.dumps(properties, sort_keys=True, default=str))
     with _compiled_lock:
         compiled = _compiled.pop(key, None)
         if compiled is None:
-            compiled = core().compile_model(str(xml), "CPU", properties)
+            compiled = core().compile_model(str(xml), OV_DEVICE[device], properties)
         _compiled[key] = compiled
         while len(_compiled) > COMPILED_KEEP:
             _compiled.popitem(last=False)
@@ -80,9 +98,10 @@ def _pad_to(tile: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 class OpenVINOBackend:
-    """OpenVINO on the CPU, compiled for one tile shape, fp32, bf16 or int8.
+    """OpenVINO on the CPU (fp32, bf16 or int8) or an Intel GPU (fp16 by default, fp32 or
+    int8), compiled for one tile shape.
 
-    ``threads``: OpenVINO's INFERENCE_NUM_THREADS (default: every core this
+    ``threads``: OpenVINO's INFERENCE_NUM_THREADS on the CPU (default: every core this
     process may run on). ``config``: extra OpenVINO CPU properties (for
     benchmarks, e.g. ``{"ENABLE_CPU_PINNING": False}``). ``exact_shape``:
     compile for ``tile_shape`` as given instead of rounding it up (see
@@ -95,8 +114,9 @@ class OpenVINOBackend:
 
     def __init__(self, weights: Weights, tile_shape: tuple[int, int], precision: str = "auto",
                  threads: int | None = None, local_window: int = 0, config: dict | None = None,
-                 exact_shape: bool = False, recipe=None):
-        self.requested_precision = resolve_precision(precision)
+                 exact_shape: bool = False, recipe=None, device: str = "cpu"):
+        self.device = device
+        self.requested_precision = resolve_precision(precision, device)
         self.threads = int(threads or default_threads())
         self.tile_shape = (tuple(int(v) for v in tile_shape) if exact_shape
                            else compiled_shape(tile_shape))
@@ -112,24 +132,18 @@ class OpenVINOBackend:
             def ensure():
                 return ensure_model(weights, self.tile_shape, local_window)
         xml, self.cache_hit, self.export_seconds = ensure()
-        properties = {
-            "INFERENCE_PRECISION_HINT": inference_hint(self.requested_precision),
-            "INFERENCE_NUM_THREADS": self.threads,
-            "PERFORMANCE_HINT": "LATENCY",
-            "NUM_STREAMS": 1,
-            "CACHE_DIR": str(compiled_dir()),
-        }
+        properties = compile_properties(device, self.requested_precision, self.threads)
         properties.update(config or {})
         start = time.perf_counter()
         try:
-            self.compiled = _compile(xml, properties)
+            self.compiled = _compile(xml, properties, device)
         except RuntimeError:
             if not self.cache_hit:
                 raise
             # a damaged cache entry (e.g. a crash while the disk was flushing): export again
             shutil.rmtree(xml.parent, ignore_errors=True)
             xml, self.cache_hit, self.export_seconds = ensure()
-            self.compiled = _compile(xml, properties)
+            self.compiled = _compile(xml, properties, device)
         self.model_path = xml
         #: what runs, which can differ from what was asked (see precision_note)
         self.precision = runtime_precision(self.compiled)
