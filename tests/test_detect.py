@@ -77,6 +77,38 @@ def test_weights_that_are_not_the_detectors_are_refused(tmp_path):
         detect.Detector(tmp_path / "missing.pdparams")
 
 
+def test_validation_counts_what_the_detector_calls_and_what_the_tool_then_does(tmp_path):
+    """The most likely class fills the matrix; a task below AUTO_THRESHOLD is not run, so
+    an unsure call on a clean photo still leaves it alone (and a degraded photo unrestored)."""
+    import cv2
+
+    from cmfnet_core.training import detector as trainer
+
+    calls = {"blurry": {"deblur": 0.9}, "unsure_blurry": {"deblur": 0.4},
+             "clean": {"none": 0.7}, "unsure_clean": {"deraindrop": 0.45}, "hazy_clean": {"dehaze": 0.8}}
+    items = []
+    for name, truth in [("blurry", "deblur"), ("unsure_blurry", "deblur"), ("clean", "none"),
+                        ("unsure_clean", "none"), ("hazy_clean", "none")]:
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), np.zeros((8, 8, 3), np.uint8))
+        items.append((path, truth))
+
+    def predict_for(paths):
+        order = iter(paths)
+
+        def predict(image):
+            (task, p), = calls[next(order).stem].items()
+            rest = (1 - p) / 3
+            return detect.Detection({c: (p if c == task else rest) for c in detect.DETECT_CLASSES})
+        return predict
+
+    result = trainer.confusion(predict_for([p for p, _ in items]), items)
+    assert result["matrix"][0] == [2, 0, 0, 0] and result["matrix"][3] == [0, 1, 1, 1]
+    assert (result["degraded_right"], result["degraded_restored_right"]) == (1.0, 0.5)
+    assert result["clean_none"] == pytest.approx(1 / 3) and result["clean_left_alone"] == pytest.approx(2 / 3)
+    assert "clean photos left alone 67 %" in trainer.format_confusion(result)
+
+
 # --- the backends: OpenVINO (exported once, cached) or Paddle ----------------------
 
 needs_openvino = pytest.mark.skipif(
