@@ -1,6 +1,6 @@
 """The Paddle executor: the network in Paddle dygraph, fp32, on the CPU or a GPU.
 
-The reference every other path is measured against, and the only GPU path.
+The reference every other path is measured against, and the NVIDIA (CUDA) GPU path.
 """
 from __future__ import annotations
 
