@@ -29,8 +29,12 @@ from ..weights import TASKS  # one list of tasks: the engine's
 
 # Share of deblur pairs made by video_blur (the rest: sharp 5 %, kernels).
 DEBLUR_VIDEO_SHARE = 0.65
-# Share of raindrop pairs whose drops are far out of focus: soft, low-contrast blobs with
-# faint rims and highlights, as in the real dev pair (the lens focused on the scene).
+# Share of raindrop pairs that are a drizzle: hundreds of small drops in focus (a few
+# pixels across, sharp dark rims and bright highlights), as in the three real samples,
+# which the larger drops below did not resemble.
+DRIZZLE_SHARE = 0.4
+# Share of the other raindrop pairs whose drops are far out of focus: soft, low-contrast
+# blobs with faint rims and highlights, as in the real dev pair (the lens focused on the scene).
 DEFOCUSED_DROP_SHARE = 0.5
 
 
@@ -266,8 +270,9 @@ def raindrop(img, rng, density=None, scale=None):
     scale = float(scale or min(h, w))
     if density is None:
         density = rng.uniform(0.1, 1.0)
-    n = int(density * rng.uniform(20, 300) * h * w / (1.5 * scale * scale))
-    n = max(n, 1)
+    drizzle = rng.random() < DRIZZLE_SHARE
+    per_photo = rng.uniform(200, 700) if drizzle else rng.uniform(20, 300)  # drops on a 3:2 photo
+    n = max(int(density * per_photo * h * w / (1.5 * scale * scale)), 1)
     # background seen through the drops: defocused scene
     sig = rng.uniform(1.0, 4.0) * scale / 256.0 + 0.8
     bg_blur = cv2.GaussianBlur(img, (0, 0), sig)
@@ -276,7 +281,10 @@ def raindrop(img, rng, density=None, scale=None):
     alpha = np.zeros((h, w), np.float32)
     shade = np.zeros((h, w), np.float32)
     spec = np.zeros((h, w), np.float32)
-    rmin, rmax = 0.008 * scale, rng.uniform(0.04, 0.12) * scale
+    if drizzle:
+        rmin, rmax = 0.006 * scale, rng.uniform(0.012, 0.024) * scale
+    else:
+        rmin, rmax = 0.008 * scale, rng.uniform(0.04, 0.12) * scale
     for _ in range(n):
         r = rmin + (rmax - rmin) * rng.random() ** 2.0
         cx, cy = rng.uniform(-r, w + r), rng.uniform(-r, h + r)
@@ -297,10 +305,14 @@ def raindrop(img, rng, density=None, scale=None):
         rr = np.sqrt(u * u + v * v) / wob
         inside = rr < 1.0
         a = np.clip((1.0 - rr) / 0.25, 0, 1) * rng.uniform(0.75, 1.0)
-        # refraction: inverted, minified view of a region around (and above) the drop
-        mag = rng.uniform(0.3, 1.0)
+        # refraction: inverted view of a region around (and above) the drop; a small drop
+        # is a fish-eye that shows a wide field, mostly the brighter scene above it
+        if drizzle:
+            mag, lift = rng.uniform(4.0, 12.0), rng.uniform(3.0, 10.0)
+        else:
+            mag, lift = rng.uniform(0.3, 1.0), rng.uniform(0, 1.5)
         sx = cx - mag * dx + rng.normal(0, 0.3 * r)
-        sy = cy - mag * dy - rng.uniform(0, 1.5) * r
+        sy = cy - mag * dy - lift * r
         sel = inside & (a > alpha[y0:y1, x0:x1])
         mapx[y0:y1, x0:x1][sel] = sx[sel]
         mapy[y0:y1, x0:x1][sel] = sy[sel]
@@ -315,7 +327,9 @@ def raindrop(img, rng, density=None, scale=None):
     refr = cv2.GaussianBlur(refr, (0, 0), rng.uniform(0.5, 2.0))
     refr = refr * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08)
     # drops are out of focus too: soften everything
-    if rng.random() < DEFOCUSED_DROP_SHARE:
+    if drizzle:
+        soft = rng.uniform(0.1, 0.6) * scale / 256.0 + 0.3
+    elif rng.random() < DEFOCUSED_DROP_SHARE:
         soft = rng.uniform(2.5, 6.0) * scale / 256.0 + 1.0
         shade *= 0.5
         spec *= 0.3
