@@ -287,6 +287,14 @@ def format_confusion(result: dict) -> str:
                       f"{100 * result['clean_left_alone']:.0f} %"])
 
 
+def log_confusion(result: dict, log) -> dict:
+    """The matrix, the rates and each miss, one line each; returns ``result``."""
+    log(format_confusion(result))
+    for line in result["wrong"]:
+        log(f"  wrong: {line}")
+    return result
+
+
 def twin_predictor(model):
     import torch
 
@@ -332,10 +340,7 @@ def main(argv=None) -> int:
     if a.weights:
         if not a.validate:
             p.error("--weights needs --validate")
-        result = confusion(detect.Detector(a.weights), real_photos(a.validate))
-        log(format_confusion(result))
-        for line in result["wrong"]:
-            log(f"  wrong: {line}")
+        log_confusion(confusion(detect.Detector(a.weights), real_photos(a.validate)), log)
         return 0
     if not a.data or not a.out:
         p.error("training needs --data and --out (or validate given weights: --validate and --weights)")
@@ -346,11 +351,7 @@ def main(argv=None) -> int:
                   "data": [str(d) for d in a.data], "wall_time_s": round(time.perf_counter() - start, 1),
                   "history": history}
     if a.validate:
-        result = confusion(twin_predictor(model), real_photos(a.validate))
-        log(format_confusion(result))
-        for line in result["wrong"]:
-            log(f"  wrong: {line}")
-        provenance["validation"] = result
+        provenance["validation"] = log_confusion(confusion(twin_predictor(model), real_photos(a.validate)), log)
     print(save(paddle_state(model), a.out, provenance))
     return 0
 

@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
 SOURCE = ROOT / "resources" / "samples" / "haze_1.jpg"  # 1600 x 1200: a real photo to resize
 SIZES = {"photo 2000x1500": (2000, 1500), "image 512x340": (512, 340)}
 
@@ -37,12 +37,9 @@ def restore_seconds(code: Path, cache: Path, image: Path, output: Path) -> float
     return time.perf_counter() - start
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def main() -> None:
+    from cmfnet_core.training.metrics import psnr
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--code", required=True, type=Path, help="the other checkout (e.g. a git worktree)")
     parser.add_argument("--rounds", type=int, default=3)
@@ -70,7 +67,7 @@ def main() -> None:
         print(f"{'case':<18} {'this (s)':>9} {'other (s)':>10} {'speed-up':>9} {'PSNR this vs other':>19}")
         for name in SIZES:
             this, other = (statistics.median(times[who, name]) for who in checkouts)
-            agree = psnr(cv2.imread(str(out["this", name])), cv2.imread(str(out["other", name])))
+            agree = psnr(*(cv2.imread(str(out[who, name])) / 255.0 for who in checkouts))
             print(f"{name:<18} {this:>9.2f} {other:>10.2f} {other / this:>8.2f}x {agree:>16.1f} dB")
 
 
