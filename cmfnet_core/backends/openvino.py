@@ -122,9 +122,9 @@ class OpenVINOBackend:
                            else compiled_shape(tile_shape))
         self.local_window = local_window
         if self.requested_precision == "int8":
-            from .quantize import RECIPE, ensure_int8_model
+            from .quantize import ensure_int8_model, shipped_recipe
 
-            self.recipe = recipe or RECIPE
+            self.recipe = recipe or shipped_recipe()
 
             def ensure():
                 return ensure_int8_model(weights, self.tile_shape, local_window, self.recipe)
