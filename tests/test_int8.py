@@ -30,7 +30,7 @@ def psnr(a, b) -> float:
 # --- the auto rule, per kind of CPU (no OpenVINO needed) ----------------------------------
 
 @pytest.mark.parametrize("flags, expected", [
-    (AVX2_ONLY, "fp32"),  # int8 without VNNI: unmeasured; fp32 as before
+    (AVX2_ONLY, "int8"),  # no VNNI: measured 1.56x fp32 with the overflow fix, within the bar
     (ZEN4, "int8"),  # VNNI, no AMX: measured 1.44x bf16 within the bar
     (SAPPHIRE_RAPIDS, "bf16"),  # measured: int8 no faster than AMX's bf16, and less faithful
 ])

@@ -60,8 +60,9 @@ def options():
     return {
         "shipped": (shipped_recipe(), {}),  # for this CPU: see RECIPE_NO_VNNI
         "shipped/rest-f32": (shipped_recipe(), F32_REST),
-        # the VNNI/AMX recipe with every layer's weights in 7 bits, as RECIPE_NO_VNNI
-        "overflow-fix": (RECIPE.replace(overflow_fix="enable"), F32_REST),
+        # the two recipes shipped, whatever this CPU is (their rest in f32)
+        "recipe-vnni": (RECIPE, F32_REST),
+        "recipe-no-vnni": (RECIPE.replace(overflow_fix="enable"), F32_REST),
         # one change at a time from NNCF's defaults
         "nncf-default": (base, F32_REST),
         "mixed": (base.replace(preset="mixed"), F32_REST),
