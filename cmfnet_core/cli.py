@@ -269,6 +269,9 @@ def run_restore(args) -> int:
             task = _detected_task(source, photo.pixels, detector) if automatic else args.task
             if task is None:
                 continue
+            if restorers[task].calibration_pending:
+                print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                      "(once per weights file; up to a minute)", file=sys.stderr)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:

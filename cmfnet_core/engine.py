@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import PER_SHAPE, Backend, check_options, make_backend
+from .backends.precision import resolve_precision
 from .tiling import MULTIPLE, axis_weight_sums, blend_weights, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
@@ -113,6 +114,17 @@ class Restorer:
         #: backends by tile shape (one for all shapes, key None, where a backend runs any shape)
         self._backends: OrderedDict[tuple[int, int] | None, Backend] = OrderedDict()  # oldest first
         self._lock = threading.Lock()
+
+    @property
+    def calibration_pending(self) -> bool:
+        """Whether the first tile will calibrate int8 for these weights first (once per
+        weights file and CPU kind, tens of seconds): worth telling the user before it starts."""
+        if self.backend_name != "openvino" or resolve_precision(self._backend_options["precision"],
+                                                                 self._backend_options["device"]) != "int8":
+            return False
+        from .backends.quantize import reference_cached
+
+        return not reference_cached(self.weights, local_window=self.local_window)
 
     def _training_patch(self) -> int:
         provenance = self.weights.meta.get("provenance", {})

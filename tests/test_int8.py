@@ -254,6 +254,39 @@ def test_a_damaged_reference_is_calibrated_again(cache, weights):
     assert (reference / "int8.xml").read_text().startswith("<?xml")
 
 
+def test_a_restorer_knows_when_its_first_tile_will_calibrate(tmp_path, monkeypatch, isolated_user_dirs):
+    """So the CLI can say why the first run waits: true until these weights are calibrated
+    for this CPU's recipe, and never for a float precision or the paddle backend."""
+    from cmfnet_core.backends import quantize
+    from cmfnet_core.engine import Restorer
+
+    monkeypatch.setenv("CMFNET_CACHE_DIR", str(tmp_path))  # nothing calibrated yet
+    monkeypatch.setattr(quantize, "shipped_recipe", lambda flags=None: tiny())
+    restorer = Restorer("dehaze", precision="int8", backend="openvino")
+    assert restorer.calibration_pending
+    assert not Restorer("dehaze", precision="fp32", backend="openvino").calibration_pending
+    assert not Restorer("dehaze", backend="paddle").calibration_pending
+    quantize.ensure_reference(restorer.weights)
+    assert not restorer.calibration_pending
+
+
+def test_the_cli_says_it_calibrates_before_the_first_int8_run(monkeypatch, tmp_path, capsys):
+    from cmfnet_core import cli
+    from cmfnet_core.engine import Restorer
+    from cmfnet_core.imageio import write_image
+
+    photo = tmp_path / "photo.png"
+    write_image(photo, np.full((40, 48, 3), 120, np.uint8))
+    pending = iter([True, False])
+    monkeypatch.setattr(Restorer, "calibration_pending", property(lambda self: next(pending)))
+    monkeypatch.setattr(Restorer, "restore", lambda self, image, *a, **k: image)
+    for _ in range(2):
+        assert cli.main(["restore", str(photo), "--task", "dehaze", "-q", "--precision", "int8",
+                         "--backend", "openvino"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("calibrating the dehaze weights for this CPU first") == 1
+
+
 def _dev_crops(size=128, per_task=2):
     """Crops of the dev inputs (measurement only, never calibration)."""
     from cmfnet_core.imageio import read_image

@@ -241,12 +241,22 @@ def _publish(target: Path, key: dict, write) -> float:
     return seconds
 
 
+def _reference_folder(weights: Weights, recipe: Recipe, local_window: int) -> tuple[dict, Path]:
+    key = reference_key(weights, recipe, local_window)
+    return key, _folder(key, f"cmfnet-int8ref-{recipe.crop}x{recipe.crop}")
+
+
+def reference_cached(weights: Weights, recipe: Recipe | None = None, local_window: int = 0) -> bool:
+    """Whether these weights are calibrated already (else the first int8 model calibrates)."""
+    _, target = _reference_folder(weights, recipe or shipped_recipe(), local_window)
+    return (target / "info.json").exists()
+
+
 def ensure_reference(weights: Weights, recipe: Recipe | None = None, local_window: int = 0) -> Path:
     """The cached reference folder (``fp32.xml`` and its quantised ``int8.xml``), calibrating
     on a miss. ``recipe``: default :func:`shipped_recipe`."""
     recipe = recipe or shipped_recipe()
-    key = reference_key(weights, recipe, local_window)
-    target = _folder(key, f"cmfnet-int8ref-{recipe.crop}x{recipe.crop}")
+    key, target = _reference_folder(weights, recipe, local_window)
     if (target / "info.json").exists():
         touch(target / "info.json")
         return target
