@@ -120,7 +120,9 @@ def detail_view(image: np.ndarray) -> np.ndarray:
 
 def texture_crops(fine: np.ndarray, count: int = DETAIL_CROPS, side: int = DETAIL_SIDE,
                   grid: int = DETAIL_GRID) -> np.ndarray:
-    """``count`` side x side crops centred on the grid cells with the most edges."""
+    """``count`` side x side crops centred on grid cells: half on those with the most edges
+    (blur shows in fine texture), half on those with the fewest (drops on glass show best
+    against sky, walls and road, and the most textured cells hid them)."""
     h, w = fine.shape[:2]
     gray = cv2.cvtColor(fine, cv2.COLOR_RGB2GRAY)
     edges = np.abs(cv2.Laplacian(gray, cv2.CV_32F))
@@ -130,7 +132,7 @@ def texture_crops(fine: np.ndarray, count: int = DETAIL_CROPS, side: int = DETAI
              for i in range(grid) for j in range(grid)]
     cells.sort(key=lambda cell: -cell[0])
     crops = []
-    for _, i, j in cells[:count]:
+    for _, i, j in cells[:count - count // 2] + cells[len(cells) - count // 2:]:
         cy, cx = (ys[i] + ys[i + 1]) // 2, (xs[j] + xs[j + 1]) // 2
         y = int(np.clip(cy - side // 2, 0, h - side))
         x = int(np.clip(cx - side // 2, 0, w - side))

@@ -45,11 +45,13 @@ def test_views_are_what_the_network_reads_for_any_photo():
         assert details.shape == (detect.DETAIL_CROPS, 3, detect.DETAIL_SIDE, detect.DETAIL_SIDE)
 
 
-def test_detail_crops_come_from_where_the_texture_is():
+def test_detail_crops_come_half_from_the_most_and_half_from_the_least_textured_cells():
+    """Blur shows in texture, drops on glass against sky and walls."""
     image = np.full((800, 800, 3), 128, np.uint8)
     image[400:, 400:] = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
     _, details = detect.views(image)
-    assert all(crop.std() > 0.1 for crop in details)  # none of them is the flat grey
+    textured = [crop.std() > 0.1 for crop in details]
+    assert textured == [True] * (detect.DETAIL_CROPS - detect.DETAIL_CROPS // 2) + [False] * (detect.DETAIL_CROPS // 2)
 
 
 def test_the_paddle_network_equals_its_training_twin(tmp_path):
@@ -243,7 +245,8 @@ def test_a_pruned_or_damaged_model_is_exported_again(random_weights):
 
 # --- what it says -------------------------------------------------------------------
 
-KNOWN_GAP = "issue 13 open: the shipped detector misses most synthetic and real raindrops (measured 1 of 5 here)"
+KNOWN_GAP = ("the shipped detector calls 3 of these 5 synthetic raindrop photos right (the sparser "
+             "sprinklings come out none); 3 of the 4 real ones")
 
 
 @pytest.mark.parametrize("label", [
@@ -257,9 +260,7 @@ def test_each_kind_of_damage_is_told_apart(detector, clean_photo, label):
 
 @pytest.mark.parametrize("name, task", [
     ("haze_1.jpg", "dehaze"),
-    pytest.param("haze_2.jpg", "dehaze", marks=pytest.mark.xfail(
-        strict=True, reason="issue 13 open: called hazy, but at 36 %, below the threshold to restore")),
-                                        ("raindrop_1.jpg", "deraindrop"), ("deblur_1.png", "deblur")])
+    ("haze_2.jpg", "dehaze"), ("raindrop_1.jpg", "deraindrop"), ("deblur_1.png", "deblur")])
 def test_the_bundled_samples_are_recognised(detector, name, task):
     found = detector(read_rgb(SAMPLES / name))
     assert found.task == task and found.restore_task == task, found.probabilities

@@ -33,6 +33,11 @@ from .. import detect
 from . import synth
 
 CLASSES = detect.DETECT_CLASSES
+DETECTOR_DRIZZLE_SHARE = 0.7
+HAZE_MAX_CONTRAST = 0.8   # a haze positive keeps under this share of the photo's contrast (std)
+RAIN_MIN_VISIBLE = 0.04   # a raindrop positive visibly changes this share of the photo or more
+BLUR_MAX_DETAIL = 0.55    # a blur positive keeps under this share of its fine detail (the real
+                          # dev pairs keep 0.37-0.70; softness on a fine photo keeps more)
 SAMPLE_CLASS = {"deblur_": "deblur", "haze_": "dehaze", "raindrop_": "deraindrop"}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -96,14 +101,15 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
     if rng.random() < 0.5:
         img = np.ascontiguousarray(img[:, ::-1])
     if label == "deblur":
-        img, _ = synth.video_blur(img, rng) if rng.random() < 0.6 else synth.blur(img, rng)
+        img = visible_blur(img, rng)
     elif label == "dehaze":
-        img, _ = synth.haze(img, rng)
+        img = visible_haze(img, rng)
     elif label == "deraindrop":
         # at least a visible sprinkling: a photo with two faint drops looks fine, and such
-        # positives taught the network that any soft blotch is rain (clean photos came out so)
-        img, _ = synth.raindrop(img, rng, density=rng.uniform(0.4, 1.0), scale=min(img.shape[:2]))
-    elif rng.random() < 0.6:
+        # positives taught the network that any soft blotch is rain (clean photos came out so).
+        # Mostly drizzle: the real photos' drops are small, many and in focus.
+        img = visible_raindrops(img, rng)
+    elif rng.random() < 0.7:
         img = camera_softness(img, rng)
     if rng.random() < 0.7:
         img = synth.add_noise(img, rng, 0.01)
@@ -112,16 +118,61 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
+def visible_haze(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
+    """``synth.haze`` that took away a visible share of the contrast. A quarter of the
+    restoration training's hazes keep over 78 % of it (the real hazy dev photos keep 68 %
+    at most): such a photo looks fine, and as a positive it taught that any flat light is
+    haze (sunlit clean video frames came out 'dehaze')."""
+    for _ in range(tries):
+        out, _ = synth.haze(img, rng)
+        if out.std() < HAZE_MAX_CONTRAST * img.std():
+            break
+    return out
+
+
+def visible_raindrops(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
+    """``synth.raindrop`` that visibly changed at least RAIN_MIN_VISIBLE of the photo (a
+    tenth of full scale or more): drops that look like the background behind them are
+    invisible, and as positives they taught nothing the network could see."""
+    for _ in range(tries):
+        out, _ = synth.raindrop(img, rng, density=rng.uniform(0.4, 1.0), scale=min(img.shape[:2]),
+                                drizzle_share=DETECTOR_DRIZZLE_SHARE)
+        if (np.abs(out - img).max(axis=2) > 0.1).mean() >= RAIN_MIN_VISIBLE:
+            break
+    return out
+
+
+def fine_detail(img: np.ndarray) -> float:
+    """Mean fine-scale contrast (luma minus a 1-px Gaussian blur of it): what blur takes away."""
+    grey = cv2.cvtColor(np.float32(img), cv2.COLOR_RGB2GRAY)
+    return float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0)).mean())
+
+
+def visible_blur(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
+    """The restoration training's blur (video-like 60 %, a kernel otherwise) that took away a
+    visible share of the fine detail: its shortest shakes (2 px) keep most of it and look
+    like the soft lenses of ``camera_softness``, which are fine."""
+    for _ in range(tries):
+        out, _ = synth.video_blur(img, rng) if rng.random() < 0.6 else synth.blur(img, rng)
+        if fine_detail(out) < BLUR_MAX_DETAIL * fine_detail(img):
+            break
+    return out
+
+
 def camera_softness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """What photos that are fine still have: a slightly soft lens, a resampled copy, in-camera
-    sharpening. Without these, the sharp training photos taught that any softness is blur
-    (clean video frames came out 'deblur')."""
+    sharpening, flat light. Without these, the sharp training photos taught that any softness
+    is blur (clean video frames came out 'deblur')."""
     h, w = img.shape[:2]
-    kind = rng.integers(3)
+    kind = rng.integers(4)
+    if kind == 3:  # flat or hard light: less contrast than haze takes, a brighter or darker exposure
+        mean = img.mean()
+        flat = mean + (img - mean) * rng.uniform(HAZE_MAX_CONTRAST, 1.0)
+        return np.clip(flat, 0, 1) ** rng.uniform(0.7, 1.3)
     if kind == 0:
-        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.0))
-    if kind == 1:
-        s = rng.uniform(0.55, 0.9)
+        return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.3))
+    if kind == 1:  # a video frame or a phone's upscaled crop
+        s = rng.uniform(0.4, 0.9)
         small = cv2.resize(img, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     soft = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.8, 2.0))
@@ -164,15 +215,11 @@ def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):
 def cached_dataset(data, variants: int, seed: int, cache: Path | None, labels=CLASSES, log=print):
     """``make_dataset``, kept in ``cache`` (.npz) for the next run with the same settings."""
     import hashlib
-    import inspect
 
-    # the synthesis decides the data; the views are keyed by their constants below
-    code = Path(synth.__file__).read_bytes() + inspect.getsource(degrade).encode() \
-        + inspect.getsource(camera_softness).encode()
+    # the synthesis and the views decide the data: any change to their code makes it afresh
+    code = b"".join(Path(module.__file__).read_bytes() for module in (synth, detect, sys.modules[__name__]))
     key = {"data": [str(d) for d in data], "variants": variants, "seed": seed,
-                      "code": hashlib.sha256(code).hexdigest()[:16],
-                      "views": [detect.SCENE_SIDE, detect.DETAIL_SIDE, detect.DETAIL_CROPS,
-                                detect.DETAIL_GRID, detect.DETAIL_LONG_SIDE]}
+           "code": hashlib.sha256(code).hexdigest()[:16]}
     if tuple(labels) != CLASSES:
         key["labels"] = list(labels)
     key = json.dumps(key)
@@ -213,7 +260,7 @@ def train(data, epochs: int, variants: int, seed: int = 0, lr: float = 2e-3, bat
     history = []
     for epoch in range(epochs):
         order = rng.permutation(len(labels))
-        losses, right = [], 0
+        losses, right = [], np.zeros(len(CLASSES), int)
         model.train()
         for b in range(len(labels) // batch):
             idx = order[b * batch:(b + 1) * batch]
@@ -229,9 +276,11 @@ def train(data, epochs: int, variants: int, seed: int = 0, lr: float = 2e-3, bat
             optimiser.step()
             schedule.step()
             losses.append(loss.item())
-            right += int((logits.argmax(1) == y).sum())
+            right += np.bincount(y[logits.argmax(1) == y].numpy(), minlength=len(CLASSES))
+        seen = np.bincount(labels[order[:batch * (len(labels) // batch)]], minlength=len(CLASSES))
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                        "train_accuracy": right / (batch * (len(labels) // batch))})
+                        "train_accuracy": float(right.sum() / seen.sum()),
+                        "per_class": dict(zip(CLASSES, (round(float(v), 3) for v in right / seen)))})
         log(json.dumps(history[-1]))
     model.eval()
     return model, history

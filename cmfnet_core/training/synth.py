@@ -263,14 +263,14 @@ def haze(img, rng):
 
 
 # ---------------------------------------------------------------- raindrops
-def raindrop(img, rng, density=None, scale=None):
+def raindrop(img, rng, density=None, scale=None, drizzle_share=DRIZZLE_SHARE):
     """``scale``: short side (pixels) of the whole photo the patch comes from;
-    drop sizes and defocus are relative to it."""
+    drop sizes and defocus are relative to it. ``drizzle_share``: the chance of a drizzle."""
     h, w = img.shape[:2]
     scale = float(scale or min(h, w))
     if density is None:
         density = rng.uniform(0.1, 1.0)
-    drizzle = rng.random() < DRIZZLE_SHARE
+    drizzle = rng.random() < drizzle_share
     per_photo = rng.uniform(200, 700) if drizzle else rng.uniform(20, 300)  # drops on a 3:2 photo
     n = max(int(density * per_photo * h * w / (1.5 * scale * scale)), 1)
     # background seen through the drops: defocused scene
@@ -282,7 +282,10 @@ def raindrop(img, rng, density=None, scale=None):
     shade = np.zeros((h, w), np.float32)
     spec = np.zeros((h, w), np.float32)
     if drizzle:
-        rmin, rmax = 0.006 * scale, rng.uniform(0.012, 0.024) * scale
+        rmin, rmax = 0.008 * scale, rng.uniform(0.02, 0.035) * scale
+        # a small drop is a fish-eye: whatever its size it shows the same wide field, mostly
+        # the brighter scene above it, so drops stand out from what is behind them
+        field = rng.uniform(0.1, 0.3) * scale
     else:
         rmin, rmax = 0.008 * scale, rng.uniform(0.04, 0.12) * scale
     for _ in range(n):
@@ -308,7 +311,7 @@ def raindrop(img, rng, density=None, scale=None):
         # refraction: inverted view of a region around (and above) the drop; a small drop
         # is a fish-eye that shows a wide field, mostly the brighter scene above it
         if drizzle:
-            mag, lift = rng.uniform(4.0, 12.0), rng.uniform(3.0, 10.0)
+            mag, lift = field / r, field * rng.uniform(0.5, 1.5) / r
         else:
             mag, lift = rng.uniform(0.3, 1.0), rng.uniform(0, 1.5)
         sx = cx - mag * dx + rng.normal(0, 0.3 * r)
@@ -327,8 +330,9 @@ def raindrop(img, rng, density=None, scale=None):
     refr = cv2.GaussianBlur(refr, (0, 0), rng.uniform(0.5, 2.0))
     refr = refr * rng.uniform(0.9, 1.2) + rng.uniform(0.0, 0.08)
     # drops are out of focus too: soften everything
-    if drizzle:
-        soft = rng.uniform(0.1, 0.6) * scale / 256.0 + 0.3
+    if drizzle:  # the lens focused on the scene: the drops a little soft, their rims faint
+        soft = rng.uniform(0.3, 1.0) * scale / 256.0 + 0.3
+        shade *= 0.5
     elif rng.random() < DEFOCUSED_DROP_SHARE:
         soft = rng.uniform(2.5, 6.0) * scale / 256.0 + 1.0
         shade *= 0.5
