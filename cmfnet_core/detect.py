@@ -7,9 +7,9 @@ call for the CLI (``cmfnet detect``, ``cmfnet restore --task auto``), the app,
 the right-click entry and the GIMP bridge.
 
 The network (``detector_network.py``) reads two views: the whole scene as a
-small square, and a few crops of the most textured parts of the photo at up to
-``DETAIL_LONG_SIDE`` pixels on its long side, because blur shows only in fine
-detail and a sky or a wall says nothing about it. Weights are
+small square, and a few crops of the photo at up to ``DETAIL_LONG_SIDE`` pixels
+on its long side: half from its most textured parts, because blur shows only in
+fine detail, and half from its flattest, where drops on glass show best. Weights are
 ``resources/weights/detector.pdparams`` with a JSON sidecar; they are read by
 the project's own unpickler (no code runs), like every weights file.
 
@@ -41,7 +41,7 @@ AUTO_THRESHOLD = 0.5      # below this the detector is unsure and nothing is res
 SCENE_SIDE = 160
 DETAIL_SIDE = 96
 DETAIL_CROPS = 4
-DETAIL_GRID = 4           # crops come from the most textured cells of a 4 x 4 grid
+DETAIL_GRID = 4           # crops come from the most and the least textured cells of a 4 x 4 grid
 DETAIL_LONG_SIDE = 1024   # blur is judged at this scale at most (a 24-MP photo's shake, scaled down)
 DETECTOR_FORMAT = "cmfnet-restore/detector-1"
 DETECTOR_WEIGHTS = BUNDLED_DIR / "detector.pdparams"
