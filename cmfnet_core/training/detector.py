@@ -105,9 +105,6 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
     elif label == "dehaze":
         img = visible_haze(img, rng)
     elif label == "deraindrop":
-        # at least a visible sprinkling: a photo with two faint drops looks fine, and such
-        # positives taught the network that any soft blotch is rain (clean photos came out so).
-        # Mostly drizzle: the real photos' drops are small, many and in focus.
         img = visible_raindrops(img, rng)
     elif rng.random() < 0.7:
         img = camera_softness(img, rng)
@@ -118,28 +115,36 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
     return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
-def visible_haze(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
+def redrawn_until(draw, looks_damaged, tries: int = 6) -> np.ndarray:
+    """``draw()`` again, up to ``tries`` times, until ``looks_damaged`` says its result shows
+    the damage (the last draw otherwise)."""
+    for _ in range(tries):
+        out = draw()
+        if looks_damaged(out):
+            break
+    return out
+
+
+def visible_haze(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``synth.haze`` that took away a visible share of the contrast. A quarter of the
     restoration training's hazes keep over 78 % of it (the real hazy dev photos keep 68 %
     at most): such a photo looks fine, and as a positive it taught that any flat light is
     haze (sunlit clean video frames came out 'dehaze')."""
-    for _ in range(tries):
-        out, _ = synth.haze(img, rng)
-        if out.std() < HAZE_MAX_CONTRAST * img.std():
-            break
-    return out
+    contrast = img.std()
+    return redrawn_until(lambda: synth.haze(img, rng)[0],
+                         lambda out: out.std() < HAZE_MAX_CONTRAST * contrast)
 
 
-def visible_raindrops(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
-    """``synth.raindrop`` that visibly changed at least RAIN_MIN_VISIBLE of the photo (a
-    tenth of full scale or more): drops that look like the background behind them are
-    invisible, and as positives they taught nothing the network could see."""
-    for _ in range(tries):
-        out, _ = synth.raindrop(img, rng, density=rng.uniform(0.4, 1.0), scale=min(img.shape[:2]),
-                                drizzle_share=DETECTOR_DRIZZLE_SHARE)
-        if (np.abs(out - img).max(axis=2) > 0.1).mean() >= RAIN_MIN_VISIBLE:
-            break
-    return out
+def visible_raindrops(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``synth.raindrop``, mostly drizzle, that visibly changed at least RAIN_MIN_VISIBLE of
+    the photo (a tenth of full scale or more): drops that look like the background behind
+    them are invisible, and as positives they taught nothing the network could see; a
+    photo with two faint drops looks fine, and such positives taught that any soft blotch
+    is rain (clean photos came out so)."""
+    def draw():
+        return synth.raindrop(img, rng, density=rng.uniform(0.4, 1.0), scale=min(img.shape[:2]),
+                              drizzle_share=DETECTOR_DRIZZLE_SHARE)[0]
+    return redrawn_until(draw, lambda out: (np.abs(out - img).max(axis=2) > 0.1).mean() >= RAIN_MIN_VISIBLE)
 
 
 def fine_detail(img: np.ndarray) -> float:
@@ -148,15 +153,13 @@ def fine_detail(img: np.ndarray) -> float:
     return float(np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.0)).mean())
 
 
-def visible_blur(img: np.ndarray, rng: np.random.Generator, tries: int = 6) -> np.ndarray:
+def visible_blur(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The restoration training's blur (video-like 60 %, a kernel otherwise) that took away a
     visible share of the fine detail: its shortest shakes (2 px) keep most of it and look
     like the soft lenses of ``camera_softness``, which are fine."""
-    for _ in range(tries):
-        out, _ = synth.video_blur(img, rng) if rng.random() < 0.6 else synth.blur(img, rng)
-        if fine_detail(out) < BLUR_MAX_DETAIL * fine_detail(img):
-            break
-    return out
+    detail = fine_detail(img)
+    return redrawn_until(lambda: (synth.video_blur if rng.random() < 0.6 else synth.blur)(img, rng)[0],
+                         lambda out: fine_detail(out) < BLUR_MAX_DETAIL * detail)
 
 
 def camera_softness(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:

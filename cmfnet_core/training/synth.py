@@ -283,9 +283,7 @@ def raindrop(img, rng, density=None, scale=None, drizzle_share=DRIZZLE_SHARE):
     spec = np.zeros((h, w), np.float32)
     if drizzle:
         rmin, rmax = 0.008 * scale, rng.uniform(0.02, 0.035) * scale
-        # a small drop is a fish-eye: whatever its size it shows the same wide field, mostly
-        # the brighter scene above it, so drops stand out from what is behind them
-        field = rng.uniform(0.1, 0.3) * scale
+        field = rng.uniform(0.1, 0.3) * scale  # the scene each drop shows, whatever its size
     else:
         rmin, rmax = 0.008 * scale, rng.uniform(0.04, 0.12) * scale
     for _ in range(n):
@@ -309,7 +307,8 @@ def raindrop(img, rng, density=None, scale=None, drizzle_share=DRIZZLE_SHARE):
         inside = rr < 1.0
         a = np.clip((1.0 - rr) / 0.25, 0, 1) * rng.uniform(0.75, 1.0)
         # refraction: inverted view of a region around (and above) the drop; a small drop
-        # is a fish-eye that shows a wide field, mostly the brighter scene above it
+        # is a fish-eye that shows a wide field, mostly the brighter scene above it, so
+        # drizzle drops stand out from what is behind them
         if drizzle:
             mag, lift = field / r, field * rng.uniform(0.5, 1.5) / r
         else:
