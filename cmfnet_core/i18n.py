@@ -1,0 +1,136 @@
+"""Which language CMFNet Restore speaks, and the catalogue it speaks from (no Qt here).
+
+The language is the Preferences' choice when the app has one, else the system's:
+``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` (the first one set, as gettext reads
+them) on Linux, the OS setting elsewhere; English when none of them is a language
+there is a catalogue for. Each language is one GNU gettext catalogue,
+``cmfnet_core/locale/<lang>/LC_MESSAGES/cmfnet.po``, compiled to ``cmfnet.mo`` beside it
+by ``tools/i18n.py`` (Babel); adding a language is adding one ``.po``.
+
+Code marks what a user reads with ``_("… {name} …")`` (translated when called, the
+placeholders filled in afterwards with ``.format``) or ``N_("…")`` for text defined
+before the language is known (translated later with ``_(value)``).
+"""
+from __future__ import annotations
+
+import gettext
+import locale
+import os
+import sys
+from pathlib import Path
+
+DOMAIN = "cmfnet"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+ENGLISH = "en"
+SYSTEM = "system"  # the Preferences' value for "follow the system"
+# each language's own name, as the Preferences list it
+NATIVE_NAMES = {ENGLISH: "English", "zh_CN": "简体中文"}
+# Chinese written in traditional characters has no catalogue yet: it falls to the next
+# language asked for, not to zh_CN
+_SIMPLIFIED_CHINESE = {"zh", "zh_CN", "zh_SG", "zh_Hans", "zh_Hans_CN", "zh_Hans_SG"}
+
+_translation: gettext.NullTranslations | None = None
+_language = ENGLISH
+
+
+def available_languages() -> tuple[str, ...]:
+    """English (the messages in the code) and every language with a compiled catalogue."""
+    found = sorted(p.parent.parent.name for p in LOCALE_DIR.glob(f"*/LC_MESSAGES/{DOMAIN}.mo"))
+    return (ENGLISH, *found)
+
+
+def system_languages(environ=None, platform: str | None = None) -> list[str]:
+    """The languages the user asked the system for, most wanted first (``zh_CN``, ``en_US``)."""
+    environ = os.environ if environ is None else environ
+    platform = platform or sys.platform
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG"):
+        if environ.get(name):
+            return [tag.split(".")[0].split("@")[0] for tag in environ[name].split(":") if tag]
+    if platform == "win32":  # GUI programs on Windows get no LANG: ask for the UI language
+        try:
+            import ctypes
+
+            return [locale.windows_locale[ctypes.windll.kernel32.GetUserDefaultUILanguage()]]
+        except (AttributeError, KeyError, OSError):
+            return []
+    code = locale.getlocale(locale.LC_CTYPE)[0] if platform == "darwin" else None
+    return [code] if code else []
+
+
+def match_language(wanted: list[str], available=None) -> str:
+    """The first of ``wanted`` there is a catalogue for; English when none (or C/POSIX comes first)."""
+    available = available_languages() if available is None else available
+    for tag in wanted:
+        tag = tag.replace("-", "_")
+        if tag in ("C", "POSIX"):
+            return ENGLISH
+        base = tag.split("_")[0]
+        if base == "en":
+            return ENGLISH
+        if tag in available:
+            return tag
+        if tag in _SIMPLIFIED_CHINESE and "zh_CN" in available:
+            return "zh_CN"
+        if base != "zh" and base in available:
+            return base
+        regional = [code for code in available if code.split("_")[0] == base and base != "zh"]
+        if regional:
+            return regional[0]
+    return ENGLISH
+
+
+def choose_language(preference: str | None = None, environ=None) -> str:
+    """The Preferences' language when it names one there is a catalogue for, else the system's."""
+    if preference and preference != SYSTEM and preference in available_languages():
+        return preference
+    return match_language(system_languages(environ))
+
+
+def translation(language: str) -> gettext.NullTranslations:
+    if language == ENGLISH:
+        return gettext.NullTranslations()
+    return gettext.translation(DOMAIN, str(LOCALE_DIR), languages=[language], fallback=True)
+
+
+def set_language(preference: str | None = None, environ=None) -> str:
+    """Speak ``preference`` (a language code, or None / SYSTEM to follow the system) from now on."""
+    global _translation, _language
+    _language = choose_language(preference, environ)
+    _translation = translation(_language)
+    return _language
+
+
+def current_language() -> str:
+    if _translation is None:
+        set_language()
+    return _language
+
+
+def _(message: str) -> str:
+    """``message`` in the current language (English when it has no translation)."""
+    if _translation is None:
+        set_language()
+    return _translation.gettext(message)
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    if _translation is None:
+        set_language()
+    return _translation.ngettext(singular, plural, n)
+
+
+def N_(message: str) -> str:
+    """Marks ``message`` for the catalogue; it is translated where it is shown, with ``_()``."""
+    return message
+
+
+def translate_argparse() -> None:
+    """Let argparse's own words ("usage:", "options", its error lines) come from our catalogue.
+
+    argparse binds ``gettext.gettext`` (the process-wide default domain) at import, which
+    follows only the environment and has no Chinese on most systems; pointing its two
+    names at ours gives its help and errors the same language as the rest of the tool."""
+    import argparse
+
+    argparse._ = _
+    argparse.ngettext = ngettext
