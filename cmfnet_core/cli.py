@@ -14,6 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from .i18n import N_, _, set_language, translate_argparse
 from .versions import version_text
 from .weights import TASKS
 
@@ -22,7 +23,7 @@ AUTO_TASK = "auto"  # detect.AUTO_TASK; kept here so --help needs no numpy or Op
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
-RESTORE_EXAMPLES = """\
+RESTORE_EXAMPLES = N_("""\
 examples:
   cmfnet restore photo.jpg
       looks at the photo, says on stderr what it found (blur, haze, raindrops),
@@ -37,125 +38,125 @@ examples:
 
 The original photo is never modified. Tiles keep memory bounded: a larger
 --tile is faster but needs more memory; --overlap hides seams between tiles.
-"""
+""")
 
-DETECT_EXAMPLES = """\
+DETECT_EXAMPLES = N_("""\
 examples:
   cmfnet detect photo.jpg
       photo.jpg<TAB>dehaze<TAB>0.87
   cmfnet detect *.jpg | awk -F'\\t' '$2 == "deblur"'
       the photos that look blurry
-"""
+""")
 
-WEIGHTS_EXAMPLES = """\
+WEIGHTS_EXAMPLES = N_("""\
 examples:
   cmfnet weights list
   cmfnet weights import deblur ~/Downloads/deblur_GoPro_CMFNet.pth
       converts the authors' official checkpoint (no PyTorch needed) and makes
       it the default for deblurring
-"""
+""")
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    engine = parser.add_argument_group("engine")
+    engine = parser.add_argument_group(_("engine"))
     engine.add_argument("--tile", type=int, default=None, metavar="N",
-                        help="tile side in pixels, a multiple of 8 (default: 512 for light "
-                             "weights, 256 for the full-size official model)")
+                        help=_("tile side in pixels, a multiple of 8 (default: 512 for light "
+                             "weights, 256 for the full-size official model)"))
     engine.add_argument("--overlap", type=int, default=32, metavar="N",
-                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
+                        help=_("pixels shared by neighbouring tiles, a multiple of 8 (default: 32)"))
     engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
+                        help=_("gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
                              "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
-                             "(default: cpu)")
+                             "(default: cpu)"))
     engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
-                        help="paddle is the exact reference; openvino is much faster on CPUs "
-                             "(default: auto)")
+                        help=_("paddle is the exact reference; openvino is much faster on CPUs "
+                             "(default: auto)"))
     engine.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
-                        help="auto: int8 where it was measured clearly faster and faithful (so far: "
+                        help=_("auto: int8 where it was measured clearly faster and faithful (so far: "
                              "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
                              "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "
-                             "to a minute (default: auto)")
+                             "to a minute (default: auto)"))
     engine.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads to use (default: all cores)")
+                        help=_("CPU threads to use (default: all cores)"))
     engine.add_argument("--local-stats", action="store_true",
-                        help="channel attention over a local window, so tiled and whole-image "
-                             "results agree more closely")
+                        help=_("channel attention over a local window, so tiled and whole-image "
+                             "results agree more closely"))
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cmfnet",
-        description="Make blurry, hazy or rain-spotted photos clear with CMFNet.",
-        epilog="Run 'cmfnet COMMAND --help' for the options and examples of each command.")
+        description=_("Make blurry, hazy or rain-spotted photos clear with CMFNet."),
+        epilog=_("Run 'cmfnet COMMAND --help' for the options and examples of each command."))
     parser.add_argument("--version", action=_PrintVersion, nargs=0,
-                        help="show the version of cmfnet and of the libraries it runs on")
+                        help=_("show the version of cmfnet and of the libraries it runs on"))
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
     restore = commands.add_parser(
-        "restore", help="restore photos and write NAME.TASK.EXT beside them",
-        description="Restore photos with CMFNet. Each photo is written as NAME.TASK.EXT "
-                    "beside the original (or where -o / --out-dir say).",
-        epilog=RESTORE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
+        "restore", help=_("restore photos and write NAME.TASK.EXT beside them"),
+        description=_("Restore photos with CMFNet. Each photo is written as NAME.TASK.EXT "
+                    "beside the original (or where -o / --out-dir say)."),
+        epilog=_(RESTORE_EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    restore.add_argument("paths", nargs="+", metavar="PATH", help=_("photos to restore"))
     restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
-                         help="what to remove (default: auto, detected per photo)")
+                         help=_("what to remove (default: auto, detected per photo)"))
     restore.add_argument("--weights", "-w", metavar="FILE",
-                         help="weights file to use instead of the installed default (needs --task)")
+                         help=_("weights file to use instead of the installed default (needs --task)"))
     where = restore.add_mutually_exclusive_group()
-    where.add_argument("-o", "--output", metavar="OUT", help="output file (one input only)")
-    where.add_argument("--out-dir", metavar="DIR", help="folder for the outputs")
+    where.add_argument("-o", "--output", metavar="OUT", help=_("output file (one input only)"))
+    where.add_argument("--out-dir", metavar="DIR", help=_("folder for the outputs"))
     restore.add_argument("--overwrite", action="store_true",
-                         help="replace an existing output: NAME.TASK.EXT from an earlier run "
+                         help=_("replace an existing output: NAME.TASK.EXT from an earlier run "
                               "(instead of moving on to NAME.TASK-2.EXT), or the -o file "
-                              "(even the original)")
+                              "(even the original)"))
     restore.add_argument("--progress-lines", action="store_true",
-                         help="print 'PROGRESS done total' lines to stderr instead of a bar "
-                              "(for programs that drive cmfnet)")
-    restore.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+                         help=_("print 'PROGRESS done total' lines to stderr instead of a bar "
+                              "(for programs that drive cmfnet)"))
+    restore.add_argument("--quiet", "-q", action="store_true", help=_("no progress bar"))
     _add_engine_options(restore)
     restore.set_defaults(run=run_restore)
 
-    weights = commands.add_parser("weights", help="list or import weights",
-                                  epilog=WEIGHTS_EXAMPLES,
+    weights = commands.add_parser("weights", help=_("list or import weights"),
+                                  epilog=_(WEIGHTS_EXAMPLES),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
     weights_commands.required = True
-    listing = weights_commands.add_parser("list", help="show installed weights and the default per task")
+    listing = weights_commands.add_parser("list", help=_("show installed weights and the default per task"))
     listing.set_defaults(run=run_weights_list)
     importing = weights_commands.add_parser(
-        "import", help="convert a weights file (official .pth, .pdparams) into your weights folder")
+        "import", help=_("convert a weights file (official .pth, .pdparams) into your weights folder"))
     importing.add_argument("task", choices=TASKS)
     importing.add_argument("file", metavar="FILE")
-    importing.add_argument("--name", help="name to store it under (default: the file's name)")
+    importing.add_argument("--name", help=_("name to store it under (default: the file's name)"))
     importing.set_defaults(run=run_weights_import)
 
     detect = commands.add_parser(
-        "detect", help="say what each photo needs: deblur, dehaze, deraindrop or none",
-        description="Look at each photo and print PATH<TAB>TASK<TAB>CONFIDENCE: TASK is "
+        "detect", help=_("say what each photo needs: deblur, dehaze, deraindrop or none"),
+        description=_("Look at each photo and print PATH<TAB>TASK<TAB>CONFIDENCE: TASK is "
                     "deblur, dehaze, deraindrop or none (looks fine), CONFIDENCE 0-1. "
-                    "This is the choice 'cmfnet restore' makes without --task.",
-        epilog=DETECT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    detect.add_argument("paths", nargs="+", metavar="PATH", help="photos to look at")
+                    "This is the choice 'cmfnet restore' makes without --task."),
+        epilog=_(DETECT_EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    detect.add_argument("paths", nargs="+", metavar="PATH", help=_("photos to look at"))
     detect.add_argument("--json", action="store_true",
-                        help="print one JSON list with every class's probability instead")
+                        help=_("print one JSON list with every class's probability instead"))
     detect.set_defaults(run=run_detect)
 
-    bench = commands.add_parser("bench", help="measure restoration speed on this machine",
-                                description="Benchmark the backends on this machine and print "
-                                            "ms per tile, megapixels per minute and TFLOP/s.")
+    bench = commands.add_parser("bench", help=_("measure restoration speed on this machine"),
+                                description=_("Benchmark the backends on this machine and print "
+                                            "ms per tile, megapixels per minute and TFLOP/s."))
     _add_optional(bench, "cmfnet_core.bench", "bench", argv)
 
-    train = commands.add_parser("train", help="train CMFNet weights on your photos (needs torch)",
-                                description="Train CMFNet on clean photos with synthesised "
-                                            "degradations (needs the 'train' extra: PyTorch).")
+    train = commands.add_parser("train", help=_("train CMFNet weights on your photos (needs torch)"),
+                                description=_("Train CMFNet on clean photos with synthesised "
+                                            "degradations (needs the 'train' extra: PyTorch)."))
     _add_optional(train, "cmfnet_core.training.train", "train", argv)
 
-    gui = commands.add_parser("gui", help="open the desktop app",
-                              description="Open the CMFNet Restore desktop app.")
-    gui.add_argument("files", nargs="*", metavar="FILE", help="photos to open")
+    gui = commands.add_parser("gui", help=_("open the desktop app"),
+                              description=_("Open the CMFNet Restore desktop app."))
+    gui.add_argument("files", nargs="*", metavar="FILE", help=_("photos to open"))
     gui.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
-                     help="task to select (auto: detected per photo)")
+                     help=_("task to select (auto: detected per photo)"))
     gui.set_defaults(run=run_gui)
     return parser
 
@@ -186,7 +187,7 @@ def _add_optional(parser: argparse.ArgumentParser, module_name: str, command: st
 
 def _unavailable(command: str, exc: ImportError) -> int:
     hint = " (pip install 'cmfnet-restore[train]')" if command == "train" else ""
-    _error(f"'{command}' is unavailable here: {exc}{hint}")
+    _error(_("'{command}' is unavailable here: {error}").format(command=command, error=exc) + hint)
     return EXIT_USAGE
 
 
@@ -218,7 +219,7 @@ class _Progress:
 
 
 def _error(message: str) -> None:
-    print(f"cmfnet: error: {message}", file=sys.stderr)
+    print(_("cmfnet: error: {message}").format(message=message), file=sys.stderr)
 
 
 def run_restore(args) -> int:
@@ -229,10 +230,10 @@ def run_restore(args) -> int:
 
     automatic = args.task == AUTO_TASK
     if args.output and len(args.paths) > 1:
-        _error("-o/--output takes one input; use --out-dir for several")
+        _error(_("-o/--output takes one input; use --out-dir for several"))
         return EXIT_USAGE
     if automatic and args.weights:
-        _error("--weights needs --task: say which task the file restores")
+        _error(_("--weights needs --task: say which task the file restores"))
         return EXIT_USAGE
     try:
         # every restorer up front (each only reads its weights): a missing file is exit 3
@@ -249,13 +250,13 @@ def run_restore(args) -> int:
         _error(str(exc))
         return EXIT_USAGE
     for note in next(iter(restorers.values())).notes:
-        print(f"cmfnet: note: {note}", file=sys.stderr)
+        print(_("cmfnet: note: {note}").format(note=note), file=sys.stderr)
     if args.out_dir:  # only once the weights are known good: a refused run leaves nothing behind
         try:
             Path(args.out_dir).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            reason = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
-            _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
+            reason = _("a file of that name is in the way") if isinstance(exc, FileExistsError) else exc.strerror
+            _error(_("--out-dir {folder}: cannot create the folder ({reason})").format(folder=args.out_dir, reason=reason))
             return EXIT_USAGE
 
     failures = 0
@@ -265,17 +266,17 @@ def run_restore(args) -> int:
         try:
             photo = read_image(source)
             for note in photo.info.notes:
-                print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
+                print(_("cmfnet: note: {path}: {note}").format(path=source, note=note), file=sys.stderr)
             task = _detected_task(source, photo.pixels, detector) if automatic else args.task
             if task is None:
                 continue
             if restorers[task].calibration_pending:
-                print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
-                      "(once per weights file; up to a minute)", file=sys.stderr)
+                print(_("cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                      "(once per weights file; up to a minute)").format(task=task), file=sys.stderr)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
-                raise ImageError(f"{dest}: is the original photo; pass --overwrite to replace it")
+                raise ImageError(_("{path}: is the original photo; pass --overwrite to replace it").format(path=dest))
             restored = restorers[task].restore(photo.pixels, progress=progress)
             _handle_termination()
             # a name chosen here may be taken by another run meanwhile: take the next counter
@@ -288,7 +289,7 @@ def run_restore(args) -> int:
             continue
         except MemoryError:
             progress.close()
-            _error(f"{source}: out of memory; try a smaller --tile")
+            _error(_("{path}: out of memory; try a smaller --tile").format(path=source))
             failures += 1
             continue
         except Cancelled:
@@ -304,13 +305,13 @@ def _detected_task(source: Path, pixels, detector) -> str | None:
     from .detect import LOOKS, detect
 
     found = detect(pixels, detector)
-    looks = f"looks {LOOKS[found.task]} ({round(100 * found.confidence)} %)"
+    looks = _("looks {what} ({percent} %)").format(what=_(LOOKS[found.task]), percent=round(100 * found.confidence))
     if found.restore_task:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
         return found.restore_task
-    why = "" if found.task == "none" else ", too unsure to restore"
-    print(f"cmfnet: {source}: {looks}{why}; skipped (to restore it anyway, pass "
-          f"--task {' / '.join(TASKS)})", file=sys.stderr)
+    why = "" if found.task == "none" else _(", too unsure to restore")
+    print(_("cmfnet: {path}: {looks}{why}; skipped (to restore it anyway, pass "
+          "--task {tasks})").format(path=source, looks=looks, why=why, tasks=' / '.join(TASKS)), file=sys.stderr)
     return None
 
 
@@ -364,13 +365,13 @@ def run_weights_list(args) -> int:
         entries = installed_weights(task)
         print(f"{task}:")
         if not entries:
-            print(f"  (none) import with: cmfnet weights import {task} FILE")
+            print(_("  (none) import with: cmfnet weights import {task} FILE").format(task=task))
         for entry in entries:
             mark = "*" if default and entry.path == default.path else " "
             config = entry.config
             width = f"n_feat={config.get('n_feat')}/{config.get('scale_unetfeats')}" if config else ""
             print(f" {mark} {entry.kind:<8} {width:<14} {entry.path}")
-    print(f"(* = default; imported weights are stored in {user_weights_dir()})")
+    print(_("(* = default; imported weights are stored in {folder})").format(folder=user_weights_dir()))
     return EXIT_OK
 
 
@@ -395,12 +396,12 @@ def run_gui(args) -> int:
 
     found = entry_points(group="gui_scripts", name="cmfnet-gui")
     if not found:
-        _error("the desktop app is not installed (pip install 'cmfnet-restore[gui]')")
+        _error(_("the desktop app is not installed (pip install 'cmfnet-restore[gui]')"))
         return EXIT_USAGE
     try:
         gui_main = next(iter(found)).load()
     except ImportError as exc:
-        _error(f"the desktop app needs PyQt6 (pip install 'cmfnet-restore[gui]'): {exc}")
+        _error(_("the desktop app needs PyQt6 (pip install 'cmfnet-restore[gui]'): {error}").format(error=exc))
         return EXIT_USAGE
     argv = list(args.files)
     if args.task:
@@ -426,6 +427,8 @@ def _handle_termination() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    set_language()  # the system's language, read again: a test or a caller may have changed it
+    translate_argparse()
     args = build_parser(argv).parse_args(argv)
     # paddle warns about a C++ compiler cache on import: noise between the one-line messages
     warnings.filterwarnings("ignore", message="No ccache found", category=UserWarning)
@@ -435,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a reader that went away shows here rather than in Python's exit
         return code
     except KeyboardInterrupt:
-        print("cmfnet: interrupted", file=sys.stderr)
+        print(_("cmfnet: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return _reader_went_away()

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
+from .i18n import N_, _
 from .weights import BUNDLED_DIR, TASKS
 
 DETECT_CLASSES = TASKS + ("none",)
@@ -46,7 +47,7 @@ DETAIL_LONG_SIDE = 1024   # blur is judged at this scale at most (a 24-MP photo'
 DETECTOR_FORMAT = "cmfnet-restore/detector-1"
 DETECTOR_WEIGHTS = BUNDLED_DIR / "detector.pdparams"
 
-LOOKS = {"deblur": "blurry", "dehaze": "hazy", "deraindrop": "rain-spotted", "none": "fine"}
+LOOKS = {"deblur": N_("blurry"), "dehaze": N_("hazy"), "deraindrop": N_("rain-spotted"), "none": N_("fine")}
 
 
 class DetectorError(ValueError):
@@ -74,8 +75,8 @@ class Detection:
 
     def summary(self) -> str:
         """One line for people, e.g. "Looks hazy · 87 %"."""
-        lead = "Looks" if self.task == "none" or self.restore_task else "Maybe"
-        return f"{lead} {LOOKS[self.task]} · {round(100 * self.confidence)} %"
+        lead = _("Looks {what} · {percent} %") if self.task == "none" or self.restore_task else _("Maybe {what} · {percent} %")
+        return lead.format(what=_(LOOKS[self.task]), percent=round(100 * self.confidence))
 
     def as_dict(self) -> dict:
         return {"task": self.task, "confidence": round(self.confidence, 4),
@@ -164,11 +165,11 @@ def _read_detector(path: str | Path) -> tuple[dict[str, np.ndarray], str]:
         raw = path.read_bytes()
         meta = json.loads(sidecar.read_text(encoding="utf-8"))
     except OSError as e:
-        raise DetectorError(f"cannot read the detector's weights: {e.strerror}: {e.filename}") from None
+        raise DetectorError(_("cannot read the detector's weights: {reason}: {path}").format(reason=e.strerror, path=e.filename)) from None
     except ValueError:
-        raise DetectorError(f"{sidecar} is not valid JSON") from None
+        raise DetectorError(_("{path} is not valid JSON").format(path=sidecar)) from None
     if meta.get("format") != DETECTOR_FORMAT or hashlib.sha256(raw).hexdigest() != meta.get("sha256"):
-        raise DetectorError(f"{path} is not this version's detector weights (format or checksum differ)")
+        raise DetectorError(_("{path} is not this version's detector weights (format or checksum differ)").format(path=path))
     try:
         state = load_pickled(path)
     except CheckpointError as e:
@@ -192,7 +193,7 @@ def _fitted_network(state: dict[str, np.ndarray], weights):
     got = {k: tuple(v.shape) for k, v in state.items()}
     if expected != got:
         wrong = sorted(set(expected.items()) ^ set(got.items()))[:3]
-        raise DetectorError(f"{weights} does not fit the detector network (e.g. {wrong})")
+        raise DetectorError(_("{path} does not fit the detector network (e.g. {wrong})").format(path=weights, wrong=wrong))
     return network
 
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from .backends import PER_SHAPE, Backend, check_options, make_backend
 from .backends.precision import resolve_precision
+from .i18n import _
 from .tiling import MULTIPLE, axis_weight_sums, blend_weights, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
@@ -94,7 +95,7 @@ class Restorer:
                  overlap: int = DEFAULT_OVERLAP, device: str = "cpu", backend: str = "auto",
                  precision: str = "auto", threads: int | None = None, local_stats: bool | int = False):
         if task not in TASKS:
-            raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+            raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
         self.weights_path = resolve_weights(task, weights)
         self.weights: Weights = read_weights(self.weights_path)
         if tile is None:
@@ -102,7 +103,7 @@ class Restorer:
         plan_tiles(tile, tile, tile, overlap)  # validates tile and overlap early
         self.task, self.tile, self.overlap = task, tile, overlap
         if self.weights.task and self.weights.task != task:
-            raise WeightsError(f"{self.weights_path.name} holds {self.weights.task} weights, not {task}")
+            raise WeightsError(_("{name} holds {made_for} weights, not {task}").format(name=self.weights_path.name, made_for=self.weights.task, task=task))
         if local_stats is True:
             local_stats = self._training_patch()
         self.local_window = int(local_stats or 0)

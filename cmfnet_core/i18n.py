@@ -134,3 +134,22 @@ def translate_argparse() -> None:
 
     argparse._ = _
     argparse.ngettext = ngettext
+
+
+class Translated(dict):
+    """A table of ``N_``-marked names whose values come out in the current language.
+
+    ``TITLES = Translated({"deblur": N_("Deblur")})``: ``TITLES["deblur"]`` is "去模糊" in
+    Chinese, looked up when read, so a table built at import follows a later language change."""
+
+    def __getitem__(self, key):
+        return _(super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+    def values(self):
+        return [self[key] for key in self]
+
+    def items(self):
+        return [(key, self[key]) for key in self]

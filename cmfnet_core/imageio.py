@@ -34,6 +34,7 @@ import numpy as np
 
 from . import tiff
 from .files import write_atomic
+from .i18n import _
 
 DEFAULT_MAX_PIXELS = 250_000_000  # about 16k x 16k; raise with CMFNET_MAX_PIXELS
 EXIF_ORIENTATION = 0x0112
@@ -105,20 +106,20 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(_("{path}: no such file").format(path=path)) from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot open ({exc.strerror})") from None
+        raise ImageError(_("{path}: cannot open ({reason})").format(path=path, reason=exc.strerror)) from None
     if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not a photo")
+        raise ImageError(_("{path}: is a folder, not a photo").format(path=path))
     if size == 0:
-        raise ImageError(f"{path}: the file is empty")
+        raise ImageError(_("{path}: the file is empty").format(path=path))
     if size > 8 * limit + (64 << 20):  # more than 16-bit RGBA, uncompressed, plus metadata: not read
-        raise ImageError(f"{path}: {size:,} bytes is more than any photo within the limit of "
-                         f"{limit:,} pixels (set CMFNET_MAX_PIXELS to allow larger images)")
+        raise ImageError(_("{path}: {size} bytes is more than any photo within the limit of "
+                         "{limit} pixels (set CMFNET_MAX_PIXELS to allow larger images)").format(path=path, size=f"{size:,}", limit=f"{limit:,}"))
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
+        raise ImageError(_("{path}: cannot read ({reason})").format(path=path, reason=exc.strerror)) from None
     try:
         page = tiff.first_page(data) if tiff.is_tiff(data) else None
         if page is not None and page.bits == 16:
@@ -133,16 +134,16 @@ def read_image(path: str | os.PathLike, limit: int | None = None) -> Photo:
     except tiff.Unsupported as exc:
         raise ImageError(f"{path}: {exc}") from None
     except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image, or a format this tool does not read "
-                         f"({', '.join(s.lstrip('.') for s in READABLE)})") from None
+        raise ImageError(_("{path}: not an image, or a format this tool does not read "
+                         "({formats})").format(path=path, formats=', '.join(s.lstrip('.') for s in READABLE))) from None
     except (OSError, SyntaxError, ValueError, struct.error, EOFError, zlib.error,
             IndexError, KeyError, TypeError) as exc:  # what the parsers raise on bad bytes
         reason = str(exc) or exc.__class__.__name__
         if "truncated" in reason or isinstance(exc, EOFError):
-            reason = "the file is truncated"
-        raise ImageError(f"{path}: damaged image ({reason})") from None
+            reason = _("the file is truncated")
+        raise ImageError(_("{path}: damaged image ({reason})").format(path=path, reason=reason)) from None
     except MemoryError:
-        raise ImageError(f"{path}: not enough memory to decode this image") from None
+        raise ImageError(_("{path}: not enough memory to decode this image").format(path=path)) from None
     return Photo(pixels=pixels, info=info, path=path)
 
 
@@ -170,8 +171,8 @@ def header_size(path: str | os.PathLike, limit: int | None = None) -> tuple[int,
 def _check_size(path: Path, size: tuple[int, int], limit: int) -> None:
     width, height = size
     if width * height > limit:
-        raise ImageError(f"{path}: {width} x {height} pixels is over the limit of {limit:,} "
-                         "(set CMFNET_MAX_PIXELS to allow larger images)")
+        raise ImageError(_("{path}: {width} x {height} pixels is over the limit of {limit} "
+                         "(set CMFNET_MAX_PIXELS to allow larger images)").format(path=path, width=width, height=height, limit=f"{limit:,}"))
 
 
 def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
@@ -182,9 +183,9 @@ def _decode(image, data: bytes) -> tuple[ImageInfo, np.ndarray]:
         frames = 0  # a later frame is damaged; the first may still be whole
         image.seek(0)
     if frames > 1:
-        notes.append(f"animated image: only the first of {frames} frames is restored")
+        notes.append(_("animated image: only the first of {frames} frames is restored").format(frames=frames))
     elif frames == 0:
-        notes.append("animated image with damaged later frames: only the first frame is restored")
+        notes.append(_("animated image with damaged later frames: only the first frame is restored"))
     depth = _bit_depth(image, data)
     if depth == 8:
         # decode now, so damaged pixel data is reported as such; reading EXIF may need
@@ -217,7 +218,7 @@ def _decode_tiff_16bit(data: bytes) -> tuple[ImageInfo, np.ndarray]:
         # a damaged directory, or BigTIFF, which Pillow's EXIF reader does not know
         icc = dpi = None
         exif_bytes, orientation = None, 1
-        notes.append("the TIFF's tags could not be read: ICC profile and EXIF were dropped")
+        notes.append(_("the TIFF's tags could not be read: ICC profile and EXIF were dropped"))
     else:
         exif_bytes, orientation = _read_exif(lambda: tags, notes, is_tiff=True)
     pixels = tiff.decode(data)
@@ -252,7 +253,7 @@ def _read_exif(load_exif, notes: list[str], is_tiff: bool = False) -> tuple[byte
         exif[EXIF_ORIENTATION] = 1
         return exif.tobytes(), orientation
     except Exception:  # noqa: BLE001 - any broken EXIF block: keep the pixels, drop the block
-        notes.append("the EXIF block is damaged and was dropped")
+        notes.append(_("the EXIF block is damaged and was dropped"))
         return None, 1
 
 
@@ -374,8 +375,8 @@ def next_counter_name(path: Path) -> Path:
 def format_for(path: Path, info: ImageInfo | None) -> str:
     fmt = SUFFIX_FORMAT.get(path.suffix.lower())
     if fmt is None:
-        raise ImageError(f"{path}: unknown output format {path.suffix!r}; use one of "
-                         f"{', '.join(sorted(set(SUFFIX_FORMAT)))}")
+        raise ImageError(_("{path}: unknown output format {suffix}; use one of "
+                         "{formats}").format(path=path, suffix=repr(path.suffix), formats=', '.join(sorted(set(SUFFIX_FORMAT)))))
     return fmt
 
 
@@ -486,23 +487,23 @@ def atomic_write(path: Path, data: bytes, overwrite: bool = False, next_free: bo
     """
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
-        raise ImageError(f"{path}: the folder {folder} does not exist")
+        raise ImageError(_("{path}: the folder {folder} does not exist").format(path=path, folder=folder))
     if not overwrite and not next_free and (path.exists() or path.is_symlink()):
-        raise ImageError(f"{path}: already exists (not overwritten)")
+        raise ImageError(_("{path}: already exists (not overwritten)").format(path=path))
     try:
         return write_atomic(path, data, overwrite=overwrite,
                             next_name=next_counter_name if next_free else None)
     except FileExistsError:
-        raise ImageError(f"{path}: already exists (not overwritten)") from None
+        raise ImageError(_("{path}: already exists (not overwritten)").format(path=path)) from None
     except OSError as exc:
-        raise ImageError(f"{path}: cannot write ({_describe(exc)})") from None
+        raise ImageError(_("{path}: cannot write ({reason})").format(path=path, reason=_describe(exc))) from None
 
 
 def _describe(exc: OSError) -> str:
     if exc.errno == errno.ENOSPC:
-        return "the disk is full"
+        return _("the disk is full")
     if exc.errno == errno.EFBIG:
-        return "the file is too large for this disk or limit"
+        return _("the file is too large for this disk or limit")
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return "permission denied: the folder is read-only"
+        return _("permission denied: the folder is read-only")
     return exc.strerror or str(exc)

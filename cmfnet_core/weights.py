@@ -25,6 +25,7 @@ import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
 from .files import write_atomic
+from .i18n import _
 from .network_config import Config, expected_shapes
 
 TASKS = ("deblur", "dehaze", "deraindrop")
@@ -159,9 +160,9 @@ def read_weights(path: str | os.PathLike) -> Weights:
     """Read and check any supported weights file. Raises WeightsError with one clear line."""
     path = Path(path)
     if not path.exists():
-        raise WeightsError(f"{path}: no such file")
+        raise WeightsError(_("{path}: no such file").format(path=path))
     if path.is_dir():
-        raise WeightsError(f"{path}: is a folder, expected a weights file")
+        raise WeightsError(_("{path}: is a folder, expected a weights file").format(path=path))
     try:
         obj = load_pickled(path)
     except CheckpointError as exc:
@@ -187,7 +188,7 @@ def read_weights(path: str | os.PathLike) -> Weights:
     except WeightsError as exc:
         raise WeightsError(f"{path.name}: {exc}") from None
     if meta.get("sha256") and meta["sha256"] != sha256(path):
-        raise WeightsError(f"{path.name}: sha256 does not match its sidecar (file changed or corrupt)")
+        raise WeightsError(_("{name}: sha256 does not match its sidecar (file changed or corrupt)").format(name=path.name))
     return Weights(state=state, config=config, meta=meta, path=path)
 
 
@@ -220,7 +221,7 @@ def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, proven
     """Write the project format: ``path`` (.pdparams, a plain pickle of float32 arrays
     that ``paddle.load`` also reads) and its ``.json`` sidecar."""
     if task not in TASKS:
-        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     return write_params(weights.state, path, {"format": FORMAT, "task": task,
                                               "config": weights.config.as_dict(),
                                               "provenance": provenance})
@@ -242,11 +243,11 @@ def import_weights(task: str, source: str | os.PathLike, name: str | None = None
                    kind: str = "official") -> Path:
     """Convert ``source`` (any supported format) into the user's weights folder."""
     if task not in TASKS:
-        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     source = Path(source)
     weights = read_weights(source)
     if weights.task and weights.task != task:
-        raise WeightsError(f"{source.name} was made for {weights.task}, not {task}")
+        raise WeightsError(_("{name} was made for {made_for}, not {task}").format(name=source.name, made_for=weights.task, task=task))
     target = user_weights_dir() / task / f"{name or source.stem}.pdparams"
     provenance = {"kind": kind, "source_file": source.name, "source_sha256": sha256(source)}
     provenance.update(weights.meta.get("provenance", {}) if weights.meta else {})
@@ -293,7 +294,7 @@ def installed_weights(task: str) -> list[Installed]:
 def default_weights(task: str) -> Installed | None:
     """Imported official weights when present (newest first), else the bundled default."""
     if task not in TASKS:
-        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     entries = installed_weights(task)
     official = [e for e in entries if e.kind == "official"]
     if official:
@@ -311,6 +312,6 @@ def resolve_weights(task: str, weights: str | os.PathLike | None = None) -> Path
     entry = default_weights(task)
     if entry is None:
         raise WeightsError(
-            f"no weights installed for {task}: import the official CMFNet weights with "
-            f"'cmfnet weights import {task} FILE.pth', or pass --weights FILE")
+            _("no weights installed for {task}: import the official CMFNet weights with "
+              "'cmfnet weights import {task} FILE.pth', or pass --weights FILE").format(task=task))
     return entry.path

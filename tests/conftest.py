@@ -22,6 +22,19 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
     return base
 
 
+@pytest.fixture(autouse=True)
+def english(monkeypatch):
+    """Tests read the English messages whatever the machine's language (test_i18n switches)."""
+    from cmfnet_core import i18n
+
+    for name in ("LANGUAGE", "LC_ALL", "LC_MESSAGES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    i18n.set_language(i18n.ENGLISH)
+    yield
+    i18n.set_language(i18n.ENGLISH)
+
+
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
     if not CONFORMANCE.is_dir():

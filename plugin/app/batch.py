@@ -17,11 +17,13 @@ from PyQt6.QtCore import Qt, pyqtSignal
 from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton,
                              QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from cmfnet_core.i18n import N_, _
+
 from .jobs import BATCH, AutoOutcome, Job
 from .workers import JobRunner
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "Queued", "Running", "Saved", "Failed", "Cancelled"
-LEFT = "Left as it is"  # Automatic found nothing to restore
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = N_("Queued"), N_("Running"), N_("Saved"), N_("Failed"), N_("Cancelled")
+LEFT = N_("Left as it is")  # Automatic found nothing to restore
 FINISHED = (DONE, LEFT, FAILED, CANCELLED)
 
 
@@ -46,21 +48,21 @@ class BatchPanel(QWidget):
         self.make_job = make_job
         self.entries: list[Entry] = []
         self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Photo", "Status"])
+        self.table.setHorizontalHeaderLabels([_("Photo"), _("Status")])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_requested.emit(str(self.entries[row].path)))
-        self.run_button = QPushButton("Restore all")
-        self.run_button.setToolTip("Restore every queued photo with the current task (Automatic: "
+        self.run_button = QPushButton(_("Restore all"))
+        self.run_button.setToolTip(_("Restore every queued photo with the current task (Automatic: "
                                    "what each one needs); each is saved as NAME.TASK.EXT beside "
-                                   "the original")
+                                   "the original"))
         self.run_button.clicked.connect(self.start)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QPushButton(_("Cancel"))
         self.cancel_button.clicked.connect(self.cancel)
-        self.clear_button = QPushButton("Clear finished")
+        self.clear_button = QPushButton(_("Clear finished"))
         self.clear_button.clicked.connect(self.clear_finished)
         buttons = QHBoxLayout()
         for button in (self.run_button, self.cancel_button, self.clear_button):
@@ -104,7 +106,7 @@ class BatchPanel(QWidget):
         for entry in self.entries:
             if entry.status in (QUEUED, FAILED, CANCELLED) and entry.job is None:
                 entry.job = self.make_job(entry.path)
-                entry.status, entry.detail = QUEUED, "waiting"
+                entry.status, entry.detail = QUEUED, _("waiting")
                 self._show(entry)
                 self.runner.submit(entry.job)
         self._update_buttons()
@@ -125,12 +127,12 @@ class BatchPanel(QWidget):
 
     def _on_started(self, job: Job) -> None:
         if entry := self._entry(job):
-            entry.status, entry.detail = RUNNING, "reading"
+            entry.status, entry.detail = RUNNING, _("reading")
             self._show(entry)
 
     def _on_progress(self, job: Job, done: int, total: int) -> None:
         if entry := self._entry(job):
-            entry.detail = f"tile {done}/{total}"
+            entry.detail = _("tile {done}/{total}").format(done=done, total=total)
             self._show(entry)
 
     def _on_succeeded(self, job: Job, outcome) -> None:
@@ -165,7 +167,7 @@ class BatchPanel(QWidget):
     # --- display --------------------------------------------------------------------------
     def _show(self, entry: Entry) -> None:
         row = self.entries.index(entry)
-        text = entry.status + (f" — {entry.detail}" if entry.detail else "")
+        text = _(entry.status) + (f" — {entry.detail}" if entry.detail else "")
         item = self.table.item(row, 1)
         item.setText(text)
         item.setToolTip(str(entry.output) if entry.output else entry.detail)

@@ -12,17 +12,18 @@ from pathlib import Path
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from cmfnet_core.i18n import N_, Translated, _
 from cmfnet_core.imageio import READABLE, SUFFIX_FORMAT
 
-OPEN_FILTER = "Photos ({});;All files (*)".format(" ".join(f"*{s}" for s in READABLE))
-SAVE_FILTERS = {
-    "PNG": "PNG image (*.png)",
-    "JPEG": "JPEG image (*.jpg *.jpeg)",
-    "TIFF": "TIFF image (*.tif *.tiff)",
-    "WEBP": "WebP image (*.webp)",
-    "BMP": "BMP image (*.bmp)",
-}
-WEIGHTS_FILTER = "CMFNet weights (*.pth *.pdparams *.pt);;All files (*)"
+OPEN_FILTER = N_("Photos ({patterns});;All files (*)")  # patterns: " ".join(f"*{s}" for s in READABLE)
+SAVE_FILTERS = Translated({
+    "PNG": N_("PNG image (*.png)"),
+    "JPEG": N_("JPEG image (*.jpg *.jpeg)"),
+    "TIFF": N_("TIFF image (*.tif *.tiff)"),
+    "WEBP": N_("WebP image (*.webp)"),
+    "BMP": N_("BMP image (*.bmp)"),
+})
+WEIGHTS_FILTER = N_("CMFNet weights (*.pth *.pdparams *.pt);;All files (*)")
 
 SAVE, DISCARD, CANCEL = "save", "discard", "cancel"
 
@@ -34,26 +35,27 @@ class Prompts:
         self.parent = parent
 
     def open_files(self, folder: str) -> list[str]:
-        paths, _ = QFileDialog.getOpenFileNames(self.parent, "Open photos", folder, OPEN_FILTER)
+        paths, _filter = QFileDialog.getOpenFileNames(self.parent, _("Open photos"), folder, _(OPEN_FILTER).format(patterns=" ".join(f"*{s}" for s in READABLE)))
         return paths
 
-    def save_path(self, suggested: Path, title: str = "Save restored photo as") -> str | None:
+    def save_path(self, suggested: Path, title: str | None = None) -> str | None:
+        title = title or _("Save restored photo as")
         fmt = SUFFIX_FORMAT.get(suggested.suffix.lower(), "PNG")
         filters = ";;".join([SAVE_FILTERS[fmt]] + [f for k, f in SAVE_FILTERS.items() if k != fmt])
-        path, _ = QFileDialog.getSaveFileName(self.parent, title, str(suggested), filters)
+        path, _filter = QFileDialog.getSaveFileName(self.parent, title, str(suggested), filters)
         return path or None
 
     def weights_file(self, task_title: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(
-            self.parent, f"Import official CMFNet weights for {task_title}", str(Path.home()),
-            WEIGHTS_FILTER)
+        path, _filter = QFileDialog.getOpenFileName(
+            self.parent, _("Import official CMFNet weights for {task}").format(task=task_title), str(Path.home()),
+            _(WEIGHTS_FILTER))
         return path or None
 
     def confirm_overwrite_original(self, path: Path) -> bool:
-        box = QMessageBox(QMessageBox.Icon.Warning, "Replace the original?",
-                          f"“{path.name}” is your original photo. Replacing it with the restored "
-                          "version cannot be undone.", parent=self.parent)
-        replace = box.addButton("Replace original", QMessageBox.ButtonRole.DestructiveRole)
+        box = QMessageBox(QMessageBox.Icon.Warning, _("Replace the original?"),
+                          _("“{name}” is your original photo. Replacing it with the restored "
+                          "version cannot be undone.").format(name=path.name), parent=self.parent)
+        replace = box.addButton(_("Replace original"), QMessageBox.ButtonRole.DestructiveRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         box.exec()
@@ -61,8 +63,8 @@ class Prompts:
 
     def unsaved_result(self, name: str) -> str:
         answer = QMessageBox.question(
-            self.parent, "Unsaved restoration",
-            f"The restoration of “{name}” has not been saved. Save it before closing?",
+            self.parent, _("Unsaved restoration"),
+            _("The restoration of “{name}” has not been saved. Save it before closing?").format(name=name),
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         return {QMessageBox.StandardButton.Save: SAVE,
@@ -70,8 +72,8 @@ class Prompts:
 
     def discard_result(self, name: str) -> bool:
         answer = QMessageBox.question(
-            self.parent, "Discard the restoration?",
-            f"Changing the task discards the unsaved restoration of “{name}”.",
+            self.parent, _("Discard the restoration?"),
+            _("Changing the task discards the unsaved restoration of “{name}”.").format(name=name),
             QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Cancel)
         return answer == QMessageBox.StandardButton.Discard

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.i18n import _
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
@@ -352,20 +353,20 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     from cmfnet_core.imageio import ImageError
 
     if isinstance(exc, DetectorError):
-        return "Automatic is not available", f"{exc}\n\nChoose the task yourself."
+        return _("Automatic is not available"), f"{exc}\n\n" + _("Choose the task yourself.")
     if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
-        return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
+        return _("GPU not available"), f"{exc}\n\n" + _("Choose the CPU in Preferences, or install the GPU build.")
     if isinstance(exc, WeightsError):
-        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Import official weights… to add the "
-                                   "CMFNet weights for this task.")
+        return _("Weights problem"), (f"{exc}\n\n" + _("Use Restore ▸ Import official weights… to add the "
+                                   "CMFNet weights for this task."))
     if isinstance(exc, ImageError):
-        return "Cannot use this photo", str(exc)
+        return _("Cannot use this photo"), str(exc)
     if is_out_of_memory(exc):
-        return "Out of memory", ("There was not enough memory to restore this photo. "
+        return _("Out of memory"), _("There was not enough memory to restore this photo. "
                                  "Lower the tile size in Preferences and try again.")
     if isinstance(exc, OSError):
-        return "File error", str(exc)
-    return "Unexpected error", f"{type(exc).__name__}: {exc}"
+        return _("File error"), str(exc)
+    return _("Unexpected error"), f"{type(exc).__name__}: {exc}"
 
 
 class Eta:
@@ -386,12 +387,12 @@ class Eta:
 
 def format_eta(seconds: float | None) -> str:
     if seconds is None:
-        return "estimating…"
+        return _("estimating…")
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"about {max(seconds, 1)} s left"
+        return _("about {seconds} s left").format(seconds=max(seconds, 1))
     minutes, seconds = divmod(seconds, 60)
-    return f"about {minutes} min {seconds:02d} s left"
+    return _("about {minutes} min {seconds} s left").format(minutes=minutes, seconds=f"{seconds:02d}")
 
 
 def describe_weights(task: str) -> tuple[str, str, bool]:
@@ -401,9 +402,9 @@ def describe_weights(task: str) -> tuple[str, str, bool]:
     try:
         entry = default_weights(task)
     except (WeightsError, OSError) as exc:
-        return "weights: error", str(exc), False
+        return _("weights: error"), str(exc), False
     if entry is None:
-        return "no weights installed", f"No weights are installed for {task}.", False
+        return _("no weights installed"), _("No weights are installed for {task}.").format(task=task), False
     kind = entry.kind
-    label = {"bundled": "bundled default", "official": "official (imported)"}.get(kind, f"{kind} (imported)")
+    label = {"bundled": _("bundled default"), "official": _("official (imported)")}.get(kind, _("{kind} (imported)").format(kind=kind))
     return label, f"{task}: {entry.path}", True

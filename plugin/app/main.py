@@ -7,14 +7,16 @@ import signal
 import sys
 
 from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.i18n import _, translate_argparse
 from cmfnet_core.weights import TASKS
 
 
 def parse_args(argv: list[str] | None):
-    parser = argparse.ArgumentParser(prog="cmfnet-gui", description="Open the CMFNet Restore desktop app.")
-    parser.add_argument("files", nargs="*", metavar="FILE", help="photos to open (several make a batch)")
+    translate_argparse()
+    parser = argparse.ArgumentParser(prog="cmfnet-gui", description=_("Open the CMFNet Restore desktop app."))
+    parser.add_argument("files", nargs="*", metavar="FILE", help=_("photos to open (several make a batch)"))
     parser.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
-                        help="task to select (auto: found per photo)")
+                        help=_("task to select (auto: found per photo)"))
     # Qt's own options (e.g. -platform) are passed through untouched
     return parser.parse_known_args(argv)
 
@@ -29,7 +31,7 @@ def install_excepthook(window) -> None:
             return
         log.error("unexpected error", exc_info=(kind, value, tb))
         try:
-            window.errors.show("Unexpected error", f"{kind.__name__}: {value}\n\nDetails are in the terminal log.")
+            window.errors.show(_("Unexpected error"), f"{kind.__name__}: {value}\n\n" + _("Details are in the terminal log."))
         except Exception:  # the window may be gone
             pass
 
@@ -43,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     problem = xcb_problem(qt_args)  # Qt would abort the process with a message few can act on
     if problem:
-        print(f"cmfnet-gui: error: {problem}", file=sys.stderr)
+        print(_("cmfnet-gui: error: {message}").format(message=problem), file=sys.stderr)
         return 2
 
     from PyQt6.QtGui import QIcon
@@ -57,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(DISPLAY_NAME)
     app.setDesktopFileName("cmfnet-restore")
+    from .settings import AppSettings
+    from .translations import install_translations
+
+    install_translations(app, AppSettings().language())
     if ICON_PATH.exists():
         app.setWindowIcon(QIcon(str(ICON_PATH)))
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl+C in the terminal quits

@@ -1,11 +1,13 @@
-"""Preferences: how tiles run (size, overlap, device, backend, precision, threads)."""
+"""Preferences: how tiles run (size, overlap, device, backend, precision, threads), and the language."""
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox,
                              QVBoxLayout)
 
+from cmfnet_core import i18n
 from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS
 from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.i18n import _
 
 from .jobs import EngineOptions
 
@@ -13,28 +15,35 @@ from .jobs import EngineOptions
 class PreferencesDialog(QDialog):
     """Edits an :class:`EngineOptions`; ``options()`` returns the edited copy."""
 
-    def __init__(self, options: EngineOptions, parent=None):
+    def __init__(self, options: EngineOptions, parent=None, language: str = i18n.SYSTEM):
         super().__init__(parent)
-        self.setWindowTitle("Preferences")
+        self.setWindowTitle(_("Preferences"))
         self.tile = self._spin(64, 2048, 8, options.tile, " px")
-        self.tile.setToolTip("Larger tiles see more context and run faster, but need more memory.")
+        self.tile.setToolTip(_("Larger tiles see more context and run faster, but need more memory."))
         self.overlap = self._spin(0, 256, 8, options.overlap, " px")
-        self.overlap.setToolTip("Pixels shared by neighbouring tiles, blended so no seam shows.")
+        self.overlap.setToolTip(_("Pixels shared by neighbouring tiles, blended so no seam shows."))
         self.device = self._combo(DEVICES, options.device)
         self.backend = self._combo(BACKENDS, options.backend)
         self.precision = self._combo(PRECISIONS, options.precision)
         self.threads = self._spin(0, 256, 1, options.threads or 0, "")
-        self.threads.setSpecialValueText("automatic")
+        self.threads.setSpecialValueText(_("automatic"))
+        self.language = QComboBox()
+        self.language.addItem(_("System language"), i18n.SYSTEM)
+        for code in i18n.available_languages():
+            self.language.addItem(i18n.NATIVE_NAMES.get(code, code), code)
+        self.language.setCurrentIndex(max(self.language.findData(language), 0))
+        self.language.setToolTip(_("Takes effect the next time the app starts."))
 
         form = QFormLayout()
-        form.addRow("Tile size:", self.tile)
-        form.addRow("Tile overlap:", self.overlap)
-        form.addRow("Device:", self.device)
-        form.addRow("Backend:", self.backend)
-        form.addRow("Precision:", self.precision)
-        form.addRow("CPU threads:", self.threads)
-        hint = QLabel("Out of memory? Lower the tile size. "
-                      f"Defaults: tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, cpu, auto.")
+        form.addRow(_("Tile size:"), self.tile)
+        form.addRow(_("Tile overlap:"), self.overlap)
+        form.addRow(_("Device:"), self.device)
+        form.addRow(_("Backend:"), self.backend)
+        form.addRow(_("Precision:"), self.precision)
+        form.addRow(_("CPU threads:"), self.threads)
+        form.addRow(_("Language:"), self.language)
+        hint = QLabel(_("Out of memory? Lower the tile size. "
+                      "Defaults: tile {tile}, overlap {overlap}, cpu, auto.").format(tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP))
         hint.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel
@@ -71,6 +80,10 @@ class PreferencesDialog(QDialog):
         self.backend.setCurrentText(options.backend)
         self.precision.setCurrentText(options.precision)
         self.threads.setValue(options.threads or 0)
+
+    def chosen_language(self) -> str:
+        """A language code, or ``i18n.SYSTEM``: follow the system."""
+        return self.language.currentData()
 
     def options(self) -> EngineOptions:
         tile = max(64, self.tile.value() // 8 * 8)

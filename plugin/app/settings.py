@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PyQt6.QtCore import QByteArray, QSettings
 
+from cmfnet_core import i18n
 from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
 from cmfnet_core.weights import TASKS
@@ -62,6 +63,15 @@ class AppSettings:
 
     def set_task(self, task: str) -> None:
         self.store.setValue("ui/task", task)
+
+    # --- language -------------------------------------------------------------------------
+    def language(self) -> str:
+        """The language chosen in Preferences, or ``i18n.SYSTEM`` (the default): follow the system."""
+        return str(self.store.value("ui/language", i18n.SYSTEM))
+
+    def set_language(self, language: str) -> None:
+        self.store.setValue("ui/language", language)
+        self.store.sync()
 
     # --- files ---------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -14,6 +14,8 @@ from PyQt6.QtCore import QPointF, QRect, QRectF, Qt, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
+from cmfnet_core.i18n import N_, _
+
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 SPLIT_GRAB_PX = 8
 
@@ -105,12 +107,12 @@ class CompareItem(QGraphicsItem):
         font.setPointSize(9)
         font.setBold(True)
         painter.setFont(font)
-        for text, dx, align in (("Before", -78, Qt.AlignmentFlag.AlignRight),
-                                ("After", 8, Qt.AlignmentFlag.AlignLeft)):
+        for text, dx, align in ((N_("Before"), -78, Qt.AlignmentFlag.AlignRight),
+                                (N_("After"), 8, Qt.AlignmentFlag.AlignLeft)):
             box = QRectF(top.x() + dx, top.y() + 8, 70, 20)
             painter.fillRect(box, QColor(0, 0, 0, 120))
             painter.setPen(QColor(255, 255, 255))
-            painter.drawText(box.adjusted(4, 0, -4, 0), align | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.drawText(box.adjusted(4, 0, -4, 0), align | Qt.AlignmentFlag.AlignVCenter, _(text))
         painter.restore()
 
 

@@ -8,6 +8,8 @@ from PyQt6.QtGui import QFont
 from PyQt6.QtWidgets import (QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSlider,
                              QVBoxLayout, QWidget)
 
+from cmfnet_core.i18n import _
+
 from .jobs import Eta, format_eta
 
 
@@ -22,8 +24,8 @@ class ProgressPanel(QWidget):
         self.bar = QProgressBar()
         self.bar.setMaximumWidth(220)
         self.bar.setTextVisible(True)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop after the current tile (Esc)")
+        self.cancel_button = QPushButton(_("Cancel"))
+        self.cancel_button.setToolTip(_("Stop after the current tile (Esc)"))
         self.cancel_button.clicked.connect(self.cancel_requested)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -38,7 +40,7 @@ class ProgressPanel(QWidget):
         self._title = title
         self._eta = Eta()
         self.bar.setRange(0, 0)  # busy until the first progress report
-        self.label.setText(f"{title}: starting…")
+        self.label.setText(_("{title}: starting…").format(title=title))
         self.cancel_button.setEnabled(True)
         self.show()
 
@@ -46,15 +48,15 @@ class ProgressPanel(QWidget):
         remaining = self._eta.update(done, total)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(done)
-        self.bar.setFormat(f"{done}/{total} tiles")
+        self.bar.setFormat(_("{done}/{total} tiles").format(done=done, total=total))
         if done == 0:  # the first tile also builds the model (compiling it takes a while once)
-            self.label.setText(f"{self._title}: preparing the model, {total} tiles to go…")
+            self.label.setText(_("{title}: preparing the model, {total} tiles to go…").format(title=self._title, total=total))
         else:
-            self.label.setText(f"{self._title}: tile {done} of {total} · {format_eta(remaining)}")
+            self.label.setText(_("{title}: tile {done} of {total} · {eta}").format(title=self._title, done=done, total=total, eta=format_eta(remaining)))
 
     def cancelling(self) -> None:
         self.cancel_button.setEnabled(False)
-        self.label.setText(f"{self._title}: cancelling after this tile…")
+        self.label.setText(_("{title}: cancelling after this tile…").format(title=self._title))
 
     def finish(self) -> None:
         self.hide()
@@ -69,23 +71,23 @@ class DetectionLabel(QLabel):
         self.setContentsMargins(6, 0, 6, 0)
 
     def looking(self) -> None:
-        self.setText("<i>Looking at the photo…</i>")
-        self.setToolTip("Finding out whether it is blurry, hazy or rain-spotted")
+        self.setText(_("<i>Looking at the photo…</i>"))
+        self.setToolTip(_("Finding out whether it is blurry, hazy or rain-spotted"))
 
     def show_detection(self, detection, automatic: bool, task_title: str) -> None:
         self.setText(detection.summary())
         odds = ", ".join(f"{name} {round(100 * p)} %" for name, p in detection.probabilities.items())
         if not automatic:
-            why = "You chose the task yourself; Automatic would pick " + (
-                detection.restore_task or "nothing") + "."
+            why = _("You chose the task yourself; Automatic would pick {task}.").format(
+                task=detection.restore_task or _("nothing"))
         elif detection.restore_task:
-            why = f"Automatic restores it with {task_title}."
+            why = _("Automatic restores it with {task}.").format(task=task_title)
         else:
-            why = "Automatic leaves it as it is: pick a task to restore it anyway."
-        self.setToolTip(f"{why}\nThe detector's odds: {odds}")
+            why = _("Automatic leaves it as it is: pick a task to restore it anyway.")
+        self.setToolTip(why + "\n" + _("The detector's odds: {odds}").format(odds=odds))
 
     def unavailable(self, reason: str) -> None:
-        self.setText("<i>Automatic unavailable</i>")
+        self.setText(_("<i>Automatic unavailable</i>"))
         self.setToolTip(reason)
 
     def clear_detection(self) -> None:
@@ -105,7 +107,7 @@ class WeightsBanner(QFrame):
                            "#weightsBanner QLabel { color: #5c4400; }")
         self.label = QLabel()
         self.label.setWordWrap(True)
-        self.button = QPushButton("Import official weights…")
+        self.button = QPushButton(_("Import official weights…"))
         self.button.clicked.connect(self.import_requested)
         layout = QHBoxLayout(self)
         layout.addWidget(self.label, 1)
@@ -114,8 +116,8 @@ class WeightsBanner(QFrame):
 
     def show_missing(self, task_title: str) -> None:
         self.label.setText(
-            f"<b>No weights installed for {task_title}.</b> CMFNet needs trained weights to restore "
-            "photos. Import the authors' official file (a .pth from the CMFNet release) to continue.")
+            _("<b>No weights installed for {task}.</b> CMFNet needs trained weights to restore "
+            "photos. Import the authors' official file (a .pth from the CMFNet release) to continue.").format(task=task_title))
         self.show()
 
 
@@ -133,21 +135,21 @@ class WelcomePage(QWidget):
         font.setPointSize(20)
         font.setBold(True)
         title.setFont(font)
-        subtitle = QLabel("Sharpen blurry, clear hazy and remove raindrops from photos.\n"
-                          "Your original is never changed.")
+        subtitle = QLabel(_("Sharpen blurry, clear hazy and remove raindrops from photos.\n"
+                          "Your original is never changed."))
         subtitle.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.open_button = QPushButton("Open a photo…")
+        self.open_button = QPushButton(_("Open a photo…"))
         self.open_button.setMinimumHeight(40)
         self.open_button.setMinimumWidth(220)
         self.open_button.clicked.connect(self.open_requested)
-        hint = QLabel("or drop photos here (several photos make a batch)")
+        hint = QLabel(_("or drop photos here (several photos make a batch)"))
         hint.setStyleSheet("color: gray")
-        self.sample_button = QPushButton("Try it on a sample photo")
+        self.sample_button = QPushButton(_("Try it on a sample photo"))
         self.sample_button.setFlat(True)
         self.sample_button.setStyleSheet("color: palette(link); text-decoration: underline")
         self.sample_button.clicked.connect(self.sample_requested)
         self._recent_box = QVBoxLayout()
-        self._recent_title = QLabel("<b>Recent</b>")
+        self._recent_title = QLabel(_("<b>Recent</b>"))
         layout = QVBoxLayout(self)
         layout.addStretch(2)
         for widget in (title, subtitle, self.open_button, hint, self.sample_button):
@@ -183,24 +185,24 @@ class CompareBar(QWidget):
         self.split = QSlider(Qt.Orientation.Horizontal)
         self.split.setRange(0, 1000)
         self.split.setValue(500)
-        self.split.setToolTip("Drag to compare: original on the left, restored on the right. "
-                              "Hold B to see the original.")
+        self.split.setToolTip(_("Drag to compare: original on the left, restored on the right. "
+                              "Hold B to see the original."))
         self.split.valueChanged.connect(lambda v: self.split_changed.emit(v / 1000.0))
         self.strength = QSlider(Qt.Orientation.Horizontal)
         self.strength.setRange(0, 100)
         self.strength.setValue(100)
         self.strength.setMaximumWidth(160)
-        self.strength.setToolTip("Blend the restoration with the original (applies when saving too)")
+        self.strength.setToolTip(_("Blend the restoration with the original (applies when saving too)"))
         self.strength_label = QLabel("100 %")
         self.strength_label.setMinimumWidth(40)
         self.strength.valueChanged.connect(self._on_strength)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(6, 2, 6, 2)
-        layout.addWidget(QLabel("Before"))
+        layout.addWidget(QLabel(_("Before")))
         layout.addWidget(self.split, 1)
-        layout.addWidget(QLabel("After"))
+        layout.addWidget(QLabel(_("After")))
         layout.addSpacing(24)
-        layout.addWidget(QLabel("Strength"))
+        layout.addWidget(QLabel(_("Strength")))
         layout.addWidget(self.strength)
         layout.addWidget(self.strength_label)
 

@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStack
                              QStyle, QToolButton, QVBoxLayout, QWidget)
 
 from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.i18n import N_, Translated, _
 from cmfnet_core.imageio import output_path
 from cmfnet_core.weights import TASKS
 
@@ -39,17 +40,17 @@ from .viewer import PhotoView
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
-TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+TASK_TITLES = Translated({"deblur": N_("Deblur"), "dehaze": N_("Dehaze"), "deraindrop": N_("Deraindrop")})
 CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
-CHOICE_TITLES = {AUTO_TASK: "Automatic", **TASK_TITLES}
+CHOICE_TITLES = Translated({AUTO_TASK: N_("Automatic"), **TASK_TITLES})
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
 RESOURCES = Path(__file__).resolve().parents[2] / "resources"
 ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
 SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
-PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
-                jobs.BATCH: "Batch", jobs.IMPORT: "Importing weights"}
-FIRST_LOOK_TITLE, REFINING_TITLE = "Preview (first look)", "Preview (refining…)"  # a two-pass preview
+PANEL_TITLES = Translated({jobs.PREVIEW: N_("Preview"), jobs.REGION: N_("1:1 preview"), jobs.APPLY: N_("Restoring"),
+                jobs.BATCH: N_("Batch"), jobs.IMPORT: N_("Importing weights")})
+FIRST_LOOK_TITLE, REFINING_TITLE = N_("Preview (first look)"), N_("Preview (refining…)")  # a two-pass preview
 
 
 class MainWindow(QMainWindow):
@@ -117,7 +118,7 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.zoom_label)
 
         self.batch = BatchPanel(self.engine, self._batch_job)
-        self.batch_dock = QDockWidget("Batch", self)
+        self.batch_dock = QDockWidget(_("Batch"), self)
         self.batch_dock.setObjectName("batchDock")
         self.batch_dock.setWidget(self.batch)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.batch_dock)
@@ -127,14 +128,14 @@ class MainWindow(QMainWindow):
         for choice in CHOICES:
             self.task_combo.addItem(CHOICE_TITLES[choice], choice)
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setToolTip("What to restore: blur, haze or raindrops; Automatic finds "
-                                   "out for each photo")
+        self.task_combo.setToolTip(_("What to restore: blur, haze or raindrops; Automatic finds "
+                                   "out for each photo"))
         self.detection_label = DetectionLabel()
         self.weights_label = QLabel()
         self.weights_label.setContentsMargins(6, 0, 6, 0)
         self.compare_button = QToolButton()
-        self.compare_button.setText("Hold to See Original")
-        self.compare_button.setToolTip("Shows the original while pressed (or hold B)")
+        self.compare_button.setText(_("Hold to See Original"))
+        self.compare_button.setToolTip(_("Shows the original while pressed (or hold B)"))
         self.compare_button.pressed.connect(lambda: self.view.set_show_before(True))
         self.compare_button.released.connect(lambda: self.view.set_show_before(False))
 
@@ -153,7 +154,7 @@ class MainWindow(QMainWindow):
         self.progress.cancel_requested.connect(self.cancel_run)
         self.task_combo.currentIndexChanged.connect(lambda i: self.choose(CHOICES[i]))
         self.batch.open_requested.connect(lambda p: self.open_paths([p]))
-        self.batch.finished.connect(lambda: self.statusBar().showMessage("Batch finished", 5000))
+        self.batch.finished.connect(lambda: self.statusBar().showMessage(_("Batch finished"), 5000))
 
     def _action(self, text: str, slot, shortcut=None, icon=None, tip: str = "") -> QAction:
         action = QAction(text, self)
@@ -169,45 +170,45 @@ class MainWindow(QMainWindow):
 
     def _create_actions(self) -> None:
         sp = QStyle.StandardPixmap
-        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
-                                        sp.SP_DialogOpenButton, "Open one photo, or several for a batch")
-        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save,
-                                        sp.SP_DialogSaveButton, "Save as NAME.TASK.EXT beside the original")
-        self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs)
-        self.export_action = self._action("&Export a Copy…", self.export, "Ctrl+E",
-                                          tip="Write a copy in another place or format")
-        self.quit_action = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.apply_action = self._action("&Apply Full Resolution", self.apply, "Ctrl+Return",
-                                         sp.SP_MediaPlay, "Restore the whole photo at full resolution")
-        self.cancel_action = self._action("&Cancel", self.cancel_run, "Esc", sp.SP_BrowserStop,
-                                          "Stop after the current tile")
-        self.region_action = self._action("Preview &Region (drag)", self.view.set_region_mode, "R",
-                                          tip="Drag a rectangle on the photo to see it restored at 1:1")
+        self.open_action = self._action(_("&Open…"), self.open_dialog, QKeySequence.StandardKey.Open,
+                                        sp.SP_DialogOpenButton, _("Open one photo, or several for a batch"))
+        self.save_action = self._action(_("&Save"), self.save, QKeySequence.StandardKey.Save,
+                                        sp.SP_DialogSaveButton, _("Save as NAME.TASK.EXT beside the original"))
+        self.save_as_action = self._action(_("Save &As…"), self.save_as, QKeySequence.StandardKey.SaveAs)
+        self.export_action = self._action(_("&Export a Copy…"), self.export, "Ctrl+E",
+                                          tip=_("Write a copy in another place or format"))
+        self.quit_action = self._action(_("&Quit"), self.close, QKeySequence.StandardKey.Quit)
+        self.apply_action = self._action(_("&Apply Full Resolution"), self.apply, "Ctrl+Return",
+                                         sp.SP_MediaPlay, _("Restore the whole photo at full resolution"))
+        self.cancel_action = self._action(_("&Cancel"), self.cancel_run, "Esc", sp.SP_BrowserStop,
+                                          _("Stop after the current tile"))
+        self.region_action = self._action(_("Preview &Region (drag)"), self.view.set_region_mode, "R",
+                                          tip=_("Drag a rectangle on the photo to see it restored at 1:1"))
         self.region_action.setCheckable(True)
-        self.viewport_action = self._action("Preview &Visible Area 1:1", self.preview_viewport, "V",
-                                            tip="Restore what is in view at full resolution")
-        self.viewport_action.setIconText("Preview View 1:1")
-        self.region_action.setIconText("Preview Region…")
-        self.refresh_action = self._action("Refresh &Thumbnail Preview", self.request_preview, "F5")
-        self.import_action = self._action("&Import Official Weights…", self.import_weights,
-                                          tip="Add the CMFNet authors' weights for the selected task")
-        self.prefs_action = self._action("&Preferences…", self.edit_preferences,
+        self.viewport_action = self._action(_("Preview &Visible Area 1:1"), self.preview_viewport, "V",
+                                            tip=_("Restore what is in view at full resolution"))
+        self.viewport_action.setIconText(_("Preview View 1:1"))
+        self.region_action.setIconText(_("Preview Region…"))
+        self.refresh_action = self._action(_("Refresh &Thumbnail Preview"), self.request_preview, "F5")
+        self.import_action = self._action(_("&Import Official Weights…"), self.import_weights,
+                                          tip=_("Add the CMFNet authors' weights for the selected task"))
+        self.prefs_action = self._action(_("&Preferences…"), self.edit_preferences,
                                          QKeySequence.StandardKey.Preferences)
-        self.fit_action = self._action("&Fit", self.view.fit, "Ctrl+0", tip="Fit the photo in the window")
-        self.actual_action = self._action("&100 %", self.view.actual_size, "Ctrl+1",
-                                          tip="One photo pixel per screen pixel")
-        self.zoom_in_action = self._action("Zoom &In", lambda: self.view.zoom_by(1.25),
+        self.fit_action = self._action(_("&Fit"), self.view.fit, "Ctrl+0", tip=_("Fit the photo in the window"))
+        self.actual_action = self._action(_("&100 %"), self.view.actual_size, "Ctrl+1",
+                                          tip=_("One photo pixel per screen pixel"))
+        self.zoom_in_action = self._action(_("Zoom &In"), lambda: self.view.zoom_by(1.25),
                                            QKeySequence.StandardKey.ZoomIn)
-        self.zoom_out_action = self._action("Zoom &Out", lambda: self.view.zoom_by(0.8),
+        self.zoom_out_action = self._action(_("Zoom &Out"), lambda: self.view.zoom_by(0.8),
                                             QKeySequence.StandardKey.ZoomOut)
         self.batch_action = self.batch_dock.toggleViewAction()
-        self.batch_action.setText("&Batch Queue")
-        self.about_action = self._action("&About", self.about)
+        self.batch_action.setText(_("&Batch Queue"))
+        self.about_action = self._action(_("&About"), self.about)
 
     def _create_menus_and_toolbar(self) -> None:
-        menu = self.menuBar().addMenu("&File")
+        menu = self.menuBar().addMenu(_("&File"))
         menu.addAction(self.open_action)
-        self.recent_menu = menu.addMenu("Open &Recent")
+        self.recent_menu = menu.addMenu(_("Open &Recent"))
         self.recent_menu.aboutToShow.connect(self._refresh_recent)
         menu.addSeparator()
         for action in (self.save_action, self.save_as_action, self.export_action):
@@ -215,14 +216,14 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.quit_action)
 
-        menu = self.menuBar().addMenu("&View")
+        menu = self.menuBar().addMenu(_("&View"))
         for action in (self.fit_action, self.actual_action, self.zoom_in_action, self.zoom_out_action):
             menu.addAction(action)
         menu.addSeparator()
         menu.addAction(self.batch_action)
 
-        menu = self.menuBar().addMenu("&Restore")
-        task_menu = menu.addMenu("&Task")
+        menu = self.menuBar().addMenu(_("&Restore"))
+        task_menu = menu.addMenu(_("&Task"))
         self.task_actions = QActionGroup(self)
         for choice in CHOICES:
             action = task_menu.addAction(CHOICE_TITLES[choice])
@@ -241,15 +242,15 @@ class MainWindow(QMainWindow):
         menu.addAction(self.import_action)
         menu.addAction(self.prefs_action)
 
-        self.menuBar().addMenu("&Help").addAction(self.about_action)
+        self.menuBar().addMenu(_("&Help")).addAction(self.about_action)
 
-        bar = self.addToolBar("Main")
+        bar = self.addToolBar(_("Main"))
         bar.setObjectName("mainToolbar")
         bar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         bar.addAction(self.open_action)
         bar.addAction(self.save_action)
         bar.addSeparator()
-        bar.addWidget(QLabel(" Task: "))
+        bar.addWidget(QLabel(_(" Task: ")))
         bar.addWidget(self.task_combo)
         bar.addWidget(self.detection_label)
         bar.addWidget(self.weights_label)
@@ -291,7 +292,7 @@ class MainWindow(QMainWindow):
     def open_path(self, path: str | Path) -> Job:
         path = Path(path)
         self.settings.set_last_folder(path.parent)
-        self.statusBar().showMessage(f"Opening {path.name}…")
+        self.statusBar().showMessage(_("Opening {name}…").format(name=path.name))
         # the header says the size in milliseconds: the engine prepares this photo's first
         # look while the files thread decodes it (seconds for a large photo)
         self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path}))
@@ -318,7 +319,7 @@ class MainWindow(QMainWindow):
         self.settings.add_recent_file(path)
         width, height = self.document.size
         notes = "".join(f" — {note}" for note in photo.info.notes)  # e.g. animated: first frame only
-        self.statusBar().showMessage(f"{path.name}: {width} × {height}{notes}", 10000 if notes else 5000)
+        self.statusBar().showMessage(_("{name}: {width} × {height}{notes}").format(name=path.name, width=width, height=height, notes=notes), 10000 if notes else 5000)
         self._update_title()
         if self.choice == AUTO_TASK:
             self.detect()  # the preview follows, with the task the photo needs
@@ -350,7 +351,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
         if recent:
             self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear List", self._clear_recent)
+            self.recent_menu.addAction(_("Clear List"), self._clear_recent)
         self.recent_menu.setEnabled(bool(recent))
         self.welcome.set_recent(recent)
 
@@ -434,7 +435,7 @@ class MainWindow(QMainWindow):
         chose = automatic and detection is not None and detection.restore_task == self.task
         self.task_combo.blockSignals(True)  # showing the choice is not choosing
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setItemText(0, f"Automatic: {TASK_TITLES[self.task]}" if chose else "Automatic")
+        self.task_combo.setItemText(0, _("Automatic: {task}").format(task=TASK_TITLES[self.task]) if chose else _("Automatic"))
         self.task_combo.blockSignals(False)
         for action in self.task_actions.actions():
             action.setChecked(action.data() == self.choice)
@@ -461,8 +462,8 @@ class MainWindow(QMainWindow):
             return
         task = detection.restore_task
         if task is None:
-            self.statusBar().showMessage(f"{detection.summary()} — Automatic leaves it as it is; "
-                                         "pick a task to restore it anyway", 10000)
+            self.statusBar().showMessage(_("{summary} — Automatic leaves it as it is; "
+                                         "pick a task to restore it anyway").format(summary=detection.summary()), 10000)
         if task is not None and task != self.task:
             self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
             return
@@ -474,7 +475,7 @@ class MainWindow(QMainWindow):
         """Without the detector the photo is still shown and previewed, with the task in effect."""
         reason = message.splitlines()[0]
         self.detection_label.unavailable(reason)
-        self.statusBar().showMessage(f"Automatic is not available: {reason}", 10000)
+        self.statusBar().showMessage(_("Automatic is not available: {reason}").format(reason=reason), 10000)
         doc = self.document
         if self.choice == AUTO_TASK and doc is not None and doc.preview is None:
             self.request_preview()
@@ -482,7 +483,7 @@ class MainWindow(QMainWindow):
     def _refresh_weights(self) -> None:
         label, tip, ok = jobs.describe_weights(self.task)
         self.weights_ok = ok
-        self.weights_label.setText(f"Weights: <i>{label}</i>" if ok
+        self.weights_label.setText(_("Weights: <i>{label}</i>").format(label=label) if ok
                                    else f"<b style='color:#a33'>{label}</b>")
         self.weights_label.setToolTip(tip)
         if ok:
@@ -521,15 +522,16 @@ class MainWindow(QMainWindow):
     def _on_imported(self, job: Job, path) -> None:
         self.cache.clear()
         self._refresh_weights()
-        self.statusBar().showMessage(f"Imported {Path(job.context['source']).name} for "
-                                     f"{TASK_TITLES[job.context['task']]}", 8000)
+        self.statusBar().showMessage(_("Imported {name} for "
+                                     "{task}").format(name=Path(job.context['source']).name, task=TASK_TITLES[job.context['task']]), 8000)
         self._update_actions()
         if self.document is not None and self.document.preview is None:
             self.request_preview()
 
     def edit_preferences(self) -> None:
-        dialog = PreferencesDialog(self.options, self)
+        dialog = PreferencesDialog(self.options, self, language=self.settings.language())
         if dialog.exec():
+            self.settings.set_language(dialog.chosen_language())  # from the next start on
             self.options = dialog.options()
             self.settings.set_engine_options(self.options)
 
@@ -548,7 +550,7 @@ class MainWindow(QMainWindow):
         if doc.preview is not None and doc.preview_task == self.task:
             # a refresh, or the final pass after a stopped one: what is on show stays until then
             sides = sides[-1:]
-        titles = (FIRST_LOOK_TITLE, REFINING_TITLE) if len(sides) == 2 else (PANEL_TITLES[jobs.PREVIEW],)
+        titles = (_(FIRST_LOOK_TITLE), _(REFINING_TITLE)) if len(sides) == 2 else (PANEL_TITLES[jobs.PREVIEW],)
         for side, title in zip(sides, titles):
             work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels, long_side=side)
             job = self.engine.submit(Job(jobs.PREVIEW, work, context={
@@ -563,10 +565,10 @@ class MainWindow(QMainWindow):
         if doc.result is None:
             self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
         if job.context["final"]:
-            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview ready — drag the split or "
-                                         "hold B to compare; Apply restores full resolution", 8000)
+            self.statusBar().showMessage(_("{task} preview ready — drag the split or "
+                                         "hold B to compare; Apply restores full resolution").format(task=TASK_TITLES[self.task]), 8000)
         else:
-            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview: a first look — refining…")
+            self.statusBar().showMessage(_("{task} preview: a first look — refining…").format(task=TASK_TITLES[self.task]))
 
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
@@ -599,8 +601,8 @@ class MainWindow(QMainWindow):
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
         work = jobs.restore_work(self.cache, self.task, self.options, doc.pixels)
         job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task}))
-        self.statusBar().showMessage(f"{TASK_TITLES[self.task]} at full resolution — you can keep "
-                                     "zooming and comparing; Esc cancels")
+        self.statusBar().showMessage(_("{task} at full resolution — you can keep "
+                                     "zooming and comparing; Esc cancels").format(task=TASK_TITLES[self.task]))
         self._update_actions()
         return job
 
@@ -611,8 +613,8 @@ class MainWindow(QMainWindow):
         doc.set_result(result, self.task)
         self.view.set_after(to_qimage(result))
         self.view.clear_patches()
-        self.statusBar().showMessage("Restored at full resolution — Save (Ctrl+S) writes "
-                                     f"{self.default_output()}", 10000)
+        self.statusBar().showMessage(_("Restored at full resolution — Save (Ctrl+S) writes "
+                                     "{path}").format(path=self.default_output()), 10000)
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
@@ -663,10 +665,10 @@ class MainWindow(QMainWindow):
         return self._write(target, overwrite=doc.saved_to is not None, mark=True)
 
     def save_as(self) -> Job | None:
-        return self._save_dialog("Save restored photo as", mark=True)
+        return self._save_dialog(_("Save restored photo as"), mark=True)
 
     def export(self) -> Job | None:
-        return self._save_dialog("Export a copy", mark=False)
+        return self._save_dialog(_("Export a copy"), mark=False)
 
     def _save_dialog(self, title: str, mark: bool) -> Job | None:
         doc = self.document
@@ -684,7 +686,7 @@ class MainWindow(QMainWindow):
 
     def _write(self, path: Path, overwrite: bool, mark: bool) -> Job:
         doc = self.document
-        self.statusBar().showMessage(f"Saving {path.name}…")
+        self.statusBar().showMessage(_("Saving {name}…").format(name=path.name))
         work = jobs.save_work(path, doc.output(), doc.info, overwrite)
         return self.files.submit(Job(jobs.SAVE, work, context={"doc": doc, "mark": mark,
                                                                "strength": doc.strength}))
@@ -693,7 +695,7 @@ class MainWindow(QMainWindow):
         doc = job.context["doc"]
         if job.context["mark"] and doc.strength == job.context["strength"]:
             doc.mark_saved(Path(path))
-        self.statusBar().showMessage(f"Saved {path}", 10000)
+        self.statusBar().showMessage(_("Saved {path}").format(path=path), 10000)
         self._update_title()
 
     # ================================================================ runner signals
@@ -723,7 +725,7 @@ class MainWindow(QMainWindow):
             self.view.hide_band()
         if job.kind == jobs.SAVE:
             self._close_after_save = False
-            title = "Could not save"
+            title = _("Could not save")
         if job.kind == jobs.BATCH:
             return  # shown in the batch table, row by row
         if job.kind == jobs.DETECT:
@@ -736,7 +738,7 @@ class MainWindow(QMainWindow):
         if job.kind == jobs.PREVIEW:
             self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
         if job.kind == jobs.READ:
-            message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
+            message = _("{name} could not be opened.").format(name=Path(job.context['path']).name) + f"\n\n{message}"
         self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
         self.errors.show(title, message)
 
@@ -747,10 +749,10 @@ class MainWindow(QMainWindow):
         if job.kind == jobs.PREVIEW and job.context["final"] and doc is job.context["doc"] \
                 and job.context["task"] == self.task and doc.preview is not None and not doc.preview_final \
                 and not any(j is not job and j.kind == jobs.PREVIEW for j in self.engine.jobs()):
-            self.statusBar().showMessage("Preview stopped at the first look — Refresh Thumbnail "
-                                         "Preview (F5) makes the final one", 8000)
+            self.statusBar().showMessage(_("Preview stopped at the first look — Refresh Thumbnail "
+                                         "Preview (F5) makes the final one"), 8000)
         if job.kind in (jobs.APPLY, jobs.BATCH):
-            self.statusBar().showMessage("Cancelled — nothing was changed", 5000)
+            self.statusBar().showMessage(_("Cancelled — nothing was changed"), 5000)
 
     def _on_finished(self, job: Job) -> None:
         if job is self._panel_job:
@@ -781,8 +783,8 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_result)
         self.compare.setEnabled(has_doc)
         self.zoom_label.setVisible(has_doc)
-        why = "" if self.weights_ok else " (import weights first)"
-        self.apply_action.setToolTip("Restore the whole photo at full resolution" + why)
+        why = "" if self.weights_ok else _(" (import weights first)")
+        self.apply_action.setToolTip(_("Restore the whole photo at full resolution") + why)
 
     def _update_title(self) -> None:
         doc = self.document
@@ -809,9 +811,9 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox
 
-        QMessageBox.about(self, f"About {DISPLAY_NAME}",
-                          f"<b>{DISPLAY_NAME}</b><br>CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
-                          "and deraindrop photos. Your originals are never changed unless you say so.")
+        QMessageBox.about(self, _("About {name}").format(name=DISPLAY_NAME),
+                          f"<b>{DISPLAY_NAME}</b><br>" + _("CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
+                          "and deraindrop photos. Your originals are never changed unless you say so."))
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:
