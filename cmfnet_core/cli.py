@@ -219,7 +219,9 @@ class _Progress:
 
 
 def _error(message: str) -> None:
-    print(_("cmfnet: error: {message}").format(message=message), file=sys.stderr)
+    # the prefixes "cmfnet: error: " / "cmfnet: note: " stay as they are in every language:
+    # the file-manager runner and other programs find the lines by them
+    print(f"cmfnet: error: {message}", file=sys.stderr)
 
 
 def run_restore(args) -> int:
@@ -250,7 +252,7 @@ def run_restore(args) -> int:
         _error(str(exc))
         return EXIT_USAGE
     for note in next(iter(restorers.values())).notes:
-        print(_("cmfnet: note: {note}").format(note=note), file=sys.stderr)
+        print(f"cmfnet: note: {note}", file=sys.stderr)
     if args.out_dir:  # only once the weights are known good: a refused run leaves nothing behind
         try:
             Path(args.out_dir).mkdir(parents=True, exist_ok=True)
@@ -266,12 +268,12 @@ def run_restore(args) -> int:
         try:
             photo = read_image(source)
             for note in photo.info.notes:
-                print(_("cmfnet: note: {path}: {note}").format(path=source, note=note), file=sys.stderr)
+                print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
             task = _detected_task(source, photo.pixels, detector) if automatic else args.task
             if task is None:
                 continue
             if restorers[task].calibration_pending:
-                print(_("cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                print("cmfnet: note: int8: " + _("calibrating the {task} weights for this CPU first "
                       "(once per weights file; up to a minute)").format(task=task), file=sys.stderr)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
@@ -310,8 +312,8 @@ def _detected_task(source: Path, pixels, detector) -> str | None:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
         return found.restore_task
     why = "" if found.task == "none" else _(", too unsure to restore")
-    print(_("cmfnet: {path}: {looks}{why}; skipped (to restore it anyway, pass "
-          "--task {tasks})").format(path=source, looks=looks, why=why, tasks=' / '.join(TASKS)), file=sys.stderr)
+    print(f"cmfnet: {source}: " + _("{looks}{why}; skipped (to restore it anyway, pass "
+          "--task {tasks})").format(looks=looks, why=why, tasks=' / '.join(TASKS)), file=sys.stderr)
     return None
 
 

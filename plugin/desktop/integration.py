@@ -60,6 +60,7 @@ from pathlib import Path, PureWindowsPath
 if __package__ in (None, ""):  # run by path: the checkout this file is in holds the package
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from plugin.gimp import installer as gimp_installer  # noqa: E402
+from plugin.desktop.restore_here import N_, load_i18n  # noqa: E402
 from plugin.install_plan import PlannedFile, replace_file  # noqa: E402
 
 APP_ID = "cmfnet-restore"
@@ -68,9 +69,9 @@ APP_NAME = "CMFNet Restore"
 # the package, see plugin.install_plan); tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
-TASK_LABELS = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
+TASK_LABELS = {"deblur": N_("Deblur"), "dehaze": N_("Dehaze"), "deraindrop": N_("Deraindrop")}
 MODES = ("open", "save")
-TOP_LABEL = "Restore"  # the one-click entry: the automatic choice, saved beside
+TOP_LABEL = N_("Restore")  # the one-click entry: the automatic choice, saved beside
 SUBMENU = APP_NAME     # the tasks themselves; not "Restore", which is the entry above
 AUTO_ITEM = (AUTO_TASK, "save")
 TASK_ITEMS = tuple((t, m) for m in MODES for t in TASKS)
@@ -86,25 +87,39 @@ REGISTRY_MENU = REGISTRY_SHELL + r"\CMFNetRestoreTasks"      # the cascading tas
 RUNNER_RELPATH = Path("plugin") / "desktop" / "restore_here.py"
 
 
-def item_label(task: str, mode: str) -> str:
+def item_label(task: str, mode: str, tr=str) -> str:
     """Menu text of one entry: "Restore" (automatic, saved beside), "Deblur…" opens the
-    app, "Deblur and save copy" writes beside."""
+    app, "Deblur and save copy" writes beside; in English, or through ``tr`` (a gettext)."""
     if (task, mode) == AUTO_ITEM:
-        return TOP_LABEL
-    return f"{TASK_LABELS[task]}…" if mode == "open" else f"{TASK_LABELS[task]} and save copy"
+        return tr(TOP_LABEL)
+    return tr(N_("{task}…") if mode == "open" else N_("{task} and save copy")).format(task=tr(TASK_LABELS[task]))
 
 
 def item_id(task: str, mode: str) -> str:
     return f"{task}-{mode}"
 
 
-def item_comment(task: str, mode: str) -> str:
+def item_comment(task: str, mode: str, tr=str) -> str:
     if (task, mode) == AUTO_ITEM:
-        return ("Find out whether the photo is blurry, hazy or rain-spotted and save the "
-                "restored copy beside it as NAME.TASK.EXT")
+        return tr(N_("Find out whether the photo is blurry, hazy or rain-spotted and save the "
+                     "restored copy beside it as NAME.TASK.EXT"))
     if mode == "open":
-        return f"Open the photo in {APP_NAME} with {task} selected"
-    return f"Restore ({task}) straight to NAME.{task}.EXT beside the photo"
+        return tr(N_("Open the photo in {app} with {task} selected")).format(app=APP_NAME, task=task)
+    return tr(N_("Restore ({task}) straight to NAME.{task}.EXT beside the photo")).format(task=task)
+
+
+def localized(key: str, text_of) -> list[tuple[str, str]]:
+    """``key=English`` and ``key[lang]=…`` for every language with a catalogue (desktop
+    entries carry all their languages; the desktop shows the user's). ``text_of(tr)``
+    gives the text through the gettext function ``tr``."""
+    english = text_of(str)
+    pairs = [(key, english)]
+    i18n = load_i18n()
+    for language in i18n.available_languages() if i18n else ():
+        text = text_of(i18n.translation(language).gettext)
+        if language != i18n.ENGLISH and text != english:
+            pairs.append((f"{key}[{language}]", text))
+    return pairs
 
 
 # --------------------------------------------------------------------------- places
@@ -221,15 +236,15 @@ def freedesktop_entry(target: Target) -> str:
         ("Type", "Application"),
         ("Version", "1.4"),
         ("Name", APP_NAME),
-        ("GenericName", "Photo Restoration"),
-        ("Comment", "Remove blur, haze or raindrops from photos with CMFNet"),
+        *localized("GenericName", lambda tr: tr(N_("Photo Restoration"))),
+        *localized("Comment", lambda tr: tr(N_("Remove blur, haze or raindrops from photos with CMFNet"))),
         ("Icon", keyfile_escape(target.icon())),
         ("Exec", desktop_exec(target, None, "open")),
         ("TryExec", keyfile_escape(target.python)),
         ("Terminal", "false"),
         ("StartupNotify", "true"),
         ("Categories", "Graphics;Photography;"),
-        ("Keywords", "deblur;dehaze;derain;raindrop;restore;photo;sharpen;"),
+        *localized("Keywords", lambda tr: tr(N_("deblur;dehaze;derain;raindrop;restore;photo;sharpen;"))),
         ("MimeType", ";".join(MIME_TYPES) + ";"),
         ("Actions", ";".join(actions) + ";"),
     ])
@@ -241,7 +256,7 @@ def _action_sections(target: Target, items) -> list[str]:
     lines = []
     for t, m in items:
         lines += ["", f"[Desktop Action {item_id(t, m)}]"] + _entry_lines([
-            ("Name", item_label(t, m)),
+            *localized("Name", lambda tr: item_label(t, m, tr)),  # noqa: B023 - called at once
             ("Icon", keyfile_escape(target.icon())),
             ("Exec", desktop_exec(target, t, m)),
         ])

@@ -30,6 +30,8 @@ the user state directory (``$XDG_STATE_HOME/cmfnet-restore/restore-here.log``).
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
 import re
 import shutil
@@ -45,7 +47,29 @@ APP_NAME = "CMFNet Restore"
 # tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
-TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
+
+
+@functools.lru_cache(maxsize=1)
+def load_i18n():
+    """cmfnet_core/i18n.py (the language and its catalogue), loaded by path: it needs only
+    the standard library, and importing the package would pull in numpy. None if absent."""
+    path = Path(__file__).resolve().parents[2] / "cmfnet_core" / "i18n.py"
+    try:
+        spec = importlib.util.spec_from_file_location("cmfnet_restore_i18n", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    except (OSError, ImportError, AttributeError):
+        return None
+
+
+def N_(message: str) -> str:
+    return message
+
+
+_i18n = load_i18n()
+_ = _i18n._ if _i18n else str
+TASK_VERBS = {"deblur": N_("Deblurred"), "dehaze": N_("Dehazed"), "deraindrop": N_("Deraindropped")}
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
 
 
@@ -149,12 +173,12 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
-    what = files[0].name if n == 1 else f"{n} photos"
+    what = files[0].name if n == 1 else _("{n} photos").format(n=n)
     if task == AUTO_TASK:
-        notify(f"Restore: looking at {what}…",
-               "Whatever it finds (blur, haze, raindrops) is restored and saved beside the original.")
+        notify(_("Restore: looking at {what}…").format(what=what),
+               _("Whatever it finds (blur, haze, raindrops) is restored and saved beside the original."))
     else:
-        notify(f"{task.capitalize()}: working on {what}…", "The result is saved beside the original.")
+        notify(_("{task}: working on {what}…").format(task=_(task.capitalize()), what=what), _("The result is saved beside the original."))
     started = time.monotonic()
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=child_environment())
@@ -171,15 +195,15 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
     if proc.returncode == 0:
         body = (", ".join(outs[:5]) + (" …" if len(outs) > 5 else "")) if outs else \
-            "The result is saved beside the original."
-        notify(f"{TASK_VERBS[task]} {what}", body)
+            _("The result is saved beside the original.")
+        notify(_("{verb} {what}").format(verb=_(TASK_VERBS[task]), what=what), body)
         return 0
     errors, reason = _errors(proc.stderr or "", proc.returncode)
     if outs:  # some photos were done: say so, and why the others were not
-        failed = f"{len(errors)} could not be restored" if len(errors) != 1 else "1 could not be restored"
-        notify(f"{TASK_VERBS[task]} {len(outs)} of {n} photos; {failed}", reason, error=True)
+        failed = _("{n} could not be restored").format(n=len(errors))
+        notify(_("{verb} {done} of {n} photos; {failed}").format(verb=_(TASK_VERBS[task]), done=len(outs), n=n, failed=failed), reason, error=True)
     else:
-        notify(f"{APP_NAME}: {task} failed", reason, error=True)
+        notify(_("{app}: {task} failed").format(app=APP_NAME, task=task), reason, error=True)
     return proc.returncode or 1
 
 
@@ -239,31 +263,31 @@ def automatic_outcome(files: list[Path], returncode: int, stdout: str,
             left.append(source)
     n = len(files)
     if returncode not in (0, 1) or (returncode == 1 and not failed):
-        return f"{APP_NAME}: restore failed", reason, True  # weights, usage, interrupted
+        return _("{app}: restore failed").format(app=APP_NAME), reason, True  # weights, usage, interrupted
     if failed:
         if n == 1:
-            return f"{APP_NAME}: could not restore {files[0].name}", reason, True
-        return (f"Restored {len(written)} of {n} photos; {len(failed)} could not be restored",
+            return _("{app}: could not restore {name}").format(app=APP_NAME, name=files[0].name), reason, True
+        return (_("Restored {done} of {n} photos; {failed} could not be restored").format(done=len(written), n=n, failed=len(failed)),
                 reason, True)
 
     def said(source: Path, out: Path | None) -> str:
         found = finding(stderr, source)
         if out is not None:
-            return f"{found}: saved {out.name}" if found else f"Saved {out.name}"
-        return f"{found or 'Looks fine'}; no copy was written"
+            return _("{found}: saved {name}").format(found=found, name=out.name) if found else _("Saved {name}").format(name=out.name)
+        return _("{found}; no copy was written").format(found=found or _("Looks fine"))
 
     if n == 1:
         source = files[0]
         if written:
             task = task_in_name(written[0][1], source)
-            verb = TASK_VERBS.get(task, "Restored")
-            return f"{verb} {source.name}", said(source, written[0][1]), False
-        return f"Left {source.name} as it is", said(source, None), False
+            verb = _(TASK_VERBS.get(task, N_("Restored")))
+            return _("{verb} {what}").format(verb=verb, what=source.name), said(source, written[0][1]), False
+        return _("Left {name} as it is").format(name=source.name), said(source, None), False
     if not written:
-        return (f"Left {n} photos as they are",
-                "They look fine, or what they need is unclear; no copies were written.", False)
-    summary = f"Restored {len(written)} of {n} photos" if left else f"Restored {n} photos"
-    parts = [out.name for _, out in written] + [f"{s.name} left as it is" for s in left]
+        return (_("Left {n} photos as they are").format(n=n),
+                _("They look fine, or what they need is unclear; no copies were written."), False)
+    summary = _("Restored {done} of {n} photos").format(done=len(written), n=n) if left else _("Restored {n} photos").format(n=n)
+    parts = [out.name for _source, out in written] + [_("{name} left as it is").format(name=s.name) for s in left]
     body = ", ".join(parts[:5]) + (" …" if len(parts) > 5 else "")
     return summary, body, False
 
@@ -288,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             _log([f"skipped (not a file): {m}" for m in missing])
         if not files:
-            notify(f"{APP_NAME}: nothing to restore", "Select one or more photos.", error=True)
+            notify(_("{app}: nothing to restore").format(app=APP_NAME), _("Select one or more photos."), error=True)
             return 2
         return save_beside(a.python, a.task or AUTO_TASK, files, a.weights)
     return open_in_app(a.python, a.task, files)

@@ -26,6 +26,15 @@ PLUGIN_NAME = "cmfnet-restore"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
 FILES = (f"{PLUGIN_NAME}.py", "cmfnet_gimp_bridge.py")
 CONFIG_NAME = "cmfnet-restore.json"
+# GIMP binds the plug-in's gettext domain (its name) to locale/ beside it: the project's
+# compiled catalogues go there under that name
+LOCALE_SOURCE = SOURCE_DIR.parents[2] / "cmfnet_core" / "locale"
+
+
+def catalogue_files(dest: Path) -> list[PlannedFile]:
+    return [PlannedFile(dest / "locale" / mo.parent.parent.name / "LC_MESSAGES" / f"{PLUGIN_NAME}.mo",
+                        mo.read_bytes())
+            for mo in sorted(LOCALE_SOURCE.glob("*/LC_MESSAGES/cmfnet.mo"))]
 
 
 def candidate_profile_dirs(platform: str | None = None) -> list[Path]:
@@ -65,6 +74,7 @@ def plugin_files(python_exe: str, project_dir: str, profile: str | os.PathLike,
                          executable=name == f"{PLUGIN_NAME}.py")
              for name in FILES]
     files.append(PlannedFile(dest / CONFIG_NAME, plugin_config(python_exe, project_dir, weights)))
+    files += catalogue_files(dest)
     return files
 
 

@@ -54,6 +54,17 @@ PROC_NAME = "plug-in-cmfnet-restore"
 BINARY = "cmfnet-restore"
 RW = GObject.ParamFlags.READWRITE
 _8BIT = {Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR, Gimp.Precision.U8_PERCEPTUAL}
+# GIMP binds the plug-in's gettext domain (do_set_i18n: the catalogues under locale/ that
+# the installer copies beside this file) in C; GLib's dgettext reads from it, in GIMP's language
+DOMAIN = BINARY
+CATALOG_DIR = "locale"
+
+
+def _(message):
+    return GLib.dgettext(None, message)
+
+
+N_ = bridge.N_
 
 
 def _error(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):
@@ -66,7 +77,7 @@ def _show_dialog(procedure, config):
     from gi.repository import GimpUi  # noqa: PLC0415
 
     GimpUi.init(BINARY)
-    dialog = GimpUi.ProcedureDialog.new(procedure, config, "CMFNet Restore")
+    dialog = GimpUi.ProcedureDialog.new(procedure, config, _("CMFNet Restore"))
     dialog.fill(["task", "tile", "overlap", "weights"])
     ok = dialog.run()
     dialog.destroy()
@@ -131,9 +142,9 @@ def run(procedure, run_mode, image, drawables, config, data):
 
     layers = [d for d in drawables if isinstance(d, Gimp.Layer) and not d.is_group()]
     if not layers:
-        return _error(procedure, "CMFNet Restore works on layers: select a (non-group) layer.")
+        return _error(procedure, _("CMFNet Restore works on layers: select a (non-group) layer."))
     task = config.get_property("task")
-    label = bridge.TASK_LABELS.get(task, task)  # for the progress bar; the layer gets the task that ran
+    label = _(bridge.TASK_LABELS.get(task, task))  # for the progress bar; the layer gets the task that ran
     tile = config.get_property("tile")
     overlap = config.get_property("overlap")
     weights = config.get_property("weights") or None
@@ -145,7 +156,7 @@ def run(procedure, run_mode, image, drawables, config, data):
         regions = [(layer,) + _region(image, layer) for layer in layers]
         regions = [(layer, box, selected) for layer, box, selected in regions if box is not None]
         if not regions:
-            return _error(procedure, "The selection does not touch the selected layer(s).")
+            return _error(procedure, _("The selection does not touch the selected layer(s)."))
         results, untouched = [], []
         n = len(regions)
         for i, (layer, box, selected) in enumerate(regions):
@@ -155,7 +166,7 @@ def run(procedure, run_mode, image, drawables, config, data):
             _export_region(layer, box, src, sixteen)
             cmd = bridge.engine_command(cfg, src, out_dir, task, tile=tile, overlap=overlap,
                                         weights=weights)
-            Gimp.progress_init("CMFNet {}: {}".format(label, layer.get_name()))
+            Gimp.progress_init(_("CMFNet {task}: {layer}").format(task=label, layer=layer.get_name()))
             Gimp.progress_update(i / n)
 
             def on_progress(done, total, i=i):
@@ -164,7 +175,7 @@ def run(procedure, run_mode, image, drawables, config, data):
             lines = bridge.run_engine(cmd, on_progress, cwd=cfg.project_dir)
             result = bridge.engine_result(lines, src, out_dir, task)
             if result.path is None and task != bridge.AUTO_TASK:
-                raise bridge.BridgeError("CMFNet Restore wrote no result ({})".format(out_dir))
+                raise bridge.BridgeError(_("CMFNet Restore wrote no result ({folder})").format(folder=out_dir))
             if result.path is None:
                 untouched.append("{}: {}".format(layer.get_name(), result.message))
             else:
@@ -175,13 +186,13 @@ def run(procedure, run_mode, image, drawables, config, data):
         try:
             for layer, result, box, selected in results:
                 _add_result(image, layer, result.path,
-                            bridge.TASK_LABELS.get(result.task, "Restored"), box, selected)
+                            _(bridge.TASK_LABELS.get(result.task, N_("Restored"))), box, selected)
         finally:
             image.undo_group_end()
         Gimp.progress_end()
         if untouched:  # Automatic found nothing to do there: say so, the image shows nothing
-            Gimp.message("CMFNet Restore left {} as it is ({}).".format(
-                "these layers" if len(untouched) > 1 else "the layer", "; ".join(untouched)))
+            Gimp.message(_("CMFNet Restore left {layers} as it is ({why}).").format(
+                layers=_("these layers") if len(untouched) > 1 else _("the layer"), why="; ".join(untouched)))
         Gimp.displays_flush()
     except bridge.Cancelled:
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
@@ -197,35 +208,35 @@ class CMFNetRestore(Gimp.PlugIn):
         return [PROC_NAME]
 
     def do_set_i18n(self, name):
-        return False
+        return True, DOMAIN, CATALOG_DIR
 
     def do_create_procedure(self, name):
         p = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         p.set_image_types("RGB*, GRAY*")
         p.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE
                                | Gimp.ProcedureSensitivityMask.DRAWABLES)
-        p.set_menu_label("CMFNet _Restore…")
+        p.set_menu_label(_("CMFNet _Restore…"))
         p.add_menu_path("<Image>/Filters/Enhance")
         p.set_documentation(
-            "Restore blurry, hazy or rain-spotted photos with CMFNet",
-            "Runs the CMFNet Restore engine on the selected layers (in the project's own "
-            "Python, as a subprocess) and adds the result as a new layer named after the "
-            "task, keeping the alpha channel. With a selection, only the selected pixels "
-            "change.",
+            _("Restore blurry, hazy or rain-spotted photos with CMFNet"),
+            _("Runs the CMFNet Restore engine on the selected layers (in the project's own "
+              "Python, as a subprocess) and adds the result as a new layer named after the "
+              "task, keeping the alpha channel. With a selection, only the selected pixels "
+              "change."),
             name)
         p.set_attribution("CMFNet Restore contributors", "CMFNet Restore contributors", "2026")
         choice = Gimp.Choice.new()
         for i, t in enumerate(bridge.CHOICES):
-            choice.add(t, i, bridge.TASK_LABELS[t], "")
-        p.add_choice_argument("task", "_Task",
-                              "Restoration task (Automatic: what the layer needs)", choice,
+            choice.add(t, i, _(bridge.TASK_LABELS[t]), "")
+        p.add_choice_argument("task", _("_Task"),
+                              _("Restoration task (Automatic: what the layer needs)"), choice,
                               bridge.AUTO_TASK, RW)
-        p.add_int_argument("tile", "T_ile size",
-                           "Tile size in pixels (0 = the engine's default)", 0, 8192, 0, RW)
-        p.add_int_argument("overlap", "Tile o_verlap",
-                           "Tile overlap in pixels (-1 = the engine's default)", -1, 1024, -1, RW)
-        p.add_string_argument("weights", "_Weights file",
-                              "Weights file (empty = the installed weights)", "", RW)
+        p.add_int_argument("tile", _("T_ile size"),
+                           _("Tile size in pixels (0 = the engine's default)"), 0, 8192, 0, RW)
+        p.add_int_argument("overlap", _("Tile o_verlap"),
+                           _("Tile overlap in pixels (-1 = the engine's default)"), -1, 1024, -1, RW)
+        p.add_string_argument("weights", _("_Weights file"),
+                              _("Weights file (empty = the installed weights)"), "", RW)
         return p
 
 

@@ -42,8 +42,15 @@ CONFIG_NAME = "cmfnet-restore.json"
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
 CHOICES = (AUTO_TASK,) + TASKS  # the plug-in's task choice, Automatic first
-TASK_LABELS = {AUTO_TASK: "Automatic", "deblur": "Deblur", "dehaze": "Dehaze",
-               "deraindrop": "Deraindrop"}
+
+
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; the plug-in translates it where it shows it."""
+    return message
+
+
+TASK_LABELS = {AUTO_TASK: N_("Automatic"), "deblur": N_("Deblur"), "dehaze": N_("Dehaze"),
+               "deraindrop": N_("Deraindrop")}
 PROGRESS_PREFIX = "PROGRESS "
 # context restored around a selection: the network sees what is next to the selected
 # pixels, so the selection's edge looks as it would in a run on the whole layer
