@@ -403,7 +403,7 @@ class Gimp3:
         return "/mnt/job/python", dict(os.environ, PYTHONPATH=str(site), CMFNET_BACKEND="paddle")
 
     def run_plugin(self, task: str, raw_format: str, weights: str | None = None,
-                   select=None, python: str | None = None) -> dict:
+                   select=None, python: str | None = None, lang: str = "C.UTF-8") -> dict:
         """Call plug-in-cmfnet-restore non-interactively on in.png; the batch's result.json."""
         gimp_weights = ""
         if weights:
@@ -421,7 +421,8 @@ class Gimp3:
         t0 = time.monotonic()
         run = subprocess.run(["unshare", "--mount", "sh", str(GIMP_TESTS / "run_in_root.sh"),
                               str(self.root), str(self.job), *binds],
-                             capture_output=True, text=True, timeout=900)
+                             capture_output=True, text=True, timeout=900,
+                             env=dict(os.environ, CMFNET_TEST_LANG=lang))
         self.gimp_s = time.monotonic() - t0
         log = f"--- stdout\n{run.stdout}\n--- stderr\n{run.stderr}"
         (self.tmp / "gimp.log").write_text(log)
@@ -467,6 +468,21 @@ def test_gimp_plugin_matches_cli(tmp_path, kind, task, label):
     assert exported.shape == expected.shape and (exported == expected).all(), \
         "the exported PNG differs from `cmfnet restore`"
     assert not (expected == pixels).all(), "the engine changed nothing"
+
+
+@pytest.mark.gimp
+def test_gimp_speaks_chinese_where_gimp_does(tmp_path):
+    """Under LANG=zh_CN.UTF-8 GIMP registers the plug-in's Chinese menu label (from the
+    catalogue the installer puts in its locale/ folder) and the new layer has the
+    task's Chinese name; under C.UTF-8 (the other GIMP tests) they are English."""
+    pytest.importorskip("numpy")
+    gimp = Gimp3(tmp_path)
+    pixels, raw_format = _make_input("rgb8")
+    gimp.write_input(pixels)
+    weights = _test_weights()
+    result = gimp.run_plugin("dehaze", raw_format, weights, lang="zh_CN.UTF-8")
+    assert result["menu_label"] == "CMFNet 图像恢复(_R)…"
+    assert result["layers"][0] == "去雾"
 
 
 SELECTION = (44, 28, 40, 24)  # x, y, width, height in a 128 x 96 photo

@@ -295,14 +295,14 @@ def automatic_outcome(files: list[Path], returncode: int, stdout: str,
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="restore_here", description=__doc__.splitlines()[0])
     p.add_argument("--task", choices=TASKS + (AUTO_TASK,),
-                   help="restoration task; auto: found per photo (the default with --save)")
+                   help=_("restoration task; auto: found per photo (the default with --save)"))
     mode = p.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--open", action="store_true", help="open the photos in the app")
-    mode.add_argument("--save", action="store_true", help="restore straight to NAME.TASK.EXT")
+    mode.add_argument("--open", action="store_true", help=_("open the photos in the app"))
+    mode.add_argument("--save", action="store_true", help=_("restore straight to NAME.TASK.EXT"))
     p.add_argument("--python", default=sys.executable,
-                   help="interpreter that has cmfnet_core (default: this one)")
-    p.add_argument("--weights", help="weights file passed to `cmfnet restore`")
-    p.add_argument("files", nargs="*", help="photos (default: the file manager's selection)")
+                   help=_("interpreter that has cmfnet_core (default: this one)"))
+    p.add_argument("--weights", help=_("weights file passed to `cmfnet restore`"))
+    p.add_argument("files", nargs="*", help=_("photos (default: the file manager's selection)"))
     a = p.parse_args(argv)
 
     files = selected_files(a.files)

@@ -39,7 +39,8 @@ if status != Gimp.PDBStatusType.SUCCESS:
 plugin_seconds = time.time() - t0
 
 layers = img.get_layers()
-info = {"layers": [layer.get_name() for layer in layers], "plugin_seconds": round(plugin_seconds, 2)}
+info = {"layers": [layer.get_name() for layer in layers], "plugin_seconds": round(plugin_seconds, 2),
+        "menu_label": proc.get_menu_label()}
 if len(layers) > 1:  # else the plug-in added nothing (Automatic found the photo fine)
     new = layers[0]
     w, h = new.get_width(), new.get_height()

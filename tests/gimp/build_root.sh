@@ -15,7 +15,8 @@ MIRROR=${CMFNET_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 
 log() { printf '[build_root %s] %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
-if [ -x "$ROOT/usr/bin/gimp-console-3.0" ] && [ -f "$ROOT/.cmfnet-root-complete" ]; then
+# -2: the root also has the zh_CN.UTF-8 locale (the plug-in's Chinese test); an older root gets it
+if [ -x "$ROOT/usr/bin/gimp-console-3.0" ] && [ -f "$ROOT/.cmfnet-root-complete-2" ]; then
     log "root ready: $ROOT"
     exit 0
 fi
@@ -61,9 +62,10 @@ log "apt-get install gimp (inside the root)"
 chroot "$ROOT" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
     DEBIAN_FRONTEND=noninteractive apt-get update
 chroot "$ROOT" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gimp
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gimp locales
+chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin localedef -i zh_CN -f UTF-8 zh_CN.UTF-8
 chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin apt-get clean
 
 chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin gimp-console-3.0 --version
-touch "$ROOT/.cmfnet-root-complete"
+touch "$ROOT/.cmfnet-root-complete-2"
 log "root ready: $ROOT"

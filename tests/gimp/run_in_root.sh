@@ -42,7 +42,8 @@ if [ -n "${CMFNET_TEST_DISPLAY:-}" ]; then
     DISPLAY_ENV="DISPLAY=$CMFNET_TEST_DISPLAY"
 fi
 
-exec chroot "$ROOT" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
+# CMFNET_TEST_LANG: the language GIMP and the plug-in run in (the Chinese test)
+exec chroot "$ROOT" env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG="${CMFNET_TEST_LANG:-C.UTF-8}" \
     PYTHONUNBUFFERED=1 TMPDIR=/tmp GIMP3_DIRECTORY=/mnt/job/profile $DISPLAY_ENV \
     "$GIMP" $UI --batch-interpreter=python-fu-eval \
     -b "exec(open('/mnt/job/batch.py').read())" --quit

@@ -1,0 +1,276 @@
+"""Simplified Chinese (and any later language): the catalogues are complete and in step
+with the code, every user-visible string is marked, and each front end speaks the
+system's language (English under LANG=C)."""
+from __future__ import annotations
+
+import ast
+import gettext
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cmfnet_core import i18n
+from tests.conftest import ROOT
+
+babel = pytest.importorskip("babel", reason="the catalogue checks need Babel (the dev extra)")
+spec = importlib.util.spec_from_file_location("i18n_tool", ROOT / "tools" / "i18n.py")
+tool = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tool)
+
+ZH = {"LANG": "zh_CN.UTF-8"}
+PO_FILES = tool.po_files()
+
+
+def cli(*args, env: dict) -> subprocess.CompletedProcess:
+    import os
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    return subprocess.run([sys.executable, "-m", "cmfnet_core.cli", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          env={**environ, "PYTHONPATH": str(ROOT), **env})
+
+
+# --------------------------------------------------------------------------- catalogues
+
+def test_there_is_a_simplified_chinese_catalogue():
+    assert [p.parent.parent.name for p in PO_FILES] == ["zh_CN"]
+    assert "zh_CN" in i18n.available_languages()
+
+
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_every_message_is_translated_not_fuzzy_and_keeps_its_placeholders(po):
+    assert tool.problems(tool.read(po)) == []
+
+
+def test_the_checker_catches_a_missing_fuzzy_or_broken_entry():
+    from babel.messages.catalog import Catalog
+
+    catalog = Catalog(locale="zh_CN")
+    catalog.add("{path}: no such file", "{path}：文件不存在")
+    catalog.add("Saved {path}", "已保存 {name}")
+    catalog.add("Open photos", "")
+    catalog.add("Cancel", "取消", flags=["fuzzy"])
+    catalog.add("invalid choice: %(value)r", "无效的选择")
+    assert sorted(p.split(":")[0] for p in tool.problems(catalog)) == [
+        "fuzzy", "placeholders differ", "placeholders differ", "untranslated"]
+
+
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_the_catalogues_hold_exactly_the_messages_marked_in_the_code(po):
+    """``python tools/i18n.py extract`` has been run since the last marked string changed."""
+    marked = {m.id for m in tool.extract() if m.id}
+    held = {m.id for m in tool.read(po) if m.id}
+    assert marked - held == set(), "run: python tools/i18n.py extract, then translate"
+    assert held - marked == set(), "run: python tools/i18n.py extract (drops the old entries)"
+
+
+@pytest.mark.parametrize("po", PO_FILES, ids=lambda p: p.parent.parent.name)
+def test_the_compiled_catalogue_is_the_one_babel_makes_from_the_po(po):
+    mo = po.with_suffix(".mo")
+    assert mo.is_file() and mo.read_bytes() == tool.mo_bytes(po), \
+        "run: python tools/i18n.py compile"
+
+
+# ------------------------------------------------------------------ everything is marked
+
+# calls whose first argument (or these keywords) a user reads
+SHOWN_BY = {"setText", "setToolTip", "setStatusTip", "setWindowTitle", "setPlaceholderText",
+            "setIconText", "setSpecialValueText", "showMessage", "addMenu", "addToolBar",
+            "QAction", "QLabel", "QPushButton", "QDockWidget", "QToolButton", "QCheckBox",
+            "QGroupBox", "addRow", "addButton", "setHorizontalHeaderLabels", "information",
+            "warning", "critical", "question", "about", "getOpenFileName", "getOpenFileNames",
+            "getSaveFileName", "getExistingDirectory", "notify", "_error", "message",
+            "set_menu_label", "set_documentation", "progress_init", "add_argument_group"}
+SHOWN_KEYWORDS = {"help", "description", "epilog", "tip", "title"}
+SCANNED = [*sorted((ROOT / "plugin" / "app").glob("*.py")),
+           ROOT / "cmfnet_core" / "cli.py",
+           ROOT / "plugin" / "desktop" / "restore_here.py",
+           ROOT / "plugin" / "gimp" / "cmfnet-restore" / "cmfnet-restore.py"]
+# words for machines or identical in every language (file filters' patterns, units)
+NOT_WORDS = {"", "CMFNet Restore", "px", "%"}
+
+
+def _unmarked_text(node) -> bool:
+    """A literal with words in it, not inside _() / N_()."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        text = node.value.strip()
+        return text not in NOT_WORDS and any(c.isalpha() for c in text)
+    if isinstance(node, ast.JoinedStr):
+        return any(_unmarked_text(v) for v in node.values if isinstance(v, ast.Constant))
+    if isinstance(node, ast.BinOp):
+        return _unmarked_text(node.left) or _unmarked_text(node.right)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return any(_unmarked_text(e) for e in node.elts)
+    return False
+
+
+def unmarked_strings(source: str, name: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        called = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        shown = list(node.args[:2]) if called in SHOWN_BY else []
+        shown += [k.value for k in node.keywords if k.arg in SHOWN_KEYWORDS]
+        for arg in shown:
+            if _unmarked_text(arg):
+                found.append(f"{name}:{arg.lineno}: {ast.unparse(arg)[:60]}")
+    return found
+
+
+def test_the_scan_finds_an_unmarked_label():
+    sample = ('QLabel("Hello")\nbar.setToolTip(_("fine"))\n'
+              'p.add_argument("--x", help="words")\nshow(f"Saved {path}")\n'
+              'box.showMessage(f"Saved {path}", 10)\nQLabel(" px ")\n')
+    assert [line.split(":")[1] for line in unmarked_strings(sample, "sample")] == ["1", "3", "5"]
+
+
+@pytest.mark.parametrize("path", SCANNED, ids=lambda p: p.name)
+def test_user_visible_strings_are_marked_for_translation(path):
+    assert unmarked_strings(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT))) == []
+
+
+# ---------------------------------------------------------------------- the language
+
+@pytest.mark.parametrize("environ,expected", [
+    ({"LANG": "zh_CN.UTF-8"}, "zh_CN"),
+    ({"LANG": "zh_CN"}, "zh_CN"),
+    ({"LANG": "zh_SG.UTF-8"}, "zh_CN"),
+    ({"LANGUAGE": "zh", "LANG": "en_US.UTF-8"}, "zh_CN"),
+    ({"LANGUAGE": "de:zh_CN:en", "LANG": "de_DE.UTF-8"}, "zh_CN"),
+    ({"LC_ALL": "zh_CN.UTF-8", "LANG": "en_US.UTF-8"}, "zh_CN"),
+    ({"LC_MESSAGES": "zh_CN.UTF-8", "LANG": "C"}, "zh_CN"),
+    ({"LC_ALL": "C", "LANG": "zh_CN.UTF-8"}, "en"),
+    ({"LANG": "C"}, "en"),
+    ({"LANG": "C.UTF-8"}, "en"),
+    ({"LANG": "POSIX"}, "en"),
+    ({"LANG": "en_GB.UTF-8"}, "en"),
+    ({"LANG": "de_DE.UTF-8"}, "en"),
+    ({"LANG": "zh_TW.UTF-8"}, "en"),  # traditional characters: no catalogue yet
+    ({}, "en"),
+])
+def test_the_language_follows_the_system_with_english_as_fallback(environ, expected):
+    assert i18n.choose_language(environ=environ) == expected
+
+
+def test_windows_and_macos_ask_the_operating_system():
+    assert i18n.system_languages({}, platform="linux") == []
+    assert i18n.system_languages({"LANG": "zh_CN.UTF-8"}, platform="darwin") == ["zh_CN"]
+
+
+def test_a_preference_wins_over_the_system():
+    assert i18n.choose_language("en", environ=ZH) == "en"
+    assert i18n.choose_language("zh_CN", environ={"LANG": "C"}) == "zh_CN"
+    assert i18n.choose_language(i18n.SYSTEM, environ=ZH) == "zh_CN"
+    assert i18n.choose_language("xx_YY", environ={"LANG": "C"}) == "en"  # no such catalogue
+
+
+def test_messages_and_tables_follow_a_change_of_language():
+    titles = i18n.Translated({"deblur": i18n.N_("Deblur")})
+    i18n.set_language("zh_CN")
+    assert i18n._("Deblur") == "去模糊" and titles["deblur"] == "去模糊"
+    assert dict(titles.items()) == {"deblur": "去模糊"}
+    assert i18n._("a message nobody translated") == "a message nobody translated"
+    i18n.set_language("en")
+    assert titles["deblur"] == "Deblur"
+
+
+def test_the_seed_articles_terms_are_used_and_kept():
+    catalog = {m.id: m.string for m in tool.read(PO_FILES[0]) if m.id}
+    assert catalog["Deblur"] == "去模糊" and catalog["Dehaze"] == "去雾"
+    assert catalog["Deraindrop"] == "去雨水" and catalog["Restore"] == "图像恢复"
+    strings = " ".join(s if isinstance(s, str) else " ".join(s) for s in catalog.values())
+    assert "去雨滴" not in strings  # one word for deraindrop, everywhere
+
+
+# ------------------------------------------------------------------------------ the CLI
+
+def test_cmfnet_help_is_chinese_under_a_chinese_locale():
+    result = cli("--help", env=ZH)
+    assert result.returncode == 0
+    assert result.stdout.startswith("用法：cmfnet")
+    for words in ("位置参数", "选项", "显示此帮助信息并退出", "用 CMFNet 让模糊、有雾或有雨水的照片变清晰。",
+                  "恢复照片，并在原图旁写出 NAME.TASK.EXT"):
+        assert words in result.stdout
+
+
+def test_cmfnet_restore_help_is_chinese_and_keeps_options_and_names():
+    out = cli("restore", "--help", env=ZH).stdout
+    for words in ("要恢复的照片", "引擎:", "示例：", "原图从不被修改", "--out-dir", "NAME.TASK.EXT",
+                  "photo.dehaze.jpg", "512"):
+        assert words in out
+
+
+def test_bad_input_is_reported_in_chinese(tmp_path):
+    result = cli("restore", "--task", "sharpen", "x.jpg", env=ZH)
+    assert result.returncode == 2
+    assert "无效的选择：'sharpen'" in result.stderr and "用法：" in result.stderr
+    missing = tmp_path / "不在.jpg"
+    result = cli("restore", "--task", "deblur", "--backend", "paddle", missing, env=ZH)
+    assert result.returncode == 1
+    # the prefix stays for programs that read it; the words are Chinese, the path untouched
+    assert f"cmfnet: error: {missing}：文件不存在" in result.stderr
+
+
+def test_everything_is_english_under_lang_c(tmp_path):
+    result = cli("--help", env={"LANG": "C"})
+    assert result.stdout.startswith("usage: cmfnet") and "positional arguments" in result.stdout
+    assert not any("\u4e00" <= c <= "\u9fff" for c in result.stdout)
+    result = cli("restore", "--task", "deblur", "--backend", "paddle", tmp_path / "gone.jpg",
+                 env={"LANG": "C"})
+    assert f"{tmp_path / 'gone.jpg'}: no such file" in result.stderr
+
+
+def test_detects_machine_readable_words_stay_as_they_are():
+    out = cli("detect", "--help", env=ZH).stdout
+    assert "PATH<TAB>TASK<TAB>CONFIDENCE" in out and "deblur、dehaze、deraindrop 或 none" in out
+
+
+# ---------------------------------------------------------------------- the desktop
+
+def test_desktop_entries_carry_chinese_names():
+    from plugin.desktop import integration
+
+    target = integration.Target(python="/venv/bin/python", project_dir=str(ROOT))
+    entry = integration.freedesktop_entry(target)
+    assert "Name[zh_CN]=图像恢复\n" in entry  # the one-click entry
+    assert "Name[zh_CN]=去模糊并保存副本\n" in entry and "Name[zh_CN]=去雾…\n" in entry
+    assert "GenericName[zh_CN]=图像恢复\n" in entry and "Keywords[zh_CN]=去模糊;" in entry
+    assert "\nName=CMFNet Restore\n" in entry and "\nName=Deblur and save copy\n" in entry
+    menu = integration.dolphin_service_menu(target)
+    assert "Name[zh_CN]=去雨水并保存副本\n" in menu
+    assert "Name[zh_CN]=图像恢复\n" in integration.dolphin_service_menu(target, top_level=True)
+
+
+def test_the_runners_notifications_are_chinese(monkeypatch, tmp_path):
+    from plugin.desktop import restore_here
+
+    photo = tmp_path / "photo.jpg"
+    stdout = f"{tmp_path / 'photo.dehaze.jpg'}\n"
+    stderr = f"cmfnet: {photo}: 看起来有雾（87 %）: dehaze\n"
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    restore_here.load_i18n().set_language()
+    try:
+        assert restore_here.automatic_outcome([photo], 0, stdout, stderr) == (
+            "已去雾：photo.jpg", "看起来有雾（87 %）：已保存 photo.dehaze.jpg", False)
+    finally:
+        restore_here.load_i18n().set_language("en")
+    assert restore_here.automatic_outcome([photo], 0, stdout, stderr)[0] == "Dehazed photo.jpg"
+
+
+# ---------------------------------------------------------------------------- GIMP
+
+def test_the_gimp_plugin_gets_the_catalogue_under_its_own_domain(tmp_path):
+    from plugin.gimp import installer
+
+    installer.install_plugin("/venv/bin/python", str(ROOT), tmp_path)
+    folder = tmp_path / "plug-ins" / "cmfnet-restore"
+    source = (folder / "cmfnet-restore.py").read_text(encoding="utf-8")
+    assert 'DOMAIN = BINARY' in source and 'return True, DOMAIN, CATALOG_DIR' in source
+    assert 'BINARY = "cmfnet-restore"' in source and 'CATALOG_DIR = "locale"' in source
+    catalogue = gettext.translation("cmfnet-restore", str(folder / "locale"), languages=["zh_CN"])
+    assert catalogue.gettext("CMFNet _Restore…") == "CMFNet 图像恢复(_R)…"
+    assert catalogue.gettext("Dehaze") == "去雾"
