@@ -92,6 +92,25 @@ def install_qt_system_libraries() -> None:
           f"install them with: sudo apt install {' '.join(packages)}")
 
 
+def install_cjk_fonts() -> None:
+    """The app speaks Chinese where the system does (cmfnet_core/i18n.py); without a CJK font
+    Qt shows boxes. Debian's fonts-noto-cjk as root with apt, else the line that installs it."""
+    if not sys.platform.startswith("linux"):
+        return
+    wanted = next((os.environ[v] for v in ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+                   if os.environ.get(v)), "")
+    if not any(tag.startswith("zh") for tag in wanted.split(":")) or not shutil.which("fc-list"):
+        return
+    if subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout.strip():
+        return  # a Chinese font is there already
+    if _as_root_with_apt():
+        step("installing a Chinese font for the app (fonts-noto-cjk)")
+        apt_install(["fonts-noto-cjk"])
+        return
+    print("    note: no Chinese font found; the app's Chinese text needs one: "
+          "sudo apt install fonts-noto-cjk")
+
+
 CHECK = """
 import warnings
 warnings.filterwarnings("ignore", message="No ccache found")
@@ -149,6 +168,7 @@ def main() -> int:
             install_system_test_tools()
         check_install()
         install_qt_system_libraries()
+        install_cjk_fonts()
         if not args.no_integrations:
             integrations(uninstall=False)
     except subprocess.CalledProcessError as exc:

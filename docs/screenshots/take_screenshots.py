@@ -11,6 +11,9 @@ the installed defaults are used). Writes, beside this script:
 * ``01-photo-and-preview.png``  a photo with its thumbnail preview, split at half
 * ``02-before-after.png``  the full-resolution result at 200 %, split in the middle
 * ``03-run-in-progress.png``  Apply running: progress bar, tiles, ETA, Cancel
+
+With ``--language zh_CN`` it takes only ``zh_CN-01-photo-and-preview.png``: the app
+in that language (needs a CJK font, e.g. Debian's ``fonts-noto-cjk``).
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ def main() -> int:
     parser.add_argument("--photo", help="default: the task's first sample")
     parser.add_argument("--busy-photo", help="default: the task's second sample")
     parser.add_argument("--out", default=str(HERE))
+    parser.add_argument("--language", help="only the photo-and-preview shot, in this language (zh_CN)")
     args = parser.parse_args()
     stem = {"deblur": "deblur_{}.png", "dehaze": "haze_{}.jpg", "deraindrop": "raindrop_{}.jpg"}[args.task]
     args.photo = args.photo or str(SAMPLES / stem.format(1))
@@ -51,6 +55,9 @@ def main() -> int:
 
     app = QApplication([sys.argv[0]])
     app.setApplicationDisplayName("CMFNet Restore")
+    from plugin.app.translations import install_translations
+
+    install_translations(app, args.language or "en")
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(temp / "qsettings"))
     settings = AppSettings(QSettings(str(temp / "app.ini"), QSettings.Format.IniFormat))
     settings.set_engine_options(EngineOptions())
@@ -91,18 +98,23 @@ def main() -> int:
         app.setWindowIcon(QIcon(str(ICON_PATH)))
     window.resize(1280, 800)
     window.show()
-    shoot(window, "00-first-start.png")
+    if not args.language:
+        shoot(window, "00-first-start.png")
 
     for spec in args.weights:
         task, _, file = spec.partition("=")
-        window.task_combo.setCurrentIndex(TASKS.index(task))
+        window.task_combo.setCurrentIndex(window.task_combo.findData(task))
         window.prompts.weights_file = lambda _title, f=file: f
         window.import_weights()
         wait(window.engine.finished, lambda j: j.kind == jobs.IMPORT)
-    window.task_combo.setCurrentIndex(TASKS.index(args.task))
+    window.task_combo.setCurrentIndex(window.task_combo.findData(args.task))  # Automatic is first
 
     window.open_paths([args.photo])
-    wait(window.engine.finished, lambda j: j.kind == jobs.PREVIEW)
+    wait(window.engine.finished, lambda j: j.kind == jobs.PREVIEW and j.context.get("final"))
+    if args.language:
+        shoot(window, f"{args.language}-01-photo-and-preview.png")
+        window.shutdown()
+        return 0
     shoot(window, "01-photo-and-preview.png")
 
     window.apply()
