@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..i18n import _
 from ..weights import Weights
 from . import precision as _precision
 
@@ -55,11 +56,11 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     usage) with one clear line.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise ValueError(_("unknown backend {value}; choose one of {choices}").format(value=repr(backend), choices=', '.join(BACKENDS)))
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise ValueError(_("unknown precision {value}; choose one of {choices}").format(value=repr(precision), choices=', '.join(PRECISIONS)))
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        raise ValueError(_("unknown device {value}; choose one of {choices}").format(value=repr(device), choices=', '.join(DEVICES)))
     chosen = backend == "auto"
     if chosen:
         backend = _auto_backend(device)
@@ -67,23 +68,23 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     if backend == "openvino":
         if device == "gpu":
             if not _openvino_gpu():
-                raise ValueError("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
-                                 "runtime, e.g. Debian's intel-opencl-icd); use --device cpu")
+                raise ValueError(_("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
+                                   "runtime, e.g. Debian's intel-opencl-icd); use --device cpu"))
             if precision == "bf16":
-                raise ValueError("GPUs run fp16 (auto) or fp32; bf16 is for CPUs")
+                raise ValueError(_("GPUs run fp16 (auto) or fp32; bf16 is for CPUs"))
         elif precision == "bf16" and not _precision.cpu_has_bf16():
-            notes.append(_precision.NO_BF16_NOTE)
+            notes.append(_(_precision.NO_BF16_NOTE))
         if precision == "int8" and not _nncf_available():
-            raise ValueError("--precision int8 needs the nncf package (pip install nncf)")
+            raise ValueError(_("--precision int8 needs the nncf package (pip install nncf)"))
     elif precision in ("bf16", "int8"):
-        raise ValueError(f"the paddle backend runs fp32 only; {precision} needs --backend openvino")
+        raise ValueError(_("the paddle backend runs fp32 only; {precision} needs --backend openvino").format(precision=precision))
     elif device == "gpu" and not _paddle_has_cuda():
         if chosen:
-            raise ValueError("--device gpu found no GPU: OpenVINO sees none (Intel GPUs need the "
-                             "GPU compute runtime, e.g. Debian's intel-opencl-icd) and this "
-                             "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install paddlepaddle-gpu)")
-        raise ValueError("--device gpu with the paddle backend needs the paddlepaddle-gpu package "
-                         "(pip install paddlepaddle-gpu); this install is CPU-only")
+            raise ValueError(_("--device gpu found no GPU: OpenVINO sees none (Intel GPUs need the "
+                               "GPU compute runtime, e.g. Debian's intel-opencl-icd) and this "
+                               "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install paddlepaddle-gpu)"))
+        raise ValueError(_("--device gpu with the paddle backend needs the paddlepaddle-gpu package "
+                           "(pip install paddlepaddle-gpu); this install is CPU-only"))
     return backend, notes
 
 

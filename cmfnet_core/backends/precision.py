@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 
 from .. import cpu
+from ..i18n import N_
 from .core import core
 
 #: OpenVINO's inference precision hint for the float precisions (int8: :func:`inference_hint`)
@@ -22,8 +23,8 @@ RESOLVED = ("fp32", "bf16", "int8")  # what auto resolves to on a CPU, and what 
 #: what ``auto`` runs on a GPU: its native half precision (OpenVINO's own default there)
 GPU_AUTO = "fp16"
 
-NO_BF16_NOTE = ("bf16 was asked for, but this CPU has no native bf16 (AVX512-BF16 or AMX): "
-                "running fp32, which gives the same result at the same speed here")
+NO_BF16_NOTE = N_("bf16 was asked for, but this CPU has no native bf16 (AVX512-BF16 or AMX): "
+                  "running fp32, which gives the same result at the same speed here")
 
 #: the bar int8 must meet before ``auto`` may pick it (issue 12): at least this PSNR against
 #: the fp32 output on every dev crop, and at most this loss of PSNR on the dev pairs (mean)

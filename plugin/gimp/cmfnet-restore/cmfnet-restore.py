@@ -65,6 +65,7 @@ def _(message):
 
 
 N_ = bridge.N_
+bridge.set_translator(_)  # the bridge's messages (shown by GIMP) from the same catalogue
 
 
 def _error(procedure, message, status=Gimp.PDBStatusType.EXECUTION_ERROR):

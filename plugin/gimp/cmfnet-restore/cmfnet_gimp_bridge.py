@@ -49,6 +49,18 @@ def N_(message: str) -> str:
     return message
 
 
+_translate = str  # English until the plug-in hands over GIMP's catalogue (set_translator)
+
+
+def set_translator(translate: Callable[[str], str]) -> None:
+    global _translate
+    _translate = translate
+
+
+def _(message: str) -> str:
+    return _translate(message)
+
+
 TASK_LABELS = {AUTO_TASK: N_("Automatic"), "deblur": N_("Deblur"), "dehaze": N_("Dehaze"),
                "deraindrop": N_("Deraindrop")}
 PROGRESS_PREFIX = "PROGRESS "
@@ -87,15 +99,15 @@ def load_config(plugin_dir: str | os.PathLike, environ=os.environ) -> Config:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise BridgeError(f"{path} is not valid JSON: {exc}") from exc
+            raise BridgeError(_("{path} is not valid JSON: {error}").format(path=path, error=exc)) from exc
     python = environ.get("CMFNET_PYTHON") or data.get("python")
     if not python:
         raise BridgeError(
-            f"CMFNet Restore does not know the project's Python: {path} is missing. "
-            "Run install.py from the CMFNet Restore checkout again.")
+            _("CMFNet Restore does not know the project's Python: {path} is missing. "
+              "Run install.py from the CMFNet Restore checkout again.").format(path=path))
     if not os.path.exists(python):
-        raise BridgeError(f"The project's Python {python} does not exist (moved or deleted?). "
-                          "Run install.py again.")
+        raise BridgeError(_("The project's Python {python} does not exist (moved or deleted?). "
+                            "Run install.py again.").format(python=python))
     return Config(python=python,
                   project_dir=data.get("project_dir"),
                   weights=environ.get("CMFNET_WEIGHTS") or data.get("weights") or None,
@@ -164,13 +176,13 @@ def context_box(selection: Box, layer_width: int, layer_height: int,
     every side and clipped to the layer. Only the selected pixels are changed in the
     end; the margin is context, so they are restored as they would be in the whole."""
     if selection.width <= 0 or selection.height <= 0:
-        raise BridgeError("the selection does not touch the layer")
+        raise BridgeError(_("the selection does not touch the layer"))
     x0 = max(0, selection.x - margin)
     y0 = max(0, selection.y - margin)
     x1 = min(layer_width, selection.x + selection.width + margin)
     y1 = min(layer_height, selection.y + selection.height + margin)
     if x1 <= x0 or y1 <= y0:
-        raise BridgeError("the selection does not touch the layer")
+        raise BridgeError(_("the selection does not touch the layer"))
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
@@ -185,10 +197,10 @@ def engine_command(cfg: Config, src: str, out_dir: str, task: str, *,
     weights file passed for this run with Automatic is refused: it says nothing
     about which task it restores."""
     if task not in CHOICES:
-        raise BridgeError(f"unknown task {task!r}; choose one of {', '.join(CHOICES)}")
+        raise BridgeError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(CHOICES)))
     if task == AUTO_TASK and weights:
-        raise BridgeError("a weights file restores one task: choose that task instead of "
-                          "Automatic")
+        raise BridgeError(_("a weights file restores one task: choose that task instead of "
+                            "Automatic"))
     cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "--out-dir", out_dir,
            "--task", task, "--progress-lines"]
     w = None if task == AUTO_TASK else weights or cfg.weights
@@ -226,7 +238,7 @@ def engine_result(lines: list[str], src: str, out_dir: str, task: str) -> Engine
     said = next((ln[len(f"cmfnet: {src}: "):] for ln in lines
                  if ln.startswith(f"cmfnet: {src}: ")), "")
     found = said.split(";")[0].strip()
-    return EngineResult(None, None, found or "it looks fine")
+    return EngineResult(None, None, found or _("it looks fine"))
 
 
 def parse_progress(line: str) -> tuple[int, int] | None:
@@ -282,7 +294,7 @@ def run_engine(cmd: list[str], on_progress: Callable[[int, int], bool | None] | 
                                 text=True, encoding="utf-8", errors="replace", bufsize=1,
                                 **kwargs)
     except OSError as exc:
-        raise BridgeError(f"cannot start the project's Python ({cmd[0]}): {exc}") from exc
+        raise BridgeError(_("cannot start the project's Python ({python}): {error}").format(python=cmd[0], error=exc)) from exc
     other: list[str] = []
     try:
         assert proc.stdout is not None
@@ -301,7 +313,7 @@ def run_engine(cmd: list[str], on_progress: Callable[[int, int], bool | None] | 
         raise
     if rc != 0:
         last = next((ln for ln in reversed(other) if ln.strip()), f"exit status {rc}")
-        raise BridgeError(f"CMFNet Restore failed: {last}")
+        raise BridgeError(_("CMFNet Restore failed: {reason}").format(reason=last))
     return other
 
 
