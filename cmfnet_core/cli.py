@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .i18n import N_, _, set_language, translate_argparse
+from .i18n import N_, _, set_language, translate_argparse, wide_text_formatter
 from .versions import version_text
 from .weights import TASKS
 
@@ -83,8 +83,15 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                              "results agree more closely"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """Wraps translated help by display width; the subcommands' parsers are of this class too."""
+
+    def __init__(self, *args, formatter_class=argparse.HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=wide_text_formatter(formatter_class), **kwargs)
+
+
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cmfnet",
         description=_("Make blurry, hazy or rain-spotted photos clear with CMFNet."),
         epilog=_("Run 'cmfnet COMMAND --help' for the options and examples of each command."))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import gettext
 import locale
 import os
+import re
 import sys
+import unicodedata
 from pathlib import Path
 
 DOMAIN = "cmfnet"
@@ -153,3 +155,50 @@ class Translated(dict):
 
     def items(self):
         return [(key, self[key]) for key in self]
+
+
+# --- help text in languages written without spaces ---------------------------------
+
+_TOKENS = re.compile(r"\s+|[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+")
+_NO_LINE_START = set("，。、；：！？）」』》”…")  # punctuation that closes, never opens a line
+_NO_LINE_END = set("（「『《“")  # and that opens, never ends one
+
+
+def _columns(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def wrap_wide(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` terminal columns (a Chinese character takes
+    two); lines break between Chinese characters or at spaces, never before closing
+    punctuation nor after opening. textwrap counts characters and breaks only at spaces."""
+    lines, line = [], ""
+    for token in _TOKENS.findall(" ".join(text.split())):
+        if token.isspace():
+            line += " " if line else ""
+        elif _columns(line + token) <= width or not line.strip() or token in _NO_LINE_START:
+            line += token
+        else:
+            carried = line[-1] if line[-1] in _NO_LINE_END else ""
+            lines.append(line[:len(line) - len(carried)].rstrip())
+            line = carried + token
+    return lines + [line.rstrip()] if line.strip() else lines
+
+
+def wide_text_formatter(base):
+    """argparse formatter ``base`` that wraps help by display width where it holds wide
+    characters (Chinese help would otherwise run past the terminal's edge)."""
+    import argparse
+
+    class WideTextFormatter(base):
+        def _split_lines(self, text, width):
+            if _columns(text) == len(text):
+                return super()._split_lines(text, width)
+            return wrap_wide(text, width)
+
+        def _fill_text(self, text, width, indent):
+            if _columns(text) == len(text) or base._fill_text is not argparse.HelpFormatter._fill_text:
+                return super()._fill_text(text, width, indent)  # a Raw formatter keeps its lines
+            return "\n".join(indent + line for line in wrap_wide(text, width - len(indent)))
+
+    return WideTextFormatter

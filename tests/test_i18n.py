@@ -204,6 +204,21 @@ def test_cmfnet_restore_help_is_chinese_and_keeps_options_and_names():
         assert words in out
 
 
+def test_chinese_help_fits_the_terminal():
+    out = cli("restore", "--help", env={**ZH, "COLUMNS": "80"}).stdout
+    options = [line for line in out.split("示例：")[0].splitlines() if line.startswith(" ")]
+    assert len(options) > 20 and max(i18n._columns(line) for line in options) <= 80
+
+
+def test_wide_text_wraps_by_columns_and_keeps_punctuation_with_its_words():
+    text = "在 stderr 上输出“PROGRESS done total”行而不是进度条（供调用 cmfnet 的程序使用）"
+    lines = i18n.wrap_wide(text, 30)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+    assert all(i18n._columns(line) <= 30 for line in lines)
+    assert not any(line[0] in "，。）”" or line[-1] in "（“" for line in lines)
+    assert i18n.wrap_wide("plain words stay whole", 11) == ["plain words", "stay whole"]
+
+
 def test_bad_input_is_reported_in_chinese(tmp_path):
     result = cli("restore", "--task", "sharpen", "x.jpg", env=ZH)
     assert result.returncode == 2
