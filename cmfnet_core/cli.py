@@ -216,7 +216,7 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.name, unit="tile", file=sys.stderr, leave=False)
+            self.bar = tqdm(total=total, desc=self.name, unit=_("tile"), file=sys.stderr, leave=False)
         self.bar.n = done
         self.bar.refresh()
 
