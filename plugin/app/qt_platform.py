@@ -110,8 +110,10 @@ def xcb_problem(qt_args: list[str], environ=os.environ) -> str | None:
     packages = missing_packages()
     if not packages:
         return None
-    return ("the desktop app cannot open a window: Qt's X11 plugin needs system libraries "
-            f"that are missing. Install them with: {apt_hint(packages)}")
+    from cmfnet_core.i18n import _  # here: install.py runs this file by path, before the venv has it
+
+    return _("the desktop app cannot open a window: Qt's X11 plugin needs system libraries "
+             "that are missing. Install them with: {command}").format(command=apt_hint(packages))
 
 
 if __name__ == "__main__":
