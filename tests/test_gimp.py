@@ -267,7 +267,8 @@ def test_installer_writes_plugin_folder(tmp_path):
     written = installer.install_plugin("/venv/bin/python", "/proj", tmp_path / "profile")
     d = tmp_path / "profile" / "plug-ins" / "cmfnet-restore"
     assert sorted(Path(p).name for p in written) == [
-        "cmfnet-restore.json", "cmfnet-restore.py", "cmfnet_gimp_bridge.py"]
+        "cmfnet-restore.json", "cmfnet-restore.mo", "cmfnet-restore.py", "cmfnet_gimp_bridge.py"]
+    assert (d / "locale" / "zh_CN" / "LC_MESSAGES" / "cmfnet-restore.mo").is_file()
     assert os.access(d / "cmfnet-restore.py", os.X_OK)
     assert not os.access(d / "cmfnet_gimp_bridge.py", os.X_OK)
     assert json.loads((d / "cmfnet-restore.json").read_text())["python"] == "/venv/bin/python"
