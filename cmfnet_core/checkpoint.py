@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .i18n import _
+
 try:  # numpy >= 2
     from numpy._core import multiarray as _multiarray
 except ImportError:  # pragma: no cover - numpy 1.x
@@ -243,7 +245,7 @@ def _check_opcodes(handle) -> None:
     except CheckpointError:
         raise
     except ValueError as exc:  # what genops says of truncated or garbled opcodes
-        raise CheckpointError(f"the file is damaged or truncated ({exc})") from None
+        raise CheckpointError(_("the file is damaged or truncated ({reason})").format(reason=exc)) from None
     handle.seek(start)
 
 
@@ -282,7 +284,7 @@ def _load_torch_zip(source):
         names = archive.namelist()
         pkl = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
         if not pkl:
-            raise CheckpointError("zip file without data.pkl: not a PyTorch checkpoint")
+            raise CheckpointError(_("zip file without data.pkl: not a PyTorch checkpoint"))
         root = pkl[0][: -len("data.pkl")]
         byteorder = root + "byteorder"
         if byteorder in names and archive.read(byteorder).strip() != b"little":
@@ -307,7 +309,7 @@ def _load_torch_legacy(handle) -> object:
     for expected in ("magic", "protocol", "sysinfo"):
         value = _safe_load(handle, {})
         if expected == "magic" and value != LEGACY_MAGIC:
-            raise CheckpointError("not a PyTorch legacy checkpoint (bad magic number)")
+            raise CheckpointError(_("not a PyTorch legacy checkpoint (bad magic number)"))
     storages: dict[str, _Storage] = {}
     result = _safe_load(handle, storages)
     keys = _safe_load(handle, {})
@@ -336,18 +338,18 @@ def load_pickled(path: str | Path):
     try:
         handle = io.BytesIO(path.read_bytes())
     except OSError as exc:
-        raise CheckpointError(f"cannot read the file ({exc.strerror or exc})") from None
+        raise CheckpointError(_("cannot read the file ({reason})").format(reason=exc.strerror or exc)) from None
     try:
         if zipfile.is_zipfile(handle):
             return _load_torch_zip(handle)
         handle.seek(0)
         head = handle.read(2)
         if not head:
-            raise CheckpointError("the file is empty")
+            raise CheckpointError(_("the file is empty"))
         if head == b"PK":
-            raise CheckpointError("the zip archive is damaged or truncated (its directory is missing)")
+            raise CheckpointError(_("the zip archive is damaged or truncated (its directory is missing)"))
         if head[:1] != b"\x80":
-            raise CheckpointError("not a pickle or zip checkpoint")
+            raise CheckpointError(_("not a pickle or zip checkpoint"))
         handle.seek(0)
         first = _safe_load(handle, {})
         if first == LEGACY_MAGIC:

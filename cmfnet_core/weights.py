@@ -90,7 +90,7 @@ def _extract_state(obj) -> dict:
             if isinstance(obj.get(key), dict):
                 return obj[key]
         return obj
-    raise WeightsError(f"the file holds a {type(obj).__name__}, not a dict of weights")
+    raise WeightsError(_("the file holds a {kind}, not a dict of weights").format(kind=type(obj).__name__))
 
 
 def _normalise_keys(state: dict) -> dict[str, np.ndarray]:
@@ -124,9 +124,9 @@ def _foreign_message(state: dict) -> str:
     keys = set(state)
     for name, marks in _FINGERPRINTS:
         if any(mark in keys for mark in marks):
-            return f"this looks like a {name} checkpoint, not CMFNet"
+            return _("this looks like a {name} checkpoint, not CMFNet").format(name=name)
     sample = ", ".join(sorted(keys)[:3]) or "none"
-    return f"not a CMFNet checkpoint (first keys: {sample})"
+    return _("not a CMFNet checkpoint (first keys: {keys})").format(keys=sample)
 
 
 def check_state(state: dict[str, np.ndarray], config: Config) -> dict[str, np.ndarray]:
@@ -134,12 +134,12 @@ def check_state(state: dict[str, np.ndarray], config: Config) -> dict[str, np.nd
     expected = expected_shapes(config)
     missing = [k for k in expected if k not in state]
     if missing:
-        hint = _foreign_message(state) if len(missing) > len(expected) // 2 else "incomplete CMFNet checkpoint"
-        raise WeightsError(f"missing {len(missing)} keys, first: {missing[0]}; {hint}")
+        hint = _foreign_message(state) if len(missing) > len(expected) // 2 else _("incomplete CMFNet checkpoint")
+        raise WeightsError(_("missing {count} keys, first: {key}; {hint}").format(count=len(missing), key=missing[0], hint=hint))
     unexpected = [k for k in state if k not in expected]
     if unexpected:
-        raise WeightsError(f"{len(unexpected)} unexpected keys, first: {unexpected[0]}; "
-                           "not the CMFNet architecture this tool runs")
+        raise WeightsError(_("{count} unexpected keys, first: {key}; "
+                             "not the CMFNet architecture this tool runs").format(count=len(unexpected), key=unexpected[0]))
     wrong = [(k, tuple(state[k].shape), shape) for k, shape in expected.items()
              if tuple(state[k].shape) != shape]
     if wrong:
@@ -173,7 +173,7 @@ def read_weights(path: str | os.PathLike) -> Weights:
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise WeightsError(f"{sidecar.name}: unreadable sidecar ({exc})") from None
+            raise WeightsError(_("{name}: unreadable sidecar ({reason})").format(name=sidecar.name, reason=exc)) from None
         if not isinstance(meta, dict) or not isinstance(meta.get("config", {}), dict):
             raise WeightsError(f"{sidecar.name}: the sidecar is not a weights description")
     try:
