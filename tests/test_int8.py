@@ -77,7 +77,7 @@ def test_without_vnni_every_layer_gets_the_overflow_fix():
 def test_int8_with_the_paddle_backend_is_refused():
     from cmfnet_core.backends import check_options
 
-    with pytest.raises(ValueError, match="int8 needs --backend openvino"):
+    with pytest.raises(ValueError, match="int8 needs the openvino backend"):
         check_options(backend="paddle", precision="int8")
 
 
