@@ -301,7 +301,7 @@ def run_restore(args) -> int:
             failures += 1
             continue
         progress.close()
-        report.written(raw, dest, task, found.confidence if found else None)
+        report.written(raw, dest, task, *((found.confidence, found.summary()) if found else ()))
     return EXIT_FAILED if failures else EXIT_OK
 
 

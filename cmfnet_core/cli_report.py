@@ -38,9 +38,11 @@ class Report:
         self._result(Result(FAILED, task, confidence, problem.kind, source, None, message))
         return message
 
-    def written(self, source: str, output, task: str, confidence: float | None) -> None:
+    def written(self, source: str, output, task: str, confidence: float | None,
+                found: str = "") -> None:
+        """``found``: what the detector saw, for people ("Looks hazy · 87 %")."""
         print(output, flush=True)  # the result for people and shells: stdout, one path a line
-        self._result(Result(WRITTEN, task, confidence, None, source, str(output)))
+        self._result(Result(WRITTEN, task, confidence, None, source, str(output), found))
 
     def skipped(self, source: str, task: str, confidence: float, why: str) -> None:
         self._result(Result(SKIPPED, task, confidence, None, source, None, why))

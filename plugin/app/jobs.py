@@ -22,6 +22,7 @@ from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
+from cmfnet_core.errors import classify
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -339,33 +340,12 @@ def blend(original: np.ndarray, restored: np.ndarray, strength: float) -> np.nda
     return mixed.astype(original.dtype)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "resourceexhausted" in text or "cannot allocate" in text
-
-
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(dialog title, one clear message) for anything a job can raise."""
-    from cmfnet_core.detect import DetectorError
-    from cmfnet_core.imageio import ImageError
-
-    if isinstance(exc, DetectorError):
-        return "Automatic is not available", f"{exc}\n\nChoose the task yourself."
-    if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
-        return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
-    if isinstance(exc, WeightsError):
-        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Import official weights… to add the "
-                                   "CMFNet weights for this task.")
-    if isinstance(exc, ImageError):
-        return "Cannot use this photo", str(exc)
-    if is_out_of_memory(exc):
-        return "Out of memory", ("There was not enough memory to restore this photo. "
-                                 "Lower the tile size in Preferences and try again.")
-    if isinstance(exc, OSError):
-        return "File error", str(exc)
-    return "Unexpected error", f"{type(exc).__name__}: {exc}"
+    """(dialog title, the message and the next step in the app's words) for anything a job
+    can raise: the core's classifier (:func:`cmfnet_core.errors.classify`), as every front
+    end uses it."""
+    problem = classify(exc)
+    return problem.title, problem.dialog_text()
 
 
 class Eta:

@@ -27,7 +27,7 @@ from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.imageio import output_path
 from cmfnet_core.weights import TASKS
 
-from . import jobs
+from . import help_pages, jobs
 from .batch import BatchPanel
 from .dialogs import CANCEL, SAVE, ErrorReporter, Prompts
 from .document import Document
@@ -203,6 +203,10 @@ class MainWindow(QMainWindow):
         self.batch_action = self.batch_dock.toggleViewAction()
         self.batch_action.setText("&Batch Queue")
         self.about_action = self._action("&About", self.about)
+        self.usage_action = self._action("&Usage", self.show_usage,
+                                         tip="What each task does and how to run it (the README)")
+        self.model_card_action = self._action("&Model Card", self.show_model_card,
+                                              tip="How the bundled weights were trained and how well they do")
 
     def _create_menus_and_toolbar(self) -> None:
         menu = self.menuBar().addMenu("&File")
@@ -241,7 +245,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.import_action)
         menu.addAction(self.prefs_action)
 
-        self.menuBar().addMenu("&Help").addAction(self.about_action)
+        menu = self.menuBar().addMenu("&Help")
+        for action in (self.usage_action, self.model_card_action, self.about_action):
+            menu.addAction(action)
 
         bar = self.addToolBar("Main")
         bar.setObjectName("mainToolbar")
@@ -809,9 +815,20 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox
 
-        QMessageBox.about(self, f"About {DISPLAY_NAME}",
-                          f"<b>{DISPLAY_NAME}</b><br>CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
-                          "and deraindrop photos. Your originals are never changed unless you say so.")
+        QMessageBox.about(self, f"About {DISPLAY_NAME}", help_pages.about_html(DISPLAY_NAME))
+
+    def show_usage(self) -> help_pages.DocumentDialog:
+        return self._document(f"{DISPLAY_NAME}: usage", help_pages.usage_markdown())
+
+    def show_model_card(self) -> help_pages.DocumentDialog:
+        path = help_pages.model_card_path()
+        return self._document(f"{DISPLAY_NAME}: model card", help_pages.model_card_markdown(), path.parent)
+
+    def _document(self, title: str, markdown: str, folder: Path | None = None) -> help_pages.DocumentDialog:
+        dialog = help_pages.DocumentDialog(title, markdown, folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:

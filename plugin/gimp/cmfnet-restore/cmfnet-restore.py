@@ -162,7 +162,7 @@ def run(procedure, run_mode, image, drawables, config, data):
                 Gimp.progress_update((i + done / total) / n)
 
             lines = bridge.run_engine(cmd, on_progress, cwd=cfg.project_dir)
-            result = bridge.engine_result(lines, src, out_dir, task)
+            result = bridge.engine_result(lines, src)
             if result.path is None and task != bridge.AUTO_TASK:
                 raise bridge.BridgeError("CMFNet Restore wrote no result ({})".format(out_dir))
             if result.path is None:
