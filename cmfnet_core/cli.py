@@ -456,6 +456,14 @@ def main(argv: list[str] | None = None) -> int:
         return reported.exit_code
     except BrokenPipeError:
         return _reader_went_away()
+    except Exception as exc:  # noqa: BLE001 - what no command handled: classified and said
+        # (a bug with its traceback, exit 70)
+        from .cli_report import Report
+        from .errors import classify
+
+        problem = classify(exc)
+        Report(machine=False).problem(problem)
+        return problem.exit_code
 
 
 def _reader_went_away() -> int:

@@ -38,7 +38,7 @@ class Report:
         self._result(Result(FAILED, task, confidence, problem.kind, source, None, message))
         return message
 
-    def written(self, source: str, output, task: str, confidence: float | None,
+    def written(self, source: str, output, task: str, confidence: float | None = None,
                 found: str = "") -> None:
         """``found``: what the detector saw, for people ("Looks hazy · 87 %")."""
         print(output, flush=True)  # the result for people and shells: stdout, one path a line

@@ -65,8 +65,9 @@ KINDS: dict[str, Kind] = {
                  "try a smaller --tile",
                  "Lower the tile size in Preferences and try again."),
     BACKEND: Kind("The engine failed", EXIT_FAILED,
-                  "try again with --backend paddle (the reference, slower)",
-                  "Choose the paddle backend in Preferences (the reference, slower) and try again."),
+                  "try again; if it fails again, use --backend paddle (the reference, slower)",
+                  "Try again; if it fails again, choose the paddle backend (the reference, "
+                  "slower) in Preferences."),
     FILE: Kind("File error", EXIT_FAILED,
                "check that the folder exists, you may write there and the disk has room",
                "Check that the folder exists, you may write there and the disk has room."),
@@ -171,7 +172,10 @@ def _one_line(exc: BaseException) -> str:
     if "Error Message Summary:" in lines[:-1]:  # Paddle: C++ frames first, the reason after
         lines = lines[lines.index("Error Message Summary:") + 1:]
     lines = [line for line in lines if not line.startswith("C++ Traceback")]
+    openvino = bool(lines) and lines[0].startswith("Exception from ")
+    # OpenVINO: "Exception from src/...cpp:84:" frames, the reason last
+    lines = [line for line in lines if not line.startswith(("Exception from ", "Check '"))]
     if not lines:
         return ""
-    text = lines[0]
+    text = lines[-1] if openvino else lines[0]
     return text if len(text) <= 300 else text[:297] + "…"
