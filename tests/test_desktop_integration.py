@@ -206,7 +206,7 @@ def test_integration_and_runner_need_only_the_standard_library():
     code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
             "import plugin.desktop.integration, plugin.desktop.restore_here\n"
             "outside = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)\n"
-            "print(sorted(outside - {'plugin', '__main__'}))")
+            "print(sorted(outside - {'plugin', '__main__', 'cmfnet_core_results'}))")
     result = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(PROJECT)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -336,7 +336,7 @@ def test_runner_runs_cmfnet_restore_and_notifies(tmp_path, stub_python, photos, 
                     "--save", "--"], env=env, check=True, cwd=tmp_path)
     (call,) = stub_python.calls()
     assert call["argv"] == ["-m", "cmfnet_core.cli", "restore", *map(str, photos),
-                            "--task", "dehaze", "--overwrite"]
+                            "--task", "dehaze", "--overwrite", "--progress-lines"]
     sent = notes.read_text().splitlines()
     assert len(sent) == 2 and "CMFNet Restore" in sent[0] and "Dehazed 2 photos" in sent[1]
     assert (tmp_path / "state" / "cmfnet-restore" / "restore-here.log").is_file()
@@ -349,12 +349,16 @@ def test_runner_runs_cmfnet_restore_and_notifies(tmp_path, stub_python, photos, 
 
 @pytest.mark.parametrize("printed,named", [
     (["{folder}/beach.dehaze-2.jpg"], "beach.dehaze-2.jpg"),  # the name the CLI really wrote
-    ([], "saved beside the original"),  # nothing printed: no name is made up
+    ([], "saved beside the original"),  # nothing said: no name is made up
 ])
 def test_runner_names_the_file_the_cli_wrote(tmp_path, photos, printed, named):
+    from cmfnet_core.results import Result
+
     cli = tmp_path / "cli-python"
-    lines = "".join(f"echo '{line.format(folder=photos[0].parent)}'\n" for line in printed)
-    cli.write_text(f"#!/bin/sh\n{lines}exit 0\n")
+    lines = [Result("written", "dehaze", None, None, str(photos[0]), line.format(folder=photos[0].parent)).line()
+             for line in printed]
+    cli.write_text("#!/bin/sh\n" + "".join(f"printf '%s\\n' {shlex.quote(line)} >&2\n" for line in lines)
+                   + "exit 0\n")
     cli.chmod(0o755)
     env = dict(os.environ, PATH="/usr/bin:/bin", XDG_STATE_HOME=str(tmp_path / "state"))
     res = subprocess.run([sys.executable, RUNNER, "--python", str(cli), "--task", "dehaze",
@@ -382,35 +386,41 @@ def test_save_without_a_task_is_the_automatic_choice(tmp_path, stub_python, phot
                     str(photos[0])], env=env, check=True, capture_output=True)
     (call,) = stub_python.calls()
     assert call["argv"] == ["-m", "cmfnet_core.cli", "restore", str(photos[0]), "--task", "auto",
-                            "--overwrite"]
+                            "--overwrite", "--progress-lines"]
 
 
-def test_automatic_outcome_says_what_was_found_and_what_was_left(tmp_path):
+def test_the_outcome_says_what_was_found_and_what_was_left(tmp_path):
+    """From the RESULT lines alone (made here by the engine's own writer; tests/test_results.py
+    runs the real CLI): the human messages are shown, never parsed."""
+    from cmfnet_core.results import Result
+
     hazy, fine, rainy = (tmp_path / n for n in ("hazy.jpg", "fine.jpg", "rainy.png"))
-    said = (f"cmfnet: {hazy}: looks hazy (87 %): dehaze\n"
-            f"cmfnet: {fine}: looks fine (91 %); skipped (to restore it anyway, pass --task "
-            "deblur / dehaze / deraindrop)\n"
-            f"cmfnet: {rainy}: looks rain-spotted (64 %): deraindrop\n")
-    outcome = restore_here.automatic_outcome
-    assert outcome([hazy], 0, f"{tmp_path}/hazy.dehaze.jpg\n", said) == (
-        "Dehazed hazy.jpg", "Looks hazy (87 %): saved hazy.dehaze.jpg", False)
+    said = {hazy: Result("written", "dehaze", 0.87, None, str(hazy), f"{tmp_path}/hazy.dehaze.jpg",
+                         "Looks hazy · 87 %"),
+            fine: Result("skipped", "none", 0.91, None, str(fine), None, "Looks fine · 91 %"),
+            rainy: Result("written", "deraindrop", 0.64, None, str(rainy),
+                          f"{tmp_path}/rainy.deraindrop-2.png", "Looks rain-spotted · 64 %")}
+    outcome = restore_here.outcome
+    assert outcome([hazy], "auto", 0, [said[hazy]]) == (
+        "Dehazed hazy.jpg", "Looks hazy · 87 %: saved hazy.dehaze.jpg", False)
     # a photo that looks fine is not claimed to be written
-    assert outcome([fine], 0, "", said) == (
-        "Left fine.jpg as it is", "Looks fine (91 %); no copy was written", False)
-    summary, body, error = outcome([hazy, fine, rainy], 0,
-                                   f"{tmp_path}/hazy.dehaze.jpg\n{tmp_path}/rainy.deraindrop-2.png\n",
-                                   said)
+    assert outcome([fine], "auto", 0, [said[fine]]) == (
+        "Left fine.jpg as it is", "Looks fine · 91 %; no copy was written", False)
+    summary, body, error = outcome([hazy, fine, rainy], "auto", 0, list(said.values()))
     assert (summary, error) == ("Restored 2 of 3 photos", False)
     assert body == "hazy.dehaze.jpg, rainy.deraindrop-2.png, fine.jpg left as it is"
-    assert outcome([fine, fine], 0, "", said)[0] == "Left 2 photos as they are"
-    # one photo failed: named, with the reason, the others still counted
-    failed = said + f"cmfnet: error: {rainy}: cannot identify image file\n"
-    assert outcome([hazy, rainy], 1, f"{tmp_path}/hazy.dehaze.jpg\n", failed) == (
+    assert outcome([fine, fine], "auto", 0, [said[fine]])[0] == "Left 2 photos as they are"
+    # one photo failed: named, with the reason and the next step, the others still counted
+    broken = Result("failed", None, None, "image", str(rainy), None,
+                    f"{rainy}: not an image, or a format this tool does not read")
+    assert outcome([hazy, rainy], "auto", 1, [said[hazy], broken]) == (
         "Restored 1 of 2 photos; 1 could not be restored",
-        f"{rainy}: cannot identify image file", True)
+        f"{broken.message}\n{restore_here.NEXT_STEPS['image']}", True)
     # the run as a whole failed (no detector weights): nothing is claimed per photo
-    assert outcome([hazy], 3, "", "cmfnet: error: cannot read the detector's weights\n") == (
-        "CMFNet Restore: restore failed", "cannot read the detector's weights", True)
+    whole = Result("failed", error="detector", message="cannot read the detector's weights")
+    assert outcome([hazy], "auto", 3, [whole]) == (
+        "CMFNet Restore: restore failed",
+        f"cannot read the detector's weights\n{restore_here.NEXT_STEPS['detector']}", True)
 
 
 FAKE_DETECTOR = """\
@@ -467,7 +477,7 @@ def test_restore_entry_runs_the_automatic_choice_for_real(tmp_path):
                          env=env, capture_output=True, text=True, timeout=300)
     title, body = notes.read_text().splitlines()[-1].split("|")[-3:-1]
     assert title == "Dehazed hazy day.png"
-    assert re.fullmatch(r"Looks hazy \(87 %\): saved hazy day\.dehaze(-2)?\.png", body), body
+    assert re.fullmatch(r"Looks hazy · 87 %: saved hazy day\.dehaze(-2)?\.png", body), body
 
 
 def test_dolphin_service_menu_exec_runs_the_intended_command(home, stub_python, photos):

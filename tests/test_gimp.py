@@ -147,22 +147,27 @@ def test_automatic_asks_the_engine_to_choose_with_each_tasks_default_weights(tmp
         bridge.engine_command(cfg, "i.png", "o", "auto", weights="/w.pth")
 
 
-def test_engine_result_reads_the_file_written_and_the_task_chosen(tmp_path):
-    out = tmp_path / "out-0"
-    out.mkdir()
-    src = str(tmp_path / "in-0.png")
-    (out / "in-0.dehaze.png").write_bytes(b"png")
-    lines = [f"cmfnet: {src}: looks hazy (87 %): dehaze", str(out / "in-0.dehaze.png")]
-    assert bridge.engine_result(lines, src, str(out), "auto") == \
-        bridge.EngineResult(str(out / "in-0.dehaze.png"), "dehaze")
-    assert bridge.engine_result(lines, src, str(out), "dehaze").task == "dehaze"
+def test_engine_result_reads_the_result_line_about_its_layer(tmp_path):
+    """The lines are made by the engine's own writer (cmfnet_core.results); tests/test_results.py
+    runs the real CLI through the same code."""
+    from cmfnet_core.results import Result
+
+    src, other = str(tmp_path / "in 0.png"), str(tmp_path / "in-1.png")
+    out = str(tmp_path / "out-0" / "in 0.dehaze.png")
+    lines = ["cmfnet: whatever the engine says for people", "PROGRESS 1 1",
+             Result("skipped", "none", 0.9, None, other, None, "Looks fine · 90 %").line(),
+             Result("written", "dehaze", 0.87, None, src, out, "Looks hazy · 87 %").line()]
+    assert bridge.engine_result(lines, src) == bridge.EngineResult(out, "dehaze")
     # a layer that looks fine: nothing written, and the engine's words for why
-    fine = [f"cmfnet: {src}: looks fine (91 %); skipped (to restore it anyway, pass --task "
-            "deblur / dehaze / deraindrop)"]
-    assert bridge.engine_result(fine, src, str(tmp_path / "empty"), "auto") == \
-        bridge.EngineResult(None, None, "looks fine (91 %)")
-    # a printed path that is not there (or not ours) is not a result
-    assert bridge.engine_result([str(out / "in-0.deblur.png")], src, str(out), "auto").path is None
+    assert bridge.engine_result(lines, other) == bridge.EngineResult(None, None, "Looks fine · 90 %")
+    failed = [Result("failed", "deblur", None, "memory", src, None, f"{src}: not enough memory").line()]
+    with pytest.raises(bridge.BridgeError) as error:
+        bridge.engine_result(failed, src)
+    assert error.value.kind == "memory"
+    assert str(error.value) == (f"CMFNet Restore failed: {src}: not enough memory\n"
+                                f"{bridge.NEXT_STEPS['memory']}")
+    with pytest.raises(bridge.BridgeError, match="said nothing about the layer"):
+        bridge.engine_result([f"{out}"], src)  # a path alone is not a result
 
 
 @pytest.mark.parametrize("selection,expected", [
@@ -267,7 +272,7 @@ def test_installer_writes_plugin_folder(tmp_path):
     written = installer.install_plugin("/venv/bin/python", "/proj", tmp_path / "profile")
     d = tmp_path / "profile" / "plug-ins" / "cmfnet-restore"
     assert sorted(Path(p).name for p in written) == [
-        "cmfnet-restore.json", "cmfnet-restore.py", "cmfnet_gimp_bridge.py"]
+        "cmfnet-restore.json", "cmfnet-restore.py", "cmfnet_gimp_bridge.py", "cmfnet_results.py"]
     assert os.access(d / "cmfnet-restore.py", os.X_OK)
     assert not os.access(d / "cmfnet_gimp_bridge.py", os.X_OK)
     assert json.loads((d / "cmfnet-restore.json").read_text())["python"] == "/venv/bin/python"
