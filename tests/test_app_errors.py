@@ -21,7 +21,7 @@ from cmfnet_core import errors  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.jobs import EngineOptions  # noqa: E402
 from plugin.app.preferences import PreferencesDialog  # noqa: E402
-from tests.test_app import (TEST_OPTIONS, is_final, make_window, photo, settings,  # noqa: E402,F401
+from tests.test_app import (TEST_OPTIONS, make_window, photo, settings,  # noqa: E402,F401
                             wait_job, weights, window)
 
 OPENVINO_FAILURE = ("Exception from src/inference/src/cpp/infer_request.cpp:223:\n"

@@ -47,6 +47,7 @@ APP_NAME = "CMFNet Restore"
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
 TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
+INTERRUPTED = 130  # cmfnet's exit code when stopped (Ctrl+C, SIGTERM)
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
 # the next step for each kind of failure (cmfnet_core.errors.KINDS), in the words of a
 # right-click entry; tests/test_results.py checks every kind has them
@@ -214,6 +215,9 @@ def outcome(files: list[Path], task: str, returncode: int, said: list,
     written, skipped (Automatic: it looks fine, or what it needs is unclear) or
     failed; or one for the whole run when it failed before any photo. Nothing of
     the CLI's human wording is parsed: the messages are only shown."""
+    if returncode == INTERRUPTED:
+        return (f"{APP_NAME}: stopped", "The restore was interrupted; the photos not done "
+                "yet are left as they are.", True)
     by_source = {r.source: r for r in said if r.source is not None}
     whole = next((r for r in said if r.source is None), None)
     if whole is not None or (not by_source and returncode != 0):
@@ -237,7 +241,8 @@ def outcome(files: list[Path], task: str, returncode: int, said: list,
     if task != AUTO_TASK:
         names = [Path(r.output).name for _, r in written]
         body = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
-        return f"{TASK_VERBS[task]} {what_of(files)}", body or "The result is saved beside the original.", False
+        return (f"{TASK_VERBS[task]} {what_of(files)}",
+                body or "The result is saved beside the original.", False)
     if n == 1:
         source = files[0]
         if written:
