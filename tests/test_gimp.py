@@ -535,7 +535,7 @@ def test_gimp_automatic_does_what_cmfnet_restore_does(tmp_path, verdict):
     written = sorted(out_dir.iterdir()) if out_dir.exists() else []
     if verdict is FINE:
         assert written == [] and result["layers"] == ["Background"]
-        assert "left the layer as it is (Background: looks fine (91 %))" in \
+        assert "left the layer as it is (Background: Looks fine · 91 %)" in \
             (tmp_path / "gimp.log").read_text()
         return
     assert [p.name for p in written] == ["in.dehaze.png"]
