@@ -180,3 +180,14 @@ def test_help_has_the_usage_the_model_card_and_the_version(qtbot, window, monkey
     assert card.isVisible() and "model card" in card.browser.toPlainText().lower()
     usage.close()
     card.close()
+
+
+def test_settings_saved_before_that_cannot_run_are_said_with_where_to_change_them(
+        qtbot, window, photo, caplog):
+    window.options = EngineOptions(**{**TEST_OPTIONS.__dict__, "precision": "bf16"})  # paddle + bf16
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: window.open_paths([photo]))
+    title, text = shown_dialog(window)
+    assert (outcome, title) == ("failed", "These settings cannot run here")
+    assert text == ("the paddle backend runs fp32 only; bf16 needs the openvino backend\n\n"
+                    "Choose the openvino backend, or precision fp32, in Preferences.")
+    assert tracebacks(caplog) == []
