@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import RESOURCES
-
-SAMPLES = RESOURCES / "samples"
+from ..bundled import SAMPLES
 SCALES = (1.0, 0.75, 0.5)  # of the photo's size, while it stays at least one crop wide
 
 

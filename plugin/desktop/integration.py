@@ -197,10 +197,12 @@ class Target:
 
     def icon(self) -> str:
         """An icon for the entries: the project's own if it ships one, else a themed name."""
-        for name in ("cmfnet-restore.svg", "cmfnet-restore.png", "app.svg", "app.png"):
-            p = Path(self.project_dir) / "resources" / "icons" / name
-            if p.is_file():
-                return str(p)
+        # resources/ in a checkout, the package cmfnet_resources in an install (cmfnet_core.bundled)
+        for folder in ("resources", "cmfnet_resources"):
+            for name in ("cmfnet-restore.svg", "cmfnet-restore.png", "app.svg", "app.png"):
+                p = Path(self.project_dir) / folder / "icons" / name
+                if p.is_file():
+                    return str(p)
         return "image-x-generic"
 
 
