@@ -27,8 +27,8 @@ from .bundled import RESOURCES, WEIGHTS  # noqa: F401  (RESOURCES: re-exported f
 from .checkpoint import CheckpointError, load_pickled
 from .files import write_atomic
 from .network_config import Config, expected_shapes
+from .tasks import TASKS
 
-TASKS = ("deblur", "dehaze", "deraindrop")
 FORMAT = "cmfnet-restore/1"
 BUNDLED_DIR = WEIGHTS
 

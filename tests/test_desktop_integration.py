@@ -173,15 +173,24 @@ def all_files(root: Path) -> set[str]:
 
 # --------------------------------------------------------------------------- install
 
+def test_the_entries_offer_every_type_the_engine_reads():
+    """A copy of cmfnet_core.imageio.READABLE (GIF too: its first frame is restored)."""
+    from cmfnet_core.imageio import READABLE, SUFFIX_FORMAT
+
+    assert {"." + e for e in integration.EXTENSIONS} == set(READABLE)
+    formats = {*SUFFIX_FORMAT.values(), *(s[1:].upper() for s in READABLE if s not in SUFFIX_FORMAT)}
+    assert set(integration.MIME_TYPES) == {f"image/{f.lower()}" for f in formats}
+
+
 def test_the_entries_offer_the_engines_tasks():
     """Copies of cmfnet_core.TASKS and of the automatic choice's name (these modules cannot
     import the package): kept equal here."""
-    from cmfnet_core import TASKS
-    from cmfnet_core.detect import AUTO_TASK
+    from cmfnet_core.tasks import AUTO_TASK, TASK_TITLES, TASKS
 
     assert integration.TASKS == restore_here.TASKS == TASKS
     assert integration.AUTO_TASK == restore_here.AUTO_TASK == AUTO_TASK
     assert set(integration.TASK_LABELS) == set(restore_here.TASK_VERBS) == set(TASKS)
+    assert integration.TASK_LABELS == TASK_TITLES
     # the one-click entry first, then every task in the app and saved beside
     assert integration.ITEMS[0] == (AUTO_TASK, "save")
     assert set(integration.ITEMS[1:]) == {(t, m) for t in TASKS for m in ("open", "save")}

@@ -96,12 +96,11 @@ def test_png_writer_matches_pillow(tmp_path, channels, depth):
 def test_the_bridges_tasks_are_the_engines():
     """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list and
     of the automatic choice's name, which comes first in the plug-in's task choice."""
-    from cmfnet_core import TASKS
-    from cmfnet_core.detect import AUTO_TASK
+    from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASKS
 
     assert bridge.TASKS == TASKS and bridge.AUTO_TASK == AUTO_TASK
-    assert bridge.CHOICES == (AUTO_TASK, *TASKS)
-    assert set(bridge.TASK_LABELS) == set(bridge.CHOICES) and bridge.TASK_LABELS[AUTO_TASK] == "Automatic"
+    assert bridge.CHOICES == CHOICES
+    assert bridge.TASK_LABELS == CHOICE_TITLES  # the app's words, in GIMP too
 
 
 def test_png_writer_rejects_wrong_size():

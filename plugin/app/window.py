@@ -25,9 +25,8 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStack
 
 from cmfnet_core.bundled import APP_ICON, RESOURCES
 from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
-from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.imageio import output_path
-from cmfnet_core.weights import TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
 
 from . import jobs
 from .batch import BatchPanel
@@ -41,9 +40,6 @@ from .viewer import PhotoView
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
-TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
-CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
-CHOICE_TITLES = {AUTO_TASK: "Automatic", **TASK_TITLES}
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
 ICON_PATH = APP_ICON
 SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
