@@ -20,6 +20,7 @@ import numpy as np
 
 from ..bundled import SAMPLES
 from ..imageio import READABLE
+
 SCALES = (1.0, 0.75, 0.5)  # of the photo's size, while it stays at least one crop wide
 
 
