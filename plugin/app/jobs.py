@@ -356,8 +356,8 @@ def describe_error(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
         return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
     if isinstance(exc, WeightsError):
-        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Import official weights… to add the "
-                                   "CMFNet weights for this task.")
+        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Weights… to download the authors' "
+                                   "weights for this task, or to import a file.")
     if isinstance(exc, ImageError):
         return "Cannot use this photo", str(exc)
     if is_out_of_memory(exc):
@@ -404,6 +404,6 @@ def describe_weights(task: str) -> tuple[str, str, bool]:
         return "weights: error", str(exc), False
     if entry is None:
         return "no weights installed", f"No weights are installed for {task}.", False
-    kind = entry.kind
-    label = {"bundled": "bundled default", "official": "official (imported)"}.get(kind, f"{kind} (imported)")
-    return label, f"{task}: {entry.path}", True
+    label = entry.description.split(", downloaded")[0].split(", imported")[0]
+    return label, (f"{task}: {entry.description}\n{entry.path}\n"
+                   "Restore ▸ Weights… shows the others and downloads the authors'"), True
