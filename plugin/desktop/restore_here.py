@@ -183,11 +183,20 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     return proc.returncode or 1
 
 
+WEIGHTS_HINT = ("; to get the CMFNet authors' weights: run 'cmfnet weights download', "
+                "or open CMFNet Restore and choose Restore ▸ Weights…")
+
+
 def _errors(stderr: str, returncode: int) -> tuple[list[str], str]:
-    """The CLI's error lines, and the one to show: the first error, else its last word."""
+    """The CLI's error lines, and the one to show: the first error, else its last word;
+    a problem with the restoring weights (exit 3) says how to get the authors'."""
     lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
     errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
-    return errors, (errors or lines or [f"exit status {returncode}"])[0 if errors else -1]
+    reason = (errors or lines or [f"exit status {returncode}"])[0 if errors else -1]
+    if returncode == 3 and "weights" in reason and "detector" not in reason \
+            and "cmfnet weights download" not in reason:
+        reason += WEIGHTS_HINT
+    return errors, reason
 
 
 def task_in_name(output: Path, source: Path) -> str | None:
