@@ -375,6 +375,8 @@ def _add_weights_commands(actions) -> None:
     download.add_argument("tasks", nargs="*", metavar="TASK",
                           help=f"{', '.join(TASKS)} (default: all three)")
     download.add_argument("--url", help="download from this address instead (one task)")
+    download.add_argument("--force", action="store_true",
+                          help="download again even if these weights are already installed")
     download.add_argument("--keep", action="store_true",
                           help="keep the downloaded .pth beside the converted weights")
     download.add_argument("--progress-lines", action="store_true",

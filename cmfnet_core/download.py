@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Callable
 
 from .network_config import Config, expected_shapes
-from .weights import (TASKS, Weights, WeightsError, install_weights, read_weights, set_default,
-                      sha256, user_weights_dir)
+from .weights import (TASKS, Weights, WeightsError, install_weights, installed_weights, read_weights,
+                      set_default, sha256, user_weights_dir)
 
 BASE_URL = "https://github.com/FanChiMao/CMFNet/releases/download/v0.0/"
 RELEASE_PAGE = "https://github.com/FanChiMao/CMFNet/releases"
@@ -60,7 +60,7 @@ class DownloadError(WeightsError):
     """A download or its check failed: one line saying what happened and what to do.
 
     ``reason`` names the cause in one word for the app's wording (``offline``,
-    ``proxy``, ``certificate``, ``disk``, ``http``, ``stalled``, ``content``)."""
+    ``proxy``, ``certificate``, ``disk``, ``http``, ``stalled``, ``content``, ``busy``)."""
 
     def __init__(self, message: str, reason: str = "http"):
         super().__init__(message)
@@ -69,6 +69,11 @@ class DownloadError(WeightsError):
 
 class _Retry(Exception):
     """A transient failure: try again, resuming from what the .part holds."""
+
+
+class _NoAnswer(_Retry):
+    """No answer at all (connect or first reply timed out): offline behind a silent firewall
+    looks like this, so it is tried twice, not for minutes."""
 
 
 Progress = Callable[[int, "int | None"], None]
@@ -215,6 +220,7 @@ def fetch(url: str, dest: str | os.PathLike, *, progress: Progress | None = None
     opener = _opener()
     failures = 0
     last_error = ""
+    answered = False  # any reply from the server during this fetch
     while True:
         _check(cancel)
         have = part.stat().st_size if part.exists() else 0
@@ -225,10 +231,15 @@ def fetch(url: str, dest: str | os.PathLike, *, progress: Progress | None = None
             now = part.stat().st_size if part.exists() else 0
             failures = 1 if now > have else failures + 1  # progress made: a fresh allowance
             last_error = str(exc)
-            if failures > retries:
-                raise DownloadError(f"{url}: {last_error}; gave up after {retries} retries "
-                                    f"({_mb(now)} kept in {part.name}; run it again to resume)",
-                                    "stalled" if "no data" in last_error else "http") from None
+            answered = answered or not isinstance(exc, _NoAnswer)
+            if failures > (retries if answered else min(retries, 1)):
+                tries = failures - 1
+                raise DownloadError(f"{url}: {last_error}; gave up after {tries} "
+                                    f"{'retry' if tries == 1 else 'retries'} "
+                                    + (f"({_mb(now)} kept in {part.name}; run it again to resume)"
+                                       if now else "(run it again later)"),
+                                    "stalled" if "no data" in last_error or "no answer" in last_error
+                                    else "http") from None
             _wait(backoff * 2 ** max(0, failures - 1), cancel)
             continue
         if finished:
@@ -245,11 +256,12 @@ def _attempt(opener, url, part: Path, have: int, progress, cancel, stall_timeout
     stream = _Stream(opener, urllib.request.Request(url, headers=headers),
                      max(connect_timeout, stall_timeout))
     try:
-        kind, *rest = _next(stream, cancel, connect_timeout, "no answer from the server")
+        kind, *rest = _next(stream, cancel, connect_timeout,
+                            _NoAnswer(f"no answer from the server in {connect_timeout:g} s"))
         if kind == "error":
             return _answer_error(rest[0], url, part, have)
         if kind != "head":
-            raise _Retry("the connection closed before the server answered")
+            raise _NoAnswer("the connection closed before the server answered")
         status, head = rest
         total = _plan(status, head, url, part, have)
         if total is not None and total == have:
@@ -258,12 +270,15 @@ def _attempt(opener, url, part: Path, have: int, progress, cancel, stall_timeout
             have = 0
         _check_space(part.parent, (total - have) if total else 0, need_extra)
         done = have
-        with open(part, "ab" if have else "wb") as out:
+        with open(part, "ab") as out:
+            _lock(out, part)
+            if not have:
+                out.truncate(0)  # a restart: after the lock, so a running download is not cut
             if progress:
                 progress(done, total)
             while True:
                 kind, *rest = _next(stream, cancel, stall_timeout,
-                                    f"no data for {stall_timeout:g} s (stalled)")
+                                    _Retry(f"no data for {stall_timeout:g} s (stalled)"))
                 if kind == "data":
                     out.write(rest[0])
                     out.flush()  # what the part holds on disk is what a resume asks after
@@ -285,7 +300,20 @@ def _attempt(opener, url, part: Path, have: int, progress, cancel, stall_timeout
         stream.close()
 
 
-def _next(stream: _Stream, cancel, limit: float, stalled: str):
+def _lock(handle, part: Path) -> None:
+    """One download per file: a second (the app and a terminal at once) stops with a line."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the file is opened exclusively enough by the OS
+        return
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DownloadError(f"{part.name}: another download of this file is under way (in the "
+                            "app or another terminal); let it finish", "busy") from None
+
+
+def _next(stream: _Stream, cancel, limit: float, silence: _Retry):
     """The stream's next item; cancel is seen within _POLL_S, silence past ``limit`` retried."""
     deadline = time.monotonic() + limit
     while True:
@@ -294,7 +322,7 @@ def _next(stream: _Stream, cancel, limit: float, stalled: str):
             return stream.get(timeout=_POLL_S)
         except queue.Empty:
             if time.monotonic() > deadline:
-                raise _Retry(stalled) from None
+                raise silence from None
 
 
 def _plan(status: int, head, url: str, part: Path, have: int) -> int | None:
@@ -347,7 +375,7 @@ def _answer_error(exc: BaseException, url: str, part: Path, have: int) -> bool:
         raise DownloadError(f"{url}: cannot reach the server (no internet connection, or the "
                             "name cannot be looked up)", "offline")
     if isinstance(exc, (OSError, TimeoutError)) or isinstance(reason, (OSError, TimeoutError)):
-        raise _Retry(_describe(reason))
+        raise _NoAnswer(_describe(reason))
     raise DownloadError(f"{url}: {_describe(reason)}", "http")
 
 
@@ -402,21 +430,30 @@ class Downloaded:
     size: int
     sha256: str
     kept: Path | None  # the downloaded checkpoint, when asked to keep it
+    fresh: bool = True  # False: already installed from this address, nothing fetched
 
 
-def download_weights(task: str, *, url: str | None = None, keep: bool = False,
+def download_weights(task: str, *, url: str | None = None, keep: bool = False, force: bool = False,
                      progress: Progress | None = None, cancel=None,
                      status: Callable[[str], None] | None = None,
                      expected: Config = FULL_SIZE, **transfer) -> Downloaded:
     """Download ``task``'s authors' weights, check them, install them as its default.
 
     ``status`` hears the phases after the transfer ("checking", "installing").
+    Weights already downloaded from the same address are only made the default
+    again, unless ``force``.
     ``transfer``: :func:`fetch`'s timeouts and retries. Nothing is installed
     unless the file is exactly the expected network.
     """
     address = source_url(task, url)
-    name = Path(urllib.request.url2pathname(address.rsplit("/", 1)[-1].split("?")[0])).name \
-        or SOURCES[task]
+    name = SOURCES[task]  # whatever the address: one known name per task, for resume and remove
+    if not force:
+        for entry in installed_weights(task):
+            provenance = entry.meta.get("provenance", {})
+            if entry.downloaded and provenance.get("source_url") == address and entry.full_size:
+                set_default(task, entry.path)
+                return Downloaded(task, entry.path, address, provenance.get("source_size", 0),
+                                  provenance.get("source_sha256", ""), None, fresh=False)
     folder = user_weights_dir() / task
     pth = folder / name
     if not pth.exists():

@@ -118,11 +118,11 @@ def run_download(args) -> int:
                 _say(f"{task}: {phase} the file")
 
         try:
-            result = download_weights(task, url=args.url, keep=args.keep, progress=bar,
+            result = download_weights(task, url=args.url, keep=args.keep, force=args.force, progress=bar,
                                       cancel=CancelToken(), status=status)
         except DownloadError as exc:
             bar.close()
-            route = "" if exc.reason in ("content", "disk") else f"; or {manual_route(task)}"
+            route = "" if exc.reason in ("content", "disk", "busy") else f"; or {manual_route(task)}"
             _error(f"{task}: {exc}{route}")
             failed += 1
             continue
@@ -138,7 +138,11 @@ def run_download(args) -> int:
                  + (f" ({part})" if part.exists() else "") + ": run the same command to resume")
             return EXIT_INTERRUPTED
         bar.close()
-        if not args.quiet:
+        if not result.fresh:
+            if not args.quiet:
+                _say(f"{task}: the authors' weights are already installed, and now used by "
+                     "default (--force downloads them again)")
+        elif not args.quiet:
             _say(f"{task}: the authors' weights installed and used by default "
                  f"({result.size / 1e6:.0f} MB from {result.url}, sha256 {result.sha256})")
             if result.kept:

@@ -102,6 +102,17 @@ def test_cancel_from_another_thread_stops_a_stalled_download_within_a_second(wei
     assert (tmp_path / "w.pth.part").read_bytes() == PAYLOAD[:300_000]
 
 
+def test_a_second_download_of_the_same_file_at_once_is_refused(weights_server, tmp_path):
+    import fcntl
+
+    url = weights_server.add("w.pth", PAYLOAD)
+    with open(tmp_path / "w.pth.part", "ab") as running:  # as the app's download would hold it
+        fcntl.flock(running.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match="another download of this file is under way"):
+            fetch(url, tmp_path / "w.pth", **FAST_RETRY)
+    assert (tmp_path / "w.pth.part").stat().st_size == 0
+
+
 def test_a_missing_file_is_one_clear_error_and_not_retried(weights_server, tmp_path):
     with pytest.raises(DownloadError, match="not found \\(HTTP 404\\)") as error:
         fetch(weights_server.url("gone.pth"), tmp_path / "w.pth", **FAST_RETRY)
@@ -110,7 +121,7 @@ def test_a_missing_file_is_one_clear_error_and_not_retried(weights_server, tmp_p
 
 def test_a_server_error_is_retried(weights_server, tmp_path):
     weights_server.add("w.pth", PAYLOAD, status=503)
-    with pytest.raises(DownloadError, match="HTTP 503; gave up after 1 retries"):
+    with pytest.raises(DownloadError, match="HTTP 503; gave up after 1 retry "):
         fetch(weights_server.url("w.pth"), tmp_path / "w.pth", retries=1, **FAST_RETRY)
     assert len(weights_server.requests) == 2
 
@@ -193,6 +204,14 @@ def test_use_switches_between_bundled_and_the_authors_and_remove_deletes_the_dow
     removed = cmfnet("weights", "remove", "deblur")
     assert removed.returncode == 0 and "deblur_GoPro_CMFNet.pdparams" in removed.stdout
     assert default_weights("deblur").bundled and not any(e.downloaded for e in installed_weights("deblur"))
+    again = cmfnet("weights", "download", "deblur", "--url", url)  # after remove: fetched anew
+    assert again.returncode == 0 and "installed and used by default" in again.stderr
+    requests = len(weights_server.requests)
+    assert cmfnet("weights", "use", "deblur", "bundled").returncode == 0
+    same = cmfnet("weights", "download", "deblur", "--url", url)
+    assert same.returncode == 0 and "already installed, and now used by default" in same.stderr
+    assert len(weights_server.requests) == requests and default_weights("deblur").downloaded
+    assert cmfnet("weights", "remove", "deblur").returncode == 0
     refused = cmfnet("weights", "use", "deblur", "official")
     assert refused.returncode == 3 and "cmfnet weights download deblur" in refused.stderr
 
@@ -265,3 +284,16 @@ def test_the_sidecar_records_where_the_weights_came_from(weights_server, full_si
     assert meta["task"] == "dehaze" and meta["provenance"]["kind"] == "official"
     assert set(meta["provenance"]) >= {"source_url", "source_size", "source_sha256", "downloaded"}
     assert result.kept.read_bytes() == full_size_checkpoint  # --keep: the .pth stays
+
+
+def test_a_server_that_never_answers_is_tried_twice_not_for_minutes(tmp_path):
+    import socket
+
+    with socket.socket() as silent:  # accepts connections (the kernel does), never replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/w.pth"
+        started = time.monotonic()
+        with pytest.raises(DownloadError, match="no answer from the server in 0.5 s; gave up after 1 retry ") as error:
+            fetch(url, tmp_path / "w.pth", connect_timeout=0.5, stall_timeout=0.5, retries=4, backoff=0.01)
+    assert error.value.reason == "stalled" and time.monotonic() - started < 3

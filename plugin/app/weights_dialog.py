@@ -38,6 +38,7 @@ HEADLINES = {
     "content": "What arrived is not the authors' weights file.",
     "stalled": "The download stopped making progress.",
     "http": "The download failed.",
+    "busy": "This file is already being downloaded (in another window or a terminal).",
 }
 
 
@@ -262,7 +263,7 @@ class WeightsDialog(QDialog):
         self.runner.cancel_all()  # the other tasks would fail the same way
         self.status.setText("")
         headline = HEADLINES.get(exc.reason, HEADLINES["http"])
-        manual = ("" if exc.reason == "disk" else
+        manual = ("" if exc.reason in ("disk", "busy") else
                   f"<br><br>You can also download <b>{SOURCES[task]}</b> by hand from the "
                   f"<a href='{RELEASE_PAGE}'>CMFNet release page</a> and use <b>Import…</b>; "
                   f"behind a firewall, set {MIRROR_ENV} to a mirror's address.")
