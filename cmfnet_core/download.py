@@ -238,7 +238,7 @@ def fetch(url: str, dest: str | os.PathLike, *, progress: Progress | None = None
                                     f"{'retry' if tries == 1 else 'retries'} "
                                     + (f"({_mb(now)} kept in {part.name}; run it again to resume)"
                                        if now else "(run it again later)"),
-                                    "stalled" if "no data" in last_error or "no answer" in last_error
+                                    "stalled" if any(w in last_error for w in ("no data", "no answer", "timed out"))
                                     else "http") from None
             _wait(backoff * 2 ** max(0, failures - 1), cancel)
             continue
@@ -253,8 +253,10 @@ def _attempt(opener, url, part: Path, have: int, progress, cancel, stall_timeout
     headers = {"User-Agent": _user_agent(), "Accept-Encoding": "identity"}
     if have:
         headers["Range"] = f"bytes={have}-"
+    # the socket's own timeout only ends an abandoned reader thread: the waits below
+    # (connect_timeout, stall_timeout) decide first and say which it was
     stream = _Stream(opener, urllib.request.Request(url, headers=headers),
-                     max(connect_timeout, stall_timeout))
+                     2 * max(connect_timeout, stall_timeout) + 1)
     try:
         kind, *rest = _next(stream, cancel, connect_timeout,
                             _NoAnswer(f"no answer from the server in {connect_timeout:g} s"))
@@ -364,6 +366,10 @@ def _answer_error(exc: BaseException, url: str, part: Path, have: int) -> bool:
             raise _Retry(f"the server answered HTTP {exc.code}")
         raise DownloadError(f"{url}: the server answered HTTP {exc.code} {exc.reason}", "http")
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    proxy = _proxy_for(url)
+    if proxy and isinstance(reason, (ConnectionRefusedError, socket.gaierror)):
+        raise DownloadError(f"{url}: the proxy {proxy} cannot be reached ({_describe(reason)}); "
+                            "check HTTPS_PROXY / NO_PROXY", "proxy")
     if isinstance(reason, ssl.SSLCertVerificationError):
         raise DownloadError(
             f"{url}: the server's certificate is not trusted ({reason.verify_message}); behind a "
@@ -377,6 +383,16 @@ def _answer_error(exc: BaseException, url: str, part: Path, have: int) -> bool:
     if isinstance(exc, (OSError, TimeoutError)) or isinstance(reason, (OSError, TimeoutError)):
         raise _NoAnswer(_describe(reason))
     raise DownloadError(f"{url}: {_describe(reason)}", "http")
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy urllib uses for ``url`` (from HTTPS_PROXY/HTTP_PROXY, less NO_PROXY), if any."""
+    scheme, _, rest = url.partition("://")
+    host = rest.split("/", 1)[0]
+    proxies = urllib.request.getproxies()
+    if scheme not in proxies or urllib.request.proxy_bypass(host):
+        return None
+    return proxies[scheme]
 
 
 def _describe(exc: BaseException) -> str:

@@ -94,9 +94,14 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
 
 
 @pytest.fixture
-def weights_server():
-    """A real HTTP server on 127.0.0.1 (tests/weights_server.py): add files, then download them."""
+def weights_server(monkeypatch):
+    """A real HTTP server on 127.0.0.1 (tests/weights_server.py): add files, then download them.
+    The machine's proxy settings are cleared: requests to it must not go through a proxy."""
     from tests.weights_server import WeightsServer
+
+    for scheme in ("http", "https", "all", "no"):
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            monkeypatch.delenv(name, raising=False)
 
     server = WeightsServer().start()
     yield server

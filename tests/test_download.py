@@ -159,8 +159,9 @@ def test_proxy_settings_come_from_the_environment(monkeypatch, weights_server, t
     fetch(url, tmp_path / "w.pth", **FAST_RETRY)
     assert (tmp_path / "w.pth").read_bytes() == PAYLOAD
     monkeypatch.setenv("NO_PROXY", "")
-    with pytest.raises(DownloadError, match="refused"):
+    with pytest.raises(DownloadError, match="the proxy http://127.0.0.1:9 cannot be reached") as error:
         fetch(url, tmp_path / "w2.pth", **FAST_RETRY)
+    assert error.value.reason == "proxy"
 
 
 # --- check and install -----------------------------------------------------------------
@@ -297,3 +298,36 @@ def test_a_server_that_never_answers_is_tried_twice_not_for_minutes(tmp_path):
         with pytest.raises(DownloadError, match="no answer from the server in 0.5 s; gave up after 1 retry ") as error:
             fetch(url, tmp_path / "w.pth", connect_timeout=0.5, stall_timeout=0.5, retries=4, backoff=0.01)
     assert error.value.reason == "stalled" and time.monotonic() - started < 3
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """The test server over HTTPS with a self-signed certificate for 127.0.0.1."""
+    import shutil
+
+    from tests.weights_server import WeightsServer
+
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    server = WeightsServer(certificate=(str(cert), str(key))).start()
+    yield server, cert
+    server.stop()
+
+
+@pytest.mark.parametrize("variable", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"])
+def test_an_untrusted_certificate_is_named_and_a_ca_bundle_variable_trusts_it(https_server, tmp_path,
+                                                                             monkeypatch, variable):
+    server, cert = https_server
+    url = server.add("w.pth", PAYLOAD)
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(DownloadError, match="certificate is not trusted.*SSL_CERT_FILE") as error:
+        fetch(url, tmp_path / "w.pth", **FAST_RETRY)
+    assert error.value.reason == "certificate"
+    monkeypatch.setenv(variable, str(cert))  # as for a company proxy's own certificate
+    fetch(url, tmp_path / "w.pth", **FAST_RETRY)
+    assert (tmp_path / "w.pth").read_bytes() == PAYLOAD

@@ -39,6 +39,7 @@ class WeightsServer:
     routes: dict[str, Route] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    certificate: tuple[str, str] | None = None  # (cert, key) PEM files: serve HTTPS
 
     def start(self) -> "WeightsServer":
         server = self
@@ -107,6 +108,12 @@ class WeightsServer:
                         server.release.wait(route.pace)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if self.certificate:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.certificate)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
@@ -114,7 +121,8 @@ class WeightsServer:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
 
     def url(self, name: str) -> str:
         return self.base + name
