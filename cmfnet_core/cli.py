@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
 from .results import progress_line
+from . import weights_commands as weights_commands_module
 from .versions import version_text
 from .backends import BACKENDS, DEVICES, PRECISIONS  # light: no framework is imported
 from .engine import DEFAULT_OVERLAP
@@ -53,9 +54,14 @@ examples:
 
 WEIGHTS_EXAMPLES = """\
 examples:
+  cmfnet weights download
+      the authors' full-size weights for all three tasks (about 200 MB each),
+      checked, converted and made the default
   cmfnet weights list
+  cmfnet weights use deblur bundled
+      back to the light bundled weights ('official' to the authors' again)
   cmfnet weights import deblur ~/Downloads/deblur_GoPro_CMFNet.pth
-      converts the authors' official checkpoint (no PyTorch needed) and makes
+      converts a checkpoint downloaded by hand (no PyTorch needed) and makes
       it the default for deblurring
 """
 
@@ -122,13 +128,14 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     _add_engine_options(restore)
     restore.set_defaults(run=run_restore)
 
-    weights = commands.add_parser("weights", help="list or import weights",
+    weights = commands.add_parser("weights", help="download, list, choose or import weights",
                                   epilog=WEIGHTS_EXAMPLES,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
     weights_commands.required = True
     listing = weights_commands.add_parser("list", help="show installed weights and the default per task")
-    listing.set_defaults(run=run_weights_list)
+    listing.set_defaults(run=weights_commands_module.run_list)
+    _add_weights_commands(weights_commands)
     importing = weights_commands.add_parser(
         "import", help="convert a weights file (official .pth, .pdparams) into your weights folder")
     importing.add_argument("task", choices=TASKS)
@@ -371,22 +378,39 @@ def _same_file(a: Path, b: Path) -> bool:
 
 # --- weights ---------------------------------------------------------------------
 
-def run_weights_list(args) -> int:
-    from .weights import default_weights, installed_weights, user_weights_dir
+def _add_weights_commands(actions) -> None:
+    """download / use / remove (their code: weights_commands.py)."""
+    weights_commands = weights_commands_module
+    download = actions.add_parser(
+        "download", help="download the authors' full-size weights and use them by default",
+        description="Download the CMFNet authors' weights (about 200 MB each), check that the\n"
+                    "file is exactly their network, convert it (the optimizer state is dropped)\n"
+                    "and make it the task's default. An interrupted download resumes.",
+        epilog=weights_commands.DOWNLOAD_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    download.add_argument("tasks", nargs="*", metavar="TASK",
+                          help=f"{', '.join(TASKS)} (default: all three)")
+    download.add_argument("--url", help="download from this address instead (one task)")
+    download.add_argument("--force", action="store_true",
+                          help="download again even if these weights are already installed")
+    download.add_argument("--keep", action="store_true",
+                          help="keep the downloaded .pth beside the converted weights")
+    download.add_argument("--progress-lines", action="store_true",
+                          help="print 'PROGRESS bytes total' lines to stderr instead of a bar")
+    download.add_argument("--quiet", "-q", action="store_true", help="no progress bar or notes")
+    download.set_defaults(run=weights_commands.run_download)
 
-    for task in TASKS:
-        default = default_weights(task)
-        entries = installed_weights(task)
-        print(f"{task}:")
-        if not entries:
-            print(f"  (none) import with: cmfnet weights import {task} FILE")
-        for entry in entries:
-            mark = "*" if default and entry.path == default.path else " "
-            config = entry.config
-            width = f"n_feat={config.get('n_feat')}/{config.get('scale_unetfeats')}" if config else ""
-            print(f" {mark} {entry.kind:<8} {width:<14} {entry.path}")
-    print(f"(* = default; imported weights are stored in {user_weights_dir()})")
-    return EXIT_OK
+    use = actions.add_parser(
+        "use", help="choose which weights a task uses by default",
+        description="Make bundled (the light weights that come with the app), official (the "
+                    "authors' weights, once downloaded or imported) or a weights FILE the "
+                    "default for TASK.")
+    use.add_argument("task", choices=TASKS)
+    use.add_argument("choice", metavar="bundled|official|FILE")
+    use.set_defaults(run=weights_commands.run_use)
+
+    remove = actions.add_parser("remove", help="delete downloaded weights (the bundled ones stay)")
+    remove.add_argument("tasks", nargs="+", metavar="TASK", choices=TASKS)
+    remove.set_defaults(run=weights_commands.run_remove)
 
 
 def run_weights_import(args) -> int:

@@ -53,8 +53,10 @@ KINDS: dict[str, Kind] = {
                 "check that the file is a photo (JPEG, PNG, TIFF, WebP, BMP, GIF) and not damaged",
                 "Check that the file is a photo (JPEG, PNG, TIFF, WebP, BMP, GIF) and not damaged."),
     WEIGHTS: Kind("Weights problem", EXIT_WEIGHTS,
-                  "see 'cmfnet weights list'; add weights with 'cmfnet weights import TASK FILE'",
-                  "Use Restore ▸ Import Official Weights… to add the CMFNet weights for this task."),
+                  "get the authors' weights with 'cmfnet weights download TASK', or import a file you "
+                  "have with 'cmfnet weights import TASK FILE' ('cmfnet weights list' shows what is installed)",
+                  "Use Restore ▸ Weights… to download the authors' weights for this task, "
+                  "or to import a file."),
     DETECTOR: Kind("Automatic is not available", EXIT_WEIGHTS,
                    "choose the task yourself: --task deblur, dehaze or deraindrop",
                    "Choose the task yourself."),

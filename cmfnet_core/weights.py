@@ -245,13 +245,25 @@ def import_weights(task: str, source: str | os.PathLike, name: str | None = None
         raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     source = Path(source)
     weights = read_weights(source)
+    return install_weights(weights, task, source=source, name=name, kind=kind)
+
+
+def install_weights(weights: Weights, task: str, *, source: Path, name: str | None = None,
+                    kind: str = "official", provenance: dict | None = None) -> Path:
+    """Store checked ``weights`` (read from ``source``) in the user's weights folder:
+    only the model, as float32 (an optimizer state in the source is dropped)."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     if weights.task and weights.task != task:
         raise WeightsError(f"{source.name} was made for {weights.task}, not {task}")
     target = user_weights_dir() / task / f"{name or source.stem}.pdparams"
-    provenance = {"kind": kind, "source_file": source.name, "source_sha256": sha256(source)}
-    provenance.update(weights.meta.get("provenance", {}) if weights.meta else {})
-    provenance["kind"] = kind
-    return save_weights(weights, target, task=task, provenance=provenance)
+    record = {"kind": kind, "source_file": source.name}
+    if not (provenance or {}).get("source_sha256"):
+        record["source_sha256"] = sha256(source)
+    record.update(weights.meta.get("provenance", {}) if weights.meta else {})
+    record.update(provenance or {})
+    record["kind"] = kind
+    return save_weights(weights, target, task=task, provenance=record)
 
 
 # --- the registry of installed weights --------------------------------------------
@@ -270,6 +282,32 @@ class Installed:
     @property
     def config(self) -> dict:
         return self.meta.get("config", {})
+
+    @property
+    def full_size(self) -> bool:
+        try:
+            return Config(**self.config) == Config()
+        except TypeError:
+            return False
+
+    @property
+    def downloaded(self) -> bool:
+        return bool(self.meta.get("provenance", {}).get("source_url"))
+
+    @property
+    def description(self) -> str:
+        """What these weights are, in a user's words (no widths, no jargon)."""
+        provenance = self.meta.get("provenance", {})
+        if self.bundled:
+            return "light, bundled (trained by this project)"
+        size = "full-size" if self.full_size else "light"
+        if self.downloaded:
+            when = str(provenance.get("downloaded", ""))[:10]
+            return f"the authors' ({size}), downloaded {when}".rstrip()
+        source = provenance.get("source_file", self.path.name)
+        if self.kind == "official" and self.full_size:
+            return f"the authors' ({size}), imported from {source}"
+        return f"imported from {source} ({size})"
 
 
 def _scan(folder: Path, task: str, bundled: bool) -> list[Installed]:
@@ -290,15 +328,51 @@ def installed_weights(task: str) -> list[Installed]:
     return _scan(BUNDLED_DIR, task, True) + _scan(user_weights_dir() / task, task, False)
 
 
+def _choices_file() -> Path:
+    return user_weights_dir() / "defaults.json"
+
+
+def _choices() -> dict:
+    try:
+        found = json.loads(_choices_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def set_default(task: str, choice: str | os.PathLike) -> None:
+    """Make ``choice`` the task's default: ``"bundled"``, ``"official"`` (the newest of the
+    authors' weights installed) or the path of an installed weights file."""
+    if task not in TASKS:
+        raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    choices = _choices()
+    choices[task] = choice if choice in ("bundled", "official") else str(Path(choice).resolve())
+    _choices_file().parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(_choices_file(), (json.dumps(choices, indent=2) + "\n").encode(), overwrite=True)
+
+
+def chosen_default(task: str) -> str | None:
+    """What the user chose for ``task`` (see :func:`set_default`), None if nothing."""
+    return _choices().get(task)
+
+
 def default_weights(task: str) -> Installed | None:
-    """Imported official weights when present (newest first), else the bundled default."""
+    """The user's choice (``cmfnet weights use``) when it is still installed; else imported
+    official weights when present (newest first), else the bundled default."""
     if task not in TASKS:
         raise WeightsError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     entries = installed_weights(task)
+    bundled = [e for e in entries if e.bundled]
     official = [e for e in entries if e.kind == "official"]
+    choice = chosen_default(task)
+    if choice == "bundled" and bundled:
+        return bundled[0]
+    if choice not in (None, "bundled", "official"):
+        for entry in entries:
+            if str(entry.path.resolve()) == choice:
+                return entry
     if official:
         return max(official, key=lambda e: e.path.stat().st_mtime)
-    bundled = [e for e in entries if e.bundled]
     if bundled:
         return bundled[0]
     return entries[-1] if entries else None
@@ -311,6 +385,6 @@ def resolve_weights(task: str, weights: str | os.PathLike | None = None) -> Path
     entry = default_weights(task)
     if entry is None:
         raise WeightsError(
-            f"no weights installed for {task}: import the official CMFNet weights with "
-            f"'cmfnet weights import {task} FILE.pth', or pass --weights FILE")
+            f"no weights installed for {task}: get the authors' with 'cmfnet weights download "
+            f"{task}', import a file with 'cmfnet weights import {task} FILE.pth', or pass --weights FILE")
     return entry.path

@@ -148,3 +148,41 @@ def fake_backends(monkeypatch):
 
 
 from cmfnet_core.training.metrics import psnr  # noqa: E402,F401  (the project's one psnr, for tests)
+
+
+@pytest.fixture
+def weights_server(monkeypatch):
+    """A real HTTP server on 127.0.0.1 (tests/weights_server.py): add files, then download them.
+    The machine's proxy settings are cleared: requests to it must not go through a proxy."""
+    from tests.weights_server import WeightsServer
+
+    for scheme in ("http", "https", "all", "no"):
+        for name in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+
+    server = WeightsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def full_size_checkpoint(tmp_path_factory) -> bytes:
+    """The bytes of a checkpoint shaped exactly like the authors' release files: the full-size
+    network (random weights, fixed seed) saved by torch as the official train.py saves it,
+    with 'module.' keys and a real Adam optimizer state (about 207 MB)."""
+    torch = pytest.importorskip("torch", reason="writing an official-format checkpoint needs torch")
+    from cmfnet_core.network_config import Config, expected_shapes
+
+    generator = torch.Generator().manual_seed(0)
+    state = {f"module.{key}": torch.randn(*shape, generator=generator) * 0.02
+             for key, shape in expected_shapes(Config()).items()}
+    params = list(state.values())
+    optimizer = {
+        "state": {i: {"step": torch.tensor(3000.0), "exp_avg": torch.zeros_like(p),
+                      "exp_avg_sq": torch.full_like(p, 1e-8)} for i, p in enumerate(params)},
+        "param_groups": [{"lr": 2e-4, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0,
+                          "amsgrad": False, "params": list(range(len(params)))}],
+    }
+    path = tmp_path_factory.mktemp("release") / "deblur_GoPro_CMFNet.pth"
+    torch.save({"epoch": 3000, "state_dict": state, "optimizer": optimizer}, path)
+    return path.read_bytes()

@@ -61,7 +61,7 @@ def test_importing_a_file_that_is_not_weights_gets_a_clear_dialog_and_no_traceba
     job, (outcome, (title, message)) = wait_job(qtbot, window.engine, jobs.IMPORT, window.import_weights)
     assert outcome == "failed" and title == "Weights problem"
     assert shown_dialog(window) == (title, message)
-    assert "CMFNet_deblur.pth" in message and "Restore ▸ Import Official Weights" in message
+    assert "CMFNet_deblur.pth" in message and "Restore ▸ Weights…" in message
     assert tracebacks(caplog) == [] and "Traceback" not in capfd.readouterr().err
 
 

@@ -387,6 +387,7 @@ def test_runner_reports_failure(tmp_path, photos):
                           "--save", str(photos[0])], env=env, capture_output=True, text=True)
     assert res.returncode == 3
     assert "no weights for deblur" in res.stderr
+    assert "to get the CMFNet authors' weights: run 'cmfnet weights download'" in res.stderr
 
 
 def test_save_without_a_task_is_the_automatic_choice(tmp_path, stub_python, photos):

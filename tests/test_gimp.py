@@ -595,3 +595,27 @@ def test_gimp_dialog_interactive(tmp_path):
     result = json.loads((job / "result.json").read_text())
     assert result["layers"] == ["Dehaze", "Background"]
     assert "duplicate mnemonic" not in out
+
+
+def test_the_dialog_names_the_weights_and_how_to_get_the_authors():
+    listing = subprocess.run([sys.executable, "-m", "cmfnet_core.cli", "weights", "list"],
+                             capture_output=True, text=True, cwd=PROJECT, check=True).stdout
+    used = bridge.parse_weights_list(listing)
+    assert used == {t: "light, bundled (trained by this project)" for t in bridge.TASKS}
+    cfg = bridge.Config(python=sys.executable)
+    note = bridge.weights_note(cfg, bridge.AUTO_TASK, used)
+    assert note.startswith("Weights: Deblur: light, bundled (trained by this project); Dehaze:")
+    assert "cmfnet weights download" in note and "Restore ▸ Weights…" in note
+    authors = dict.fromkeys(bridge.TASKS, "the authors' (full-size), downloaded 2026-12-03")
+    assert "cmfnet weights download" not in bridge.weights_note(cfg, "deblur", authors)
+    assert bridge.weights_note(bridge.Config(python="p", weights="/w/mine.pdparams"), "deblur", authors) \
+        .startswith("Weights: mine.pdparams (set in cmfnet-restore.json")
+
+
+def test_a_weights_failure_says_how_to_get_the_authors_weights(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("import sys\nprint('cmfnet: error: deblur.pdparams: sha256 does not match', "
+                      "file=sys.stderr)\nsys.exit(3)\n")
+    with pytest.raises(bridge.BridgeError, match="sha256 does not match\nTo get the CMFNet authors' "
+                                                 "weights, run 'cmfnet weights download'"):
+        bridge.run_engine([sys.executable, str(script)])

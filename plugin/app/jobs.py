@@ -384,6 +384,6 @@ def describe_weights(task: str) -> tuple[str, str, bool]:
         return "weights: error", str(exc), False
     if entry is None:
         return "no weights installed", f"No weights are installed for {task}.", False
-    kind = entry.kind
-    label = {"bundled": "bundled default", "official": "official (imported)"}.get(kind, f"{kind} (imported)")
-    return label, f"{task}: {entry.path}", True
+    label = entry.description.split(", downloaded")[0].split(", imported")[0]
+    return label, (f"{task}: {entry.description}\n{entry.path}\n"
+                   "Restore ▸ Weights… shows the others and downloads the authors'"), True

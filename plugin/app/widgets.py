@@ -115,7 +115,8 @@ class WeightsBanner(QFrame):
     def show_missing(self, task_title: str) -> None:
         self.label.setText(
             f"<b>No weights installed for {task_title}.</b> CMFNet needs trained weights to restore "
-            "photos. Import the authors' official file (a .pth from the CMFNet release) to continue.")
+            "photos. Get the authors' with Restore ▸ Weights…, or import a file you have (a .pth "
+            "from the CMFNet release).")
         self.show()
 
 

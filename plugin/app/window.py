@@ -37,6 +37,7 @@ from .preferences import PreferencesDialog
 from .qimage import to_qimage
 from .settings import DISPLAY_NAME, AppSettings
 from .viewer import PhotoView
+from .weights_dialog import LightWeightsBar, WeightsDialog
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
@@ -91,6 +92,8 @@ class MainWindow(QMainWindow):
         self.compare = CompareBar()
         self.welcome = WelcomePage()
         self.banner = WeightsBanner()
+        self.light_bar = LightWeightsBar()
+        self.weights_dialog: WeightsDialog | None = None
         viewer_page = QWidget()
         page_layout = QVBoxLayout(viewer_page)
         page_layout.setContentsMargins(0, 0, 0, 0)
@@ -105,6 +108,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        layout.addWidget(self.light_bar)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
@@ -142,6 +146,7 @@ class MainWindow(QMainWindow):
         self.welcome.path_requested.connect(lambda p: self.open_paths([p]))
         self.welcome.sample_requested.connect(self.open_sample)
         self.banner.import_requested.connect(self.import_weights)
+        self.light_bar.download_requested.connect(self.show_weights)
         self.compare.split_changed.connect(self.view.set_split)
         self.compare.strength_changed.connect(self._set_strength)
         self.view.split_changed.connect(self.compare.set_split_silently)
@@ -186,8 +191,9 @@ class MainWindow(QMainWindow):
         self.viewport_action.setIconText("Preview View 1:1")
         self.region_action.setIconText("Preview Region…")
         self.refresh_action = self._action("Refresh &Thumbnail Preview", self.request_preview, "F5")
-        self.import_action = self._action("&Import Official Weights…", self.import_weights,
-                                          tip="Add the CMFNet authors' weights for the selected task")
+        self.weights_action = self._action("&Weights…", self.show_weights, icon=sp.SP_DriveNetIcon,
+                                           tip="Which weights each task uses; download the "
+                                               "authors' full-size weights, or import a file")
         self.prefs_action = self._action("&Preferences…", self.edit_preferences,
                                          QKeySequence.StandardKey.Preferences)
         self.fit_action = self._action("&Fit", self.view.fit, "Ctrl+0", tip="Fit the photo in the window")
@@ -239,7 +245,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.apply_action)
         menu.addAction(self.cancel_action)
         menu.addSeparator()
-        menu.addAction(self.import_action)
+        menu.addAction(self.weights_action)
         menu.addAction(self.prefs_action)
 
         menu = self.menuBar().addMenu("&Help")
@@ -256,6 +262,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.task_combo)
         bar.addWidget(self.detection_label)
         bar.addWidget(self.weights_label)
+        bar.addAction(self.weights_action)
         bar.addSeparator()
         bar.addAction(self.region_action)
         bar.addAction(self.viewport_action)
@@ -521,6 +528,24 @@ class MainWindow(QMainWindow):
             self.engine.submit(Job(jobs.IMPORT, jobs.import_work(self.task, source),
                                    context={"task": self.task, "source": source}))
 
+    def show_weights(self) -> WeightsDialog:
+        """The Weights dialog (one per window; closing it hides it, a download goes on)."""
+        if self.weights_dialog is None:
+            self.weights_dialog = WeightsDialog(self.prompts, self)
+            self.weights_dialog.weights_changed.connect(self._on_weights_changed)
+        self.weights_dialog.refresh()
+        self.weights_dialog.show()
+        self.weights_dialog.raise_()
+        self.weights_dialog.activateWindow()
+        return self.weights_dialog
+
+    def _on_weights_changed(self, task: str) -> None:
+        self.cache.clear()
+        self._refresh_weights()
+        self._update_actions()
+        if task == self.task and self.document is not None and self.document.preview is None:
+            self.request_preview()
+
     def _on_imported(self, job: Job, path) -> None:
         self.cache.clear()
         self._refresh_weights()
@@ -616,6 +641,7 @@ class MainWindow(QMainWindow):
         self.view.clear_patches()
         self.statusBar().showMessage("Restored at full resolution — Save (Ctrl+S) writes "
                                      f"{self.default_output()}", 10000)
+        self.light_bar.offer(self.task)
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
@@ -856,6 +882,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.engine.shutdown()
         self.files.shutdown()
+        if self.weights_dialog is not None:
+            self.weights_dialog.shutdown()
 
 
 def _cap(rect: QRect, side: int) -> QRect:

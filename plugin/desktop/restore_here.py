@@ -53,7 +53,7 @@ SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECT
 # right-click entry; tests/test_results.py checks every kind has them
 NEXT_STEPS = {
     "image": "Check that the file is a photo (JPEG, PNG, TIFF, WebP, BMP, GIF) and not damaged.",
-    "weights": "Open CMFNet Restore and add weights with Restore ▸ Import Official Weights…",
+    "weights": "Run 'cmfnet weights download' for the CMFNet authors' weights, or open CMFNet Restore and choose Restore ▸ Weights….",
     "detector": "Use CMFNet Restore ▸ Deblur, Dehaze or Deraindrop to choose the task yourself.",
     "settings": "Run install.py again, or restore the photo in the CMFNet Restore app.",
     "memory": "Open the photo in CMFNet Restore and lower the tile size in Preferences.",

@@ -68,9 +68,29 @@ def _show_dialog(procedure, config):
     GimpUi.init(BINARY)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, "CMFNet Restore")
     dialog.fill(["task", "tile", "overlap", "weights"])
+    _add_weights_note(dialog)
     ok = dialog.run()
     dialog.destroy()
     return ok
+
+
+def _add_weights_note(dialog):
+    """Below the options: which weights each task uses, and how to get the authors'.
+    Best effort: the dialog opens without it if the project's Python cannot be asked."""
+    try:
+        gi.require_version("Gtk", "3.0")
+        from gi.repository import Gtk  # noqa: PLC0415
+
+        cfg = bridge.load_config(HERE)
+        note = bridge.weights_note(cfg, bridge.AUTO_TASK, bridge.installed_weights(cfg))
+        label = Gtk.Label(label=note, xalign=0.0)
+        label.set_line_wrap(True)
+        label.set_max_width_chars(60)
+        label.set_selectable(True)
+        dialog.get_content_area().pack_end(label, False, False, 6)
+        label.show()
+    except Exception:  # noqa: BLE001 (never keep the dialog from opening)
+        pass
 
 
 def _export_region(layer, box, path, sixteen):

@@ -56,8 +56,8 @@ PROGRESS_PREFIX = "PROGRESS "
 NEXT_STEPS = {
     "image": "The engine could not read the layer's pixels; try Image ▸ Precision ▸ 8 bit "
              "integer, or Image ▸ Mode ▸ RGB, and run it again.",
-    "weights": "Add weights with the CMFNet Restore app (Restore ▸ Import Official Weights…) "
-               "or 'cmfnet weights import', or clear the Weights file field.",
+    "weights": "Get the CMFNet authors' weights with 'cmfnet weights download' or the CMFNet "
+               "Restore app (Restore ▸ Weights…), or clear the Weights file field.",
     "detector": "Choose the task yourself instead of Automatic.",
     "settings": "Set the tile size and overlap to multiples of 8 (the overlap smaller than "
                 "the tile), or 0 and -1 for the engine's defaults.",
@@ -322,8 +322,53 @@ def run_engine(cmd: list[str], on_progress: Callable[[int, int], bool | None] | 
         if said:
             raise failure(said[-1])
         last = next((ln for ln in reversed(other) if ln.strip()), f"exit status {rc}")
+        if rc == 3 and "detector" not in last and "cmfnet weights download" not in last:
+            last += WEIGHTS_HINT  # the weights could not be used: say how to get good ones
         raise BridgeError(f"CMFNet Restore failed: {last}")
     return other
+
+
+WEIGHTS_HINT = ("\nTo get the CMFNet authors' weights, run 'cmfnet weights download' "
+                "(or use Restore ▸ Weights… in the CMFNet Restore app).")
+
+
+def parse_weights_list(text: str) -> dict[str, str]:
+    """task -> the words ``cmfnet weights list`` uses for the weights it runs (marked ``*``)."""
+    used, task = {}, None
+    for line in text.splitlines():
+        if line and not line[0].isspace() and line.rstrip().endswith(":"):
+            task = line.strip()[:-1]
+        elif task and line.lstrip().startswith("* "):
+            used[task] = line.strip()[2:]
+    return used
+
+
+def weights_note(cfg: Config, task: str, listing: dict[str, str]) -> str:
+    """A line or two for the plug-in's dialog: which weights a run of ``task`` uses, and
+    how to get the authors' when any task still runs on the light bundled ones."""
+    if cfg.weights and task != AUTO_TASK:
+        uses = f"Weights: {os.path.basename(cfg.weights)} (set in {CONFIG_NAME} or $CMFNET_WEIGHTS)."
+    else:
+        tasks = TASKS if task == AUTO_TASK else (task,)
+        uses = "Weights: " + "; ".join(f"{TASK_LABELS.get(t, t)}: {listing.get(t, 'none installed')}"
+                                       for t in tasks) + "."
+    if any(not listing.get(t, "").startswith("the authors'") for t in TASKS):
+        uses += ("\nThe CMFNet authors' full-size weights restore blur and raindrops better: run "
+                 "'cmfnet weights download' once (about 200 MB each), or use Restore ▸ Weights… "
+                 "in the CMFNet Restore app.")
+    return uses
+
+
+def installed_weights(cfg: Config, timeout: float = 20.0) -> dict[str, str]:
+    """What ``cmfnet weights list`` says each task uses; {} when it cannot be asked."""
+    try:
+        done = subprocess.run([cfg.python, "-m", "cmfnet_core.cli", "weights", "list"],
+                              capture_output=True, text=True, timeout=timeout,
+                              cwd=cfg.project_dir if cfg.project_dir and os.path.isdir(cfg.project_dir)
+                              else None, env=child_environment(), stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return parse_weights_list(done.stdout) if done.returncode == 0 else {}
 
 
 def _stop(proc: subprocess.Popen) -> None:
