@@ -27,7 +27,8 @@ examples:
   cmfnet restore photo.jpg
       looks at the photo, says on stderr what it found (blur, haze, raindrops),
       restores that and writes e.g. photo.dehaze.jpg; a photo that looks fine
-      is skipped with a note
+      is skipped with a note, and so is one it is unsure about, with what it
+      would pick (--if-unsure likely restores that instead)
   cmfnet restore photo.jpg --task deblur
       writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
   cmfnet restore *.png --task dehaze --out-dir restored/
@@ -100,6 +101,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
     restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
                          help="what to remove (default: auto, detected per photo)")
+    restore.add_argument("--if-unsure", choices=("skip", "likely"), default="skip",
+                         help="with --task auto, a photo the detector is unsure about: skip it and "
+                              "say what it would pick (default), or restore it with that")
     restore.add_argument("--weights", "-w", metavar="FILE",
                          help="weights file to use instead of the installed default (needs --task)")
     where = restore.add_mutually_exclusive_group()
@@ -266,7 +270,7 @@ def run_restore(args) -> int:
             photo = read_image(source)
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
-            task = _detected_task(source, photo.pixels, detector) if automatic else args.task
+            task = _detected_task(source, photo.pixels, detector, args.if_unsure) if automatic else args.task
             if task is None:
                 continue
             if restorers[task].calibration_pending:
@@ -299,17 +303,28 @@ def run_restore(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _detected_task(source: Path, pixels, detector) -> str | None:
-    """The task ``--task auto`` runs on this photo, said on stderr; None (and why) to skip it."""
-    from .detect import LOOKS, detect
+def _detected_task(source: Path, pixels, detector, if_unsure: str = "skip") -> str | None:
+    """The task ``--task auto`` runs on this photo, said on stderr; None (and why) to skip it.
+    (``detect.py`` says what each front end does with a detection.)"""
+    from .detect import AUTO_THRESHOLD, LOOKS, detect
 
     found = detect(pixels, detector)
     looks = f"looks {LOOKS[found.task]} ({round(100 * found.confidence)} %)"
     if found.restore_task:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
         return found.restore_task
-    why = "" if found.task == "none" else ", too unsure to restore"
-    print(f"cmfnet: {source}: {looks}{why}; skipped (to restore it anyway, pass "
+    second = f"{LOOKS[found.runner_up]} ({round(100 * found.probabilities[found.runner_up])} %)"
+    if found.unsure:
+        maybe = f"maybe {LOOKS[found.task]} ({round(100 * found.confidence)} %), or {second}"
+        if if_unsure == "likely":
+            print(f"cmfnet: {source}: {maybe}; unsure, restoring with the likely task: {found.task}",
+                  file=sys.stderr)
+            return found.task
+        print(f"cmfnet: {source}: {maybe}; unsure, skipped: it would pick {found.task} (to restore "
+              f"it so, pass --task {found.task}, or --if-unsure likely)", file=sys.stderr)
+        return None
+    unsure = f", or {second}" if found.confidence < AUTO_THRESHOLD else ""
+    print(f"cmfnet: {source}: {looks}{unsure}; skipped (to restore it anyway, pass "
           f"--task {' / '.join(TASKS)})", file=sys.stderr)
     return None
 
