@@ -9,7 +9,9 @@ verbs, macOS Quick Actions) runs::
 
 TASK is deblur, dehaze, deraindrop or ``auto`` (the "Restore" entry; the
 default with ``--save``): ``cmfnet restore`` then finds out per photo what it
-needs, says so on stderr, and skips a photo that looks fine.
+needs, says so on stderr, and skips a photo that looks fine; one the detector
+is unsure about is restored with the likely task (``--if-unsure likely``), and
+the notification says so.
 
 It is started by the project's own Python (the one ``install.py`` set up), so
 ``cmfnet_core`` is importable in the child processes it starts; the file
@@ -146,6 +148,8 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     # --overwrite: running it again replaces the previous NAME.TASK.EXT instead of
     # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK)
     cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite")
+    if task == AUTO_TASK:  # a right-click asks for a restore: an unsure photo gets the likely task
+        cmd += ["--if-unsure", "likely"]
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
@@ -210,6 +214,8 @@ def finding(stderr: str, source: Path) -> str | None:
         if line.startswith(prefix):
             text = line[len(prefix):].split(";")[0].strip()
             text = re.sub(r":\s*(" + "|".join(TASKS) + r")$", "", text)
+            if "; unsure, restoring with the likely task" in line:
+                text = "not sure, took the likelier: " + text
             return text[:1].upper() + text[1:] if text else None
     return None
 
