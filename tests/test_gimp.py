@@ -142,7 +142,8 @@ def test_automatic_asks_the_engine_to_choose_with_each_tasks_default_weights(tmp
     cfg = bridge.Config(python=str(py), weights="/configured/deblur.pth")
     assert bridge.engine_command(cfg, "i.png", "o", "auto") == [
         str(py), "-m", "cmfnet_core.cli", "restore", "i.png", "--out-dir", "o", "--task", "auto",
-        "--progress-lines"]  # the configured file restores one task: not used to choose
+        "--progress-lines", "--if-unsure", "likely"]  # the configured file restores one task:
+    # not used to choose; a layer the detector is unsure about gets the likely task, said after
     with pytest.raises(bridge.BridgeError, match="choose that task"):
         bridge.engine_command(cfg, "i.png", "o", "auto", weights="/w.pth")
 
@@ -161,6 +162,11 @@ def test_engine_result_reads_the_file_written_and_the_task_chosen(tmp_path):
             "deblur / dehaze / deraindrop)"]
     assert bridge.engine_result(fine, src, str(tmp_path / "empty"), "auto") == \
         bridge.EngineResult(None, None, "looks fine (91 %)")
+    # an unsure layer: restored with the likely task, and the engine's words to say so
+    unsure = [f"cmfnet: {src}: maybe hazy (55 %), or blurry (30 %); unsure, restoring with the likely "
+              "task: dehaze", str(out / "in-0.dehaze.png")]
+    assert bridge.engine_result(unsure, src, str(out), "auto") == \
+        bridge.EngineResult(str(out / "in-0.dehaze.png"), "dehaze", "maybe hazy (55 %), or blurry (30 %)")
     # a printed path that is not there (or not ours) is not a result
     assert bridge.engine_result([str(out / "in-0.deblur.png")], src, str(out), "auto").path is None
 

@@ -184,6 +184,8 @@ def engine_command(cfg: Config, src: str, out_dir: str, task: str, *,
                           "Automatic")
     cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "--out-dir", out_dir,
            "--task", task, "--progress-lines"]
+    if task == AUTO_TASK:  # asked to restore: an unsure layer gets the likely task (said after)
+        cmd += ["--if-unsure", "likely"]
     w = None if task == AUTO_TASK else weights or cfg.weights
     if w:
         cmd += ["--weights", w]
@@ -200,7 +202,7 @@ class EngineResult:
 
     path: str | None      # the restored PNG; None when the engine left the layer as it is
     task: str | None      # the task that ran (for Automatic: the one it chose)
-    message: str = ""     # why nothing was written, in the engine's words
+    message: str = ""     # why nothing was written, or that Automatic was unsure, in the engine's words
 
 
 def engine_result(lines: list[str], src: str, out_dir: str, task: str) -> EngineResult:
@@ -208,17 +210,21 @@ def engine_result(lines: list[str], src: str, out_dir: str, task: str) -> Engine
 
     The engine prints each file it wrote, ``OUT/NAME.TASK.png``; for ``auto`` the
     TASK in that name is the one it chose. It writes nothing for a layer that looks
-    fine, and says so as ``cmfnet: SRC: looks fine (91 %); skipped (...)``."""
+    fine, and says so as ``cmfnet: SRC: looks fine (91 %); skipped (...)``; a layer
+    it was unsure about it restores with the likely task, saying
+    ``cmfnet: SRC: maybe hazy (55 %), or blurry (30 %); unsure, ...``: that goes in
+    ``message``, for the plug-in to tell."""
     stem = Path(src).stem
+    said = next((ln[len(f"cmfnet: {src}: "):] for ln in lines
+                 if ln.startswith(f"cmfnet: {src}: ")), "")
+    found = said.split(";")[0].strip()
     for line in lines:
         path = Path(line.strip())
         if path.parent == Path(out_dir) and path.name.startswith(stem + ".") and path.is_file():
             chosen = re.sub(r"-\d+$", "", path.name[len(stem) + 1:].split(".")[0])
             return EngineResult(str(path), chosen if chosen in TASKS else
-                                (None if task == AUTO_TASK else task))
-    said = next((ln[len(f"cmfnet: {src}: "):] for ln in lines
-                 if ln.startswith(f"cmfnet: {src}: ")), "")
-    found = said.split(";")[0].strip()
+                                (None if task == AUTO_TASK else task),
+                                found if "; unsure," in said else "")
     return EngineResult(None, None, found or "it looks fine")
 
 
