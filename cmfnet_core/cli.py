@@ -32,7 +32,8 @@ examples:
   cmfnet restore photo.jpg
       looks at the photo, says on stderr what it found (blur, haze, raindrops),
       restores that and writes e.g. photo.dehaze.jpg; a photo that looks fine
-      is skipped with a note
+      is skipped with a note, and so is one it is unsure about, with what it
+      would pick (--if-unsure likely restores that instead)
   cmfnet restore photo.jpg --task deblur
       writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
   cmfnet restore *.png --task dehaze --out-dir restored/
@@ -110,6 +111,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
     restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
                          help="what to remove (default: auto, detected per photo)")
+    restore.add_argument("--if-unsure", choices=("skip", "likely"), default="skip",
+                         help="with --task auto, a photo the detector is unsure about: skip it and "
+                              "say what it would pick (default), or restore it with that")
     restore.add_argument("--weights", "-w", metavar="FILE",
                          help="weights file to use instead of the installed default (needs --task)")
     where = restore.add_mutually_exclusive_group()
@@ -281,8 +285,9 @@ def run_restore(args) -> int:
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
             if automatic:
-                found = _detected_task(source, photo.pixels, detector)
-                task = found.restore_task
+                found = _detected_task(source, photo.pixels, detector, args.if_unsure)
+                task = found.restore_task or (found.task if found.unsure and args.if_unsure == "likely"
+                                              else None)
                 if task is None:
                     report.skipped(raw, found.task, found.confidence, found.summary())
                     continue
@@ -320,18 +325,29 @@ class _Reported(Exception):
         self.exit_code = exit_code
 
 
-def _detected_task(source: Path, pixels, detector):
-    """What ``--task auto`` found in this photo (its Detection), said on stderr: the task
-    it restores, or why it is skipped (``restore_task`` None)."""
-    from .detect import LOOKS, detect
+def _detected_task(source: Path, pixels, detector, if_unsure: str = "skip"):
+    """What ``--task auto`` found in this photo (its Detection), said on stderr with what is
+    done about it: restored with its task, with the likely task when unsure and told
+    ``--if-unsure likely``, or skipped and why. (``detect.py`` says what each front end does.)"""
+    from .detect import AUTO_THRESHOLD, LOOKS, detect
 
     found = detect(pixels, detector)
     looks = f"looks {LOOKS[found.task]} ({round(100 * found.confidence)} %)"
     if found.restore_task:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
         return found
-    why = "" if found.task == "none" else ", too unsure to restore"
-    print(f"cmfnet: {source}: {looks}{why}; skipped (to restore it anyway, pass "
+    second = f"{LOOKS[found.runner_up]} ({round(100 * found.probabilities[found.runner_up])} %)"
+    if found.unsure:
+        maybe = f"maybe {LOOKS[found.task]} ({round(100 * found.confidence)} %), or {second}"
+        if if_unsure == "likely":
+            print(f"cmfnet: {source}: {maybe}; unsure, restoring with the likely task: {found.task}",
+                  file=sys.stderr)
+            return found
+        print(f"cmfnet: {source}: {maybe}; unsure, skipped: it would pick {found.task} (to restore "
+              f"it so, pass --task {found.task}, or --if-unsure likely)", file=sys.stderr)
+        return found
+    unsure = f", or {second}" if found.confidence < AUTO_THRESHOLD else ""
+    print(f"cmfnet: {source}: {looks}{unsure}; skipped (to restore it anyway, pass "
           f"--task {' / '.join(TASKS)})", file=sys.stderr)
     return found
 

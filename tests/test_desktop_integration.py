@@ -380,14 +380,18 @@ def test_runner_names_the_file_the_cli_wrote(tmp_path, photos, printed, named):
 
 def test_runner_reports_failure(tmp_path, photos):
     bad = tmp_path / "badpython"
-    bad.write_text("#!/bin/sh\necho 'cmfnet: error: no weights for deblur' >&2\nexit 3\n")
+    from cmfnet_core.results import Result
+
+    said = Result("failed", error="weights", message="no weights for deblur").line()
+    bad.write_text(f"#!/bin/sh\necho 'cmfnet: error: no weights for deblur' >&2\n"
+                   f"echo '{said}' >&2\nexit 3\n")
     bad.chmod(0o755)
     env = dict(os.environ, PATH="/usr/bin:/bin", XDG_STATE_HOME=str(tmp_path / "state"))
     res = subprocess.run([sys.executable, RUNNER, "--python", str(bad), "--task", "deblur",
                           "--save", str(photos[0])], env=env, capture_output=True, text=True)
     assert res.returncode == 3
     assert "no weights for deblur" in res.stderr
-    assert "to get the CMFNet authors' weights: run 'cmfnet weights download'" in res.stderr
+    assert restore_here.NEXT_STEPS["weights"] in res.stderr  # how to get the authors' weights
 
 
 def test_save_without_a_task_is_the_automatic_choice(tmp_path, stub_python, photos):
@@ -396,7 +400,7 @@ def test_save_without_a_task_is_the_automatic_choice(tmp_path, stub_python, phot
                     str(photos[0])], env=env, check=True, capture_output=True)
     (call,) = stub_python.calls()
     assert call["argv"] == ["-m", "cmfnet_core.cli", "restore", str(photos[0]), "--task", "auto",
-                            "--overwrite", "--progress-lines"]
+                            "--overwrite", "--progress-lines", "--if-unsure", "likely"]
 
 
 def test_the_outcome_says_what_was_found_and_what_was_left(tmp_path):
@@ -420,6 +424,12 @@ def test_the_outcome_says_what_was_found_and_what_was_left(tmp_path):
     assert (summary, error) == ("Restored 2 of 3 photos", False)
     assert body == "hazy.dehaze.jpg, rainy.deraindrop-2.png, fine.jpg left as it is"
     assert outcome([fine, fine], "auto", 0, [said[fine]])[0] == "Left 2 photos as they are"
+    # an unsure photo was restored with the likely task: said, not "skipped"
+    maybe = Result("written", "dehaze", 0.55, None, str(hazy), f"{tmp_path}/hazy.dehaze.jpg",
+                   "Maybe hazy · 55 % (or blurry · 30 %)")
+    assert outcome([hazy], "auto", 0, [maybe]) == (
+        "Dehazed hazy.jpg",
+        "Not sure, took the likelier: Maybe hazy · 55 % (or blurry · 30 %): saved hazy.dehaze.jpg", False)
     # one photo failed: named, with the reason and the next step, the others still counted
     broken = Result("failed", None, None, "image", str(rainy), None,
                     f"{rainy}: not an image, or a format this tool does not read")
@@ -435,13 +445,15 @@ def test_the_outcome_says_what_was_found_and_what_was_left(tmp_path):
 
 FAKE_DETECTOR = """\
 # Test stand-in for the trained detector, loaded at interpreter start (sitecustomize):
-# a photo whose first pixel is 10 looks hazy, one whose first pixel is 200 looks fine.
+# a photo whose first pixel is 10 looks hazy, 60 maybe rain-spotted, 200 fine.
 import cmfnet_core.detect as detect
 
 class _Fake:
     def __call__(self, image):
         if int(image.reshape(-1)[0]) == 10:
             return detect.Detection({"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03})
+        if int(image.reshape(-1)[0]) == 60:
+            return detect.Detection({"deblur": 0.1, "dehaze": 0.35, "deraindrop": 0.45, "none": 0.1})
         return detect.Detection({"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91})
 
 detect.default_detector = lambda backend="auto": _Fake()
@@ -463,8 +475,8 @@ def test_restore_entry_runs_the_automatic_choice_for_real(tmp_path):
     folder = tmp_path / "My Photos"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    hazy, fine = folder / "hazy day.png", folder / "fine day.png"
-    for path, first in ((hazy, 10), (fine, 200)):
+    hazy, fine, unsure = folder / "hazy day.png", folder / "fine day.png", folder / "wet day.png"
+    for path, first in ((hazy, 10), (fine, 200), (unsure, 60)):
         pixels = rng.integers(20, 180, (32, 40, 3), dtype=np.uint8)
         pixels[0, 0, 0] = first
         Image.fromarray(pixels).save(path)
@@ -476,13 +488,20 @@ def test_restore_entry_runs_the_automatic_choice_for_real(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     env.update(PATH=f"{bin_dir}:/usr/bin:/bin", PYTHONPATH=str(site), CMFNET_BACKEND="paddle",
                XDG_STATE_HOME=str(tmp_path / "state"))
-    res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(hazy), str(fine)],
+    res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(hazy), str(fine), str(unsure)],
                          env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert sorted(p.name for p in folder.iterdir()) == ["fine day.png", "hazy day.dehaze.png",
-                                                        "hazy day.png"]
+                                                        "hazy day.png", "wet day.deraindrop.png",
+                                                        "wet day.png"]
     done = notes.read_text().splitlines()[-1].split("|")
-    assert done[-3:-1] == ["Restored 1 of 2 photos", "hazy day.dehaze.png, fine day.png left as it is"]
+    assert done[-3:-1] == ["Restored 2 of 3 photos",
+                           "hazy day.dehaze.png, wet day.deraindrop.png, fine day.png left as it is"]
+    res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(unsure)],
+                         env=env, capture_output=True, text=True, timeout=300)
+    title, body = notes.read_text().splitlines()[-1].split("|")[-3:-1]
+    assert title == "Deraindropped wet day.png"
+    assert body.startswith("Not sure, took the likelier: Maybe rain-spotted · 45 % (or hazy · 35 %): saved")
     res = subprocess.run([str(py), RUNNER, "--task", "auto", "--save", str(hazy)],
                          env=env, capture_output=True, text=True, timeout=300)
     title, body = notes.read_text().splitlines()[-1].split("|")[-3:-1]

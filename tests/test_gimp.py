@@ -141,7 +141,8 @@ def test_automatic_asks_the_engine_to_choose_with_each_tasks_default_weights(tmp
     cfg = bridge.Config(python=str(py), weights="/configured/deblur.pth")
     assert bridge.engine_command(cfg, "i.png", "o", "auto") == [
         str(py), "-m", "cmfnet_core.cli", "restore", "i.png", "--out-dir", "o", "--task", "auto",
-        "--progress-lines"]  # the configured file restores one task: not used to choose
+        "--progress-lines", "--if-unsure", "likely"]  # the configured file restores one task:
+    # not used to choose; a layer the detector is unsure about gets the likely task, said after
     with pytest.raises(bridge.BridgeError, match="choose that task"):
         bridge.engine_command(cfg, "i.png", "o", "auto", weights="/w.pth")
 
@@ -167,6 +168,10 @@ def test_engine_result_reads_the_result_line_about_its_layer(tmp_path):
                                 f"{bridge.NEXT_STEPS['memory']}")
     with pytest.raises(bridge.BridgeError, match="said nothing about the layer"):
         bridge.engine_result([f"{out}"], src)  # a path alone is not a result
+    # an unsure layer: restored with the likely task, and the engine's words to say so
+    maybe = "Maybe hazy · 55 % (or blurry · 30 %)"
+    unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe).line()]
+    assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
 
 
 @pytest.mark.parametrize("selection,expected", [

@@ -69,13 +69,27 @@ def twin():
             features = 2 * SCENE_WIDTHS[-1] + 2 * 2 * DETAIL_WIDTHS[-1]
             self.head = nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, len(CLASSES)))
 
-        def forward(self, scene, details):
+        def features(self, scene, details):
+            """What the head reads: the scene's and the crops' pooled features."""
             n, k, c, d, _ = details.shape
             s = mean_and_max(self.scene(scene - 0.5))
             crops = mean_and_max(self.detail(details.reshape(n * k, c, d, d) - 0.5)).reshape(n, k, -1)
-            return self.head(torch.cat([s, crops.mean(dim=1), crops.amax(dim=1)], dim=1))
+            return torch.cat([s, crops.mean(dim=1), crops.amax(dim=1)], dim=1)
+
+        def forward(self, scene, details):
+            return self.head(self.features(scene, details))
 
     return DegradationNetTwin()
+
+
+def twin_from_state(state: dict[str, np.ndarray]):
+    """The twin holding a detector's weights (as ``detect.read_detector_state`` gives them)."""
+    import torch
+
+    model = twin()
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(
+        v.T if k.startswith("head.") and k.endswith(".weight") else v)) for k, v in state.items()})
+    return model.eval()
 
 
 def paddle_state(model) -> dict[str, np.ndarray]:

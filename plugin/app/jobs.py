@@ -286,7 +286,7 @@ def detect_work(image: np.ndarray) -> Work:
 @dataclass(frozen=True)
 class AutoOutcome:
     """What :func:`auto_batch_work` made of one photo: the file written, or None when
-    the photo was left as it is (it looks fine, or the detector is unsure), and why."""
+    the photo was left as it is (it looks fine), and why."""
 
     output: Path | None
     detection: Any  # cmfnet_core.detect.Detection
@@ -304,7 +304,7 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
         cancel.raise_if_cancelled()
         ensure_dygraph()
         found = detect(photo.pixels)
-        task = found.restore_task
+        task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:
             return AutoOutcome(None, found)
         cancel.raise_if_cancelled()

@@ -9,7 +9,9 @@ verbs, macOS Quick Actions) runs::
 
 TASK is deblur, dehaze, deraindrop or ``auto`` (the "Restore" entry; the
 default with ``--save``): ``cmfnet restore`` then finds out per photo what it
-needs, says so on stderr, and skips a photo that looks fine.
+needs, says so on stderr, and skips a photo that looks fine; one the detector
+is unsure about is restored with the likely task (``--if-unsure likely``), and
+the notification says so.
 
 It is started by the project's own Python (the one ``install.py`` set up), so
 ``cmfnet_core`` is importable in the child processes it starts; the file
@@ -180,6 +182,8 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     # --progress-lines: the RESULT line per photo this runner reports from
     cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite",
                       "--progress-lines")
+    if task == AUTO_TASK:  # a right-click asks for a restore: an unsure photo gets the likely task
+        cmd += ["--if-unsure", "likely"]
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
@@ -248,6 +252,9 @@ def outcome(files: list[Path], task: str, returncode: int, said: list,
         if written:
             r = written[0][1]
             saved = f"saved {Path(r.output).name}"
+            if (r.message or "").startswith("Maybe"):  # unsure: restored with the likelier task
+                return (f"{TASK_VERBS.get(r.task or '', 'Restored')} {source.name}",
+                        f"Not sure, took the likelier: {r.message}: {saved}", False)
             return (f"{TASK_VERBS.get(r.task or '', 'Restored')} {source.name}",
                     f"{r.message}: {saved}" if r.message else saved[:1].upper() + saved[1:], False)
         r = found[0][1]

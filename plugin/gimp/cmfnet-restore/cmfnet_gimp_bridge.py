@@ -213,6 +213,8 @@ def engine_command(cfg: Config, src: str, out_dir: str, task: str, *,
                           "Automatic")
     cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "--out-dir", out_dir,
            "--task", task, "--progress-lines"]
+    if task == AUTO_TASK:  # asked to restore: an unsure layer gets the likely task (said after)
+        cmd += ["--if-unsure", "likely"]
     w = None if task == AUTO_TASK else weights or cfg.weights
     if w:
         cmd += ["--weights", w]
@@ -229,7 +231,7 @@ class EngineResult:
 
     path: str | None      # the restored PNG; None when the engine left the layer as it is
     task: str | None      # the task that ran (for Automatic: the one it chose)
-    message: str = ""     # why nothing was written, in the engine's words
+    message: str = ""     # why nothing was written, or that Automatic was unsure, in the engine's words
 
 
 def engine_result(lines: list[str], src: str) -> EngineResult:
@@ -241,7 +243,9 @@ def engine_result(lines: list[str], src: str) -> EngineResult:
         if found is None or found.source != src:
             continue
         if found.status == results.WRITTEN:
-            return EngineResult(found.output, found.task)
+            # unsure, restored with the likely task (--if-unsure likely): the plug-in says so
+            unsure = (found.message or "").startswith("Maybe")
+            return EngineResult(found.output, found.task, found.message if unsure else "")
         if found.status == results.SKIPPED:
             return EngineResult(None, None, found.message or "it looks fine")
         raise failure(found)
