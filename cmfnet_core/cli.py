@@ -73,7 +73,8 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
                         help="auto: int8 on the kinds of x86 CPU where it was measured clearly "
                              "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
-                             "and Zen 4); else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
+                             "and Zen 4), if weights other than the bundled ones also pass their own "
+                             "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
                              "nobody measured: ARM, or where the flags cannot be read). int8 "
                              "calibrates once per weights file: up to a minute, several for "
                              "full-size weights (default: auto)")
@@ -261,6 +262,7 @@ def run_restore(args) -> int:
             return EXIT_USAGE
 
     failures = 0
+    settled: set[str] = set()  # tasks whose precision is decided (int8: calibrated, checked)
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
@@ -271,9 +273,14 @@ def run_restore(args) -> int:
             task = _detected_task(source, photo.pixels, detector) if automatic else args.task
             if task is None:
                 continue
-            if restorers[task].calibration_pending:
-                print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
-                      "(once per weights file; up to a minute)", file=sys.stderr)
+            if task not in settled:  # int8's calibration and check, before the progress bar
+                if restorers[task].calibration_pending:
+                    print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                          "(once per weights file; up to a minute, several for full-size weights)",
+                          file=sys.stderr, flush=True)
+                for note in restorers[task].prepare_precision():
+                    print(f"cmfnet: note: {note}", file=sys.stderr)
+                settled.add(task)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
