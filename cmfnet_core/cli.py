@@ -82,10 +82,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="paddle is the exact reference; openvino is much faster on CPUs "
                              "(default: auto)")
     engine.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: int8 where it was measured clearly faster and faithful (so far: "
-                             "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
-                             "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "
-                             "to a minute (default: auto)")
+                        help="auto: int8 on the kinds of x86 CPU where it was measured clearly "
+                             "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
+                             "and Zen 4), if weights other than the bundled ones also pass their own "
+                             "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
+                             "nobody measured: ARM, or where the flags cannot be read). int8 "
+                             "calibrates once per weights file: up to a minute, several for "
+                             "full-size weights (default: auto)")
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads to use (default: all cores)")
     engine.add_argument("--local-stats", action="store_true",
@@ -276,6 +279,7 @@ def run_restore(args) -> int:
             return EXIT_USAGE
 
     failures = 0
+    settled: set[str] = set()  # tasks whose precision is decided (int8: calibrated, checked)
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
@@ -291,9 +295,14 @@ def run_restore(args) -> int:
                 if task is None:
                     report.skipped(raw, found.task, found.confidence, found.summary())
                     continue
-            if restorers[task].calibration_pending:
-                print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
-                      "(once per weights file; up to a minute)", file=sys.stderr)
+            if task not in settled:  # int8's calibration and check, before the progress bar
+                if restorers[task].calibration_pending:
+                    print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                          "(once per weights file; up to a minute, several for full-size weights)",
+                          file=sys.stderr, flush=True)
+                for note in restorers[task].prepare_precision():
+                    print(f"cmfnet: note: {note}", file=sys.stderr)
+                settled.add(task)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
