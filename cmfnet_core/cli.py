@@ -20,9 +20,9 @@ from pathlib import Path
 from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
 from .results import progress_line
 from .versions import version_text
-from .weights import TASKS
-
-AUTO_TASK = "auto"  # detect.AUTO_TASK; kept here so --help needs no numpy or OpenCV
+from .backends import BACKENDS, DEVICES, PRECISIONS  # light: no framework is imported
+from .engine import DEFAULT_OVERLAP
+from .tasks import AUTO_TASK, TASKS
 
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
@@ -65,16 +65,16 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--tile", type=int, default=None, metavar="N",
                         help="tile side in pixels, a multiple of 8 (default: 512 for light "
                              "weights, 256 for the full-size official model)")
-    engine.add_argument("--overlap", type=int, default=32, metavar="N",
-                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
-    engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+    engine.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
+                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: %(default)s)")
+    engine.add_argument("--device", choices=DEVICES, default="cpu",
                         help="gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
                              "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
                              "(default: cpu)")
-    engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
+    engine.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="paddle is the exact reference; openvino is much faster on CPUs "
                              "(default: auto)")
-    engine.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
+    engine.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: int8 where it was measured clearly faster and faithful (so far: "
                              "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
                              "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +32,10 @@ import cv2
 import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
-from .weights import BUNDLED_DIR, TASKS
+from .tasks import AUTO_TASK, TASKS
+from .weights import BUNDLED_DIR
 
 DETECT_CLASSES = TASKS + ("none",)
-AUTO_TASK = "auto"
 AUTO_THRESHOLD = 0.5      # below this the detector is unsure and nothing is restored
 SCENE_SIDE = 160
 DETAIL_SIDE = 96
@@ -220,7 +219,7 @@ def _openvino_runner(state, sha256: str, weights, threads: int | None):
     serves. Paddle is imported only to export, on a miss; on a hit, never.
     """
     from .backends import default_threads
-    from .backends.cache import compiled_dir, model_dir, network_key
+    from .backends.cache import compile_cached, compiled_dir, model_dir, network_key
     from .backends.core import core
     from .backends.export import InputSpec, ensure_exported, export_network_onnx
 
@@ -240,16 +239,8 @@ def _openvino_runner(state, sha256: str, weights, threads: int | None):
         "NUM_STREAMS": 1,
         "CACHE_DIR": str(compiled_dir()),
     }
-    xml, hit, seconds = ensure_exported(target, key, export)
-    try:
-        compiled = core().compile_model(str(xml), "CPU", properties)
-    except RuntimeError:
-        if not hit:
-            raise
-        # a damaged cache entry (e.g. a crash while the disk was flushing): export again
-        shutil.rmtree(target, ignore_errors=True)
-        xml, hit, seconds = ensure_exported(target, key, export)
-        compiled = core().compile_model(str(xml), "CPU", properties)
+    compiled, (_, hit, seconds) = compile_cached(lambda: ensure_exported(target, key, export),
+                                                 lambda xml: core().compile_model(str(xml), "CPU", properties))
     request = compiled.create_infer_request()
 
     def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:

@@ -173,15 +173,24 @@ def all_files(root: Path) -> set[str]:
 
 # --------------------------------------------------------------------------- install
 
+def test_the_entries_offer_every_type_the_engine_reads():
+    """A copy of cmfnet_core.imageio.READABLE (GIF too: its first frame is restored)."""
+    from cmfnet_core.imageio import READABLE, SUFFIX_FORMAT
+
+    assert {"." + e for e in integration.EXTENSIONS} == set(READABLE)
+    formats = {*SUFFIX_FORMAT.values(), *(s[1:].upper() for s in READABLE if s not in SUFFIX_FORMAT)}
+    assert set(integration.MIME_TYPES) == {f"image/{f.lower()}" for f in formats}
+
+
 def test_the_entries_offer_the_engines_tasks():
     """Copies of cmfnet_core.TASKS and of the automatic choice's name (these modules cannot
     import the package): kept equal here."""
-    from cmfnet_core import TASKS
-    from cmfnet_core.detect import AUTO_TASK
+    from cmfnet_core.tasks import AUTO_TASK, TASK_TITLES, TASKS
 
     assert integration.TASKS == restore_here.TASKS == TASKS
     assert integration.AUTO_TASK == restore_here.AUTO_TASK == AUTO_TASK
     assert set(integration.TASK_LABELS) == set(restore_here.TASK_VERBS) == set(TASKS)
+    assert integration.TASK_LABELS == TASK_TITLES
     # the one-click entry first, then every task in the app and saved beside
     assert integration.ITEMS[0] == (AUTO_TASK, "save")
     assert set(integration.ITEMS[1:]) == {(t, m) for t in TASKS for m in ("open", "save")}
@@ -274,7 +283,7 @@ def test_desktop_entry_contents(home, stub_python):
 
 
 @pytest.mark.skipif(not shutil.which("desktop-file-validate"),
-                    reason="desktop-file-validate not installed (Debian: desktop-file-utils)")
+                    reason="optional dependency desktop-file-validate not installed (Debian: desktop-file-utils)")
 def test_desktop_file_validate_passes_on_every_desktop_file(home, stub_python, tmp_path):
     # also with a project path that needs quoting and escaping
     odd_project = tmp_path / "odd proj $HOME \"q\" 100%"
@@ -443,7 +452,7 @@ def test_restore_entry_runs_the_automatic_choice_for_real(tmp_path):
     detector whose answers the test sets): what it found is said, the fine photo left alone."""
     ready = _real_engine_ready()
     if ready is None:
-        pytest.skip("needs the project's .venv with cmfnet_core and the conformance checkpoint")
+        pytest.skip("optional dependency: a Python that imports cmfnet_core, Pillow and numpy")
     py, _ = ready
     np = pytest.importorskip("numpy")
     Image = pytest.importorskip("PIL.Image")
@@ -510,7 +519,7 @@ def test_desktop_entry_exec_with_odd_paths(home, stub_python, photos, tmp_path):
     assert argv == [str(stub_python), runner, "--open", str(photos[0])]
 
 
-@pytest.mark.skipif(not shutil.which("gio"), reason="gio (libglib2.0-bin) not installed")
+@pytest.mark.skipif(not shutil.which("gio"), reason="optional dependency gio not installed (Debian: libglib2.0-bin)")
 def test_gio_launches_the_desktop_entry(home, stub_python, photos):
     """GLib's own desktop-entry launcher parses our Exec= the same way."""
     installed(home, stub_python)
@@ -729,10 +738,9 @@ def test_macos_quick_actions_are_valid_plists(home, stub_python):
 # --------------------------------------------------------------------------- real engine
 
 def _real_engine_ready():
-    py = PROJECT / ".venv" / "bin" / "python"
+    py = PROJECT / ".venv" / "bin" / "python"  # the project's own, else the one running the tests
+    py = py if py.exists() else Path(sys.executable)
     weights = CONFORMANCE / "small_official.pth"
-    if not py.exists() or not weights.is_file():
-        return None
     ok = subprocess.run([str(py), "-c", "import cmfnet_core.cli, PIL, numpy"], cwd=PROJECT,
                         capture_output=True).returncode == 0
     return (py, weights) if ok else None
@@ -741,7 +749,7 @@ def _real_engine_ready():
 def test_nautilus_save_copy_restores_for_real(home, tmp_path):
     ready = _real_engine_ready()
     if ready is None:
-        pytest.skip("needs the project's .venv with cmfnet_core and the conformance checkpoint")
+        pytest.skip("optional dependency: a Python that imports cmfnet_core, Pillow and numpy")
     py, weights = ready
     np = pytest.importorskip("numpy")
     Image = pytest.importorskip("PIL.Image")

@@ -12,7 +12,7 @@ import pytest
 
 from cmfnet_core import detect
 from cmfnet_core.training.detector import degrade
-from tests.conftest import SAMPLES, SHARED
+from tests.conftest import DEV_DATA, SAMPLES, SHARP_PHOTO
 from tests.test_cli import cmfnet
 
 EXACT = ["--backend", "paddle"]  # no model export: the photos here are one tile each
@@ -29,9 +29,9 @@ def detector():
 
 @pytest.fixture(scope="module")
 def clean_photo() -> np.ndarray:
-    """A sharp, clean photo (Kodak; the detector's training photos are degraded at random,
-    so this one is not a case it has seen)."""
-    return read_rgb(sorted((SHARED / "data" / "clean").glob("kodim*"))[0])
+    """A sharp, clean photo (a demo photo scaled until its shake is under a pixel,
+    tests/fixtures/README.md; not one of the detector's training photos)."""
+    return read_rgb(SHARP_PHOTO)
 
 
 # --- the views and the network ------------------------------------------------------
@@ -115,7 +115,7 @@ def test_validation_counts_what_the_detector_calls_and_what_the_tool_then_does(t
 
 needs_openvino = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("openvino", "paddle2onnx")),
-    reason="OpenVINO and paddle2onnx are not installed")
+    reason="optional dependency openvino or paddle2onnx not installed")
 
 
 @pytest.fixture(scope="module")
@@ -249,13 +249,26 @@ KNOWN_GAP = ("the shipped detector calls 3 of these 5 synthetic raindrop photos 
              "sprinklings come out none); 3 of the 4 real ones")
 
 
-@pytest.mark.parametrize("label", [
-    "deblur", "dehaze", pytest.param("deraindrop", marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAP)), "none"])
+def damage_calls(detector, photo, label) -> list[str]:
+    """What the detector calls 5 syntheses of ``label`` (none: only a camera's finish)."""
+    return [detector(degrade(photo, label, np.random.default_rng(seed))).task for seed in range(5)]
+
+
+@pytest.mark.parametrize("label", ["deblur", "dehaze", "deraindrop", "none"])
 def test_each_kind_of_damage_is_told_apart(detector, clean_photo, label):
-    """Synthetic damage of each kind (or none: only a camera's finish), drawn afresh: right at
-    least 4 times in 5."""
-    calls = [detector(degrade(clean_photo, label, np.random.default_rng(seed))).task for seed in range(5)]
+    """Synthetic damage of each kind, drawn afresh: right at least 4 times in 5."""
+    calls = damage_calls(detector, clean_photo, label)
     assert calls.count(label) >= 4, calls
+
+
+@pytest.mark.data
+def test_each_kind_of_damage_is_told_apart_on_a_kodak_photo(detector):
+    """The same on a Kodak photo (research-only, so not in the repository), where the
+    sparse raindrops are the known gap: when the detector closes it, this says so."""
+    kodak = read_rgb(DEV_DATA / "clean" / "kodim01.png")
+    calls = {label: damage_calls(detector, kodak, label) for label in detect.DETECT_CLASSES}
+    assert all(calls[label].count(label) >= 4 for label in ("deblur", "dehaze", "none")), calls
+    assert calls["deraindrop"].count("deraindrop") < 4, f"{KNOWN_GAP}: no longer, update the note"
 
 
 @pytest.mark.parametrize("name, task", [

@@ -13,7 +13,7 @@
 
 Environment: ``CMFNET_GIMP_ROOT`` (the root; default
 ``~/.cache/cmfnet-restore/gimp-trixie``), ``CMFNET_TEST_WEIGHTS`` (weights for
-both runs; default: the conformance checkpoint in ../shared when present, else
+both runs; default: the conformance checkpoint in tests/fixtures when present, else
 the installed default weights).
 """
 
@@ -96,12 +96,11 @@ def test_png_writer_matches_pillow(tmp_path, channels, depth):
 def test_the_bridges_tasks_are_the_engines():
     """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list and
     of the automatic choice's name, which comes first in the plug-in's task choice."""
-    from cmfnet_core import TASKS
-    from cmfnet_core.detect import AUTO_TASK
+    from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASKS
 
     assert bridge.TASKS == TASKS and bridge.AUTO_TASK == AUTO_TASK
-    assert bridge.CHOICES == (AUTO_TASK, *TASKS)
-    assert set(bridge.TASK_LABELS) == set(bridge.CHOICES) and bridge.TASK_LABELS[AUTO_TASK] == "Automatic"
+    assert bridge.CHOICES == CHOICES
+    assert bridge.TASK_LABELS == CHOICE_TITLES  # the app's words, in GIMP too
 
 
 def test_png_writer_rejects_wrong_size():
@@ -221,7 +220,7 @@ def test_run_engine_cancel_stops_the_engine():
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="platform: PR_SET_PDEATHSIG is Linux-only")
 def test_engine_dies_with_the_plugin(tmp_path):
     """GIMP's Cancel on the progress bar kills the plug-in process; the engine must follow."""
     import signal
@@ -361,9 +360,9 @@ class Gimp3:
 
     def __init__(self, tmp_path: Path):
         if os.geteuid() != 0:
-            pytest.skip("needs root (debootstrap, chroot, bind mounts)")
+            pytest.skip("marker gimp: needs root (debootstrap, chroot, bind mounts)")
         if not shutil.which("unshare"):
-            pytest.skip("needs unshare (util-linux)")
+            pytest.skip("marker gimp: needs unshare (util-linux)")
         self.root = _gimp_root()
         t0 = time.monotonic()
         build = subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(self.root)],
@@ -375,7 +374,7 @@ class Gimp3:
         probe = subprocess.run([self.python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
                                capture_output=True, text=True, cwd=PROJECT)
         if probe.returncode != 0:
-            pytest.skip(f"the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
+            pytest.skip(f"marker gimp: the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
         self.base_prefix = probe.stdout.strip().splitlines()[-1]
         self.tmp = tmp_path
         self.job = tmp_path / "job"
@@ -551,7 +550,7 @@ def test_gimp_dialog_interactive(tmp_path):
     np = pytest.importorskip("numpy")
     for tool in ("Xvfb", "xdotool"):
         if not shutil.which(tool):
-            pytest.skip(f"needs {tool} (Debian: xvfb, xdotool)")
+            pytest.skip(f"marker gimp: needs {tool} (Debian: xvfb, xdotool)")
     gimp = Gimp3(tmp_path)
     job = gimp.job
     pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)

@@ -242,7 +242,7 @@ def _mount_namespace_available() -> bool:
 
 
 needs_mounts = pytest.mark.skipif(not _mount_namespace_available(),
-                                  reason="needs 'unshare -m' and mount rights (root or a user namespace)")
+                                  reason="platform: needs 'unshare -m' and mount rights (root or a user namespace)")
 
 
 def in_mount_namespace(script: str, *args, **kwargs) -> subprocess.CompletedProcess:

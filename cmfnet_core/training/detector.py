@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from .. import detect
+from ..imageio import READABLE
 from . import synth
 
 CLASSES = detect.DETECT_CLASSES
@@ -39,7 +40,6 @@ RAIN_MIN_VISIBLE = 0.04   # a raindrop positive visibly changes this share of th
 BLUR_MAX_DETAIL = 0.55    # a blur positive keeps under this share of its fine detail (the real
                           # dev pairs keep 0.37-0.70; softness on a fine photo keeps more)
 SAMPLE_CLASS = {"deblur_": "deblur", "haze_": "dehaze", "raindrop_": "deraindrop"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --- the PyTorch twin ---------------------------------------------------------------
@@ -189,7 +189,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 def photos_in(folders) -> list[Path]:
     return sorted(p for folder in folders for p in Path(folder).iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.suffix.lower() in READABLE)
 
 
 def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):

@@ -23,9 +23,10 @@ from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
                              QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.bundled import APP_ICON, RESOURCES
+from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
 from cmfnet_core.imageio import output_path
-from cmfnet_core.weights import TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
 
 from . import help_pages, jobs
 from .batch import BatchPanel
@@ -39,12 +40,8 @@ from .viewer import PhotoView
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
-TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
-CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
-CHOICE_TITLES = {AUTO_TASK: "Automatic", **TASK_TITLES}
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
+ICON_PATH = APP_ICON
 SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
 PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
@@ -334,7 +331,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def sample_path(self) -> Path:
-        return RESOURCES / "samples" / SAMPLES[self.task]
+        return BUNDLED_SAMPLES / SAMPLES[self.task]
 
     def open_sample(self) -> None:
         self.open_paths([self.sample_path()])

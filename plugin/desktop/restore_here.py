@@ -41,7 +41,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 APP_NAME = "CMFNet Restore"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: this runner may be started
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK): this runner may be started
 # by a Python without the package (--python names the one with it);
 # tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")

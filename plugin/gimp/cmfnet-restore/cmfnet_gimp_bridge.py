@@ -43,7 +43,7 @@ if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # loaded by path
 import cmfnet_results as results  # noqa: E402
 
 CONFIG_NAME = "cmfnet-restore.json"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: GIMP's own Python cannot
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK, CHOICE_TITLES): GIMP's own Python cannot
 # import the package; tests/test_gimp.py keeps the copies equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
