@@ -47,9 +47,9 @@ def usage_markdown() -> str:
 
 
 def model_card_path() -> Path:
-    from cmfnet_core.weights import BUNDLED_DIR
+    from cmfnet_core.bundled import MODEL_CARD
 
-    return BUNDLED_DIR / "MODEL_CARD.md"
+    return MODEL_CARD
 
 
 def model_card_markdown() -> str:
