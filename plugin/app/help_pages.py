@@ -31,9 +31,10 @@ def readme_text() -> str:
     if README.is_file():
         return README.read_text(encoding="utf-8")
     try:
-        return metadata.metadata("cmfnet-restore").get_payload() or ""
+        described = metadata.metadata("cmfnet-restore")
     except metadata.PackageNotFoundError:
         return ""
+    return described.get_payload() or described.get("Description") or ""
 
 
 def usage_markdown() -> str:
