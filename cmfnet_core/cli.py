@@ -245,7 +245,7 @@ def run_restore(args) -> int:
     from .cli_report import Report
     from .detect import default_detector
     from .engine import Restorer
-    from .errors import classify
+    from .errors import INTERRUPTED, classify
     from .imageio import ImageError, output_path, read_image, write_image
 
     automatic = args.task == AUTO_TASK
@@ -317,8 +317,8 @@ def run_restore(args) -> int:
             problem = classify(exc)
             report.problem(problem, raw, (found.task if found else task),
                            found.confidence if found else None)
-            if not problem.expected:
-                raise _Reported(problem.exit_code) from exc  # a bug: stop, with its traceback said
+            if not problem.expected or problem.kind == INTERRUPTED:
+                raise _Reported(problem.exit_code) from exc  # a bug (its traceback said), or stopped
             failures += 1
             continue
         progress.close()
