@@ -9,6 +9,8 @@ rule is checked on faked CPU flags for each kind of machine the tests run on.
 """
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -112,6 +114,18 @@ def test_calibration_crops_come_from_the_shipped_samples_and_repeat():
     assert all(0.0 <= c.min() and c.max() <= 1.0 for c in first)
     # every photo is used (round-robin), so the crops are not all alike
     assert len({round(float(c.mean()), 3) for c in first}) == 12
+
+
+def test_calibration_ignores_restored_copies_beside_the_samples(tmp_path):
+    """The README's demo writes haze_1.dehaze.jpg beside the sample: a calibration that
+    took it in would change the int8 model under the same cache key."""
+    from cmfnet_core.backends import calibration
+
+    for name in ("deblur_1.png", "haze_1.jpg"):
+        shutil.copy(calibration.SAMPLES / name, tmp_path / name)
+    shutil.copy(calibration.SAMPLES / "haze_1.jpg", tmp_path / "haze_1.dehaze.jpg")
+    (tmp_path / "README.md").write_text("not a photo")
+    assert [p.name for p in calibration.sample_photos(tmp_path)] == ["deblur_1.png", "haze_1.jpg"]
 
 
 # --- the quantised model (OpenVINO + NNCF) -------------------------------------------------

@@ -44,7 +44,7 @@ def test_every_bundled_file_is_package_data():
     resources = ROOT / "resources"
     tracked = subprocess.run(["git", "ls-files", "resources"], cwd=ROOT, capture_output=True, text=True)
     if tracked.returncode or not tracked.stdout:
-        pytest.skip("needs the git checkout (git ls-files): optional dependency git")
+        pytest.skip("optional dependency git: lists the files of a git checkout (git ls-files)")
     for name in tracked.stdout.split():
         relative = Path(name).relative_to("resources").as_posix()
         carried = (any(fnmatch.fnmatch(relative, p) for p in patterns)
