@@ -1,5 +1,8 @@
 """``cmfnet bench``: how fast each backend restores on this machine.
 
+(About 530 lines: the plan of measurements, the table and the recommendation read the
+same records and change together; what runs in fresh processes is in bench_child.py.)
+
 Everything compared is measured in one run and interleaved (round 1 runs one
 tile on every configuration, then round 2, ...), so a busy or throttling
 machine slows all of them alike and the ratios stay meaningful; the table
@@ -36,14 +39,14 @@ import numpy as np
 
 from . import cpu
 from .bench_child import rss_mb
+from .engine import DEFAULT_OVERLAP as OVERLAP
+from .engine import PREVIEW_LONG_SIDE
 from .versions import version_text
 
 TILES = (256, 384, 512, 768)
-OVERLAP = 32
-PREVIEW_LONG_SIDE = 512
 MODELS = {  # random weights of these widths, for speed only
     "full": dict(n_feat=96, scale_unetfeats=48),
-    "light": dict(n_feat=32, scale_unetfeats=16),
+    "light": dict(n_feat=24, scale_unetfeats=12),  # the bundled weights' size
     "small": dict(n_feat=16, scale_unetfeats=8),
 }
 
@@ -70,9 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="deblur", help="whose installed weights to time (default: deblur)")
     parser.add_argument("--weights", metavar="FILE", help="a weights file to time instead of the installed default")
     parser.add_argument("--model", choices=["installed", *MODELS], default="installed",
-                        help="random weights of a given size instead of installed ones: full (96/48, the "
-                             "official size), light (32/16), small (16/8); default: installed, or full "
-                             "when no weights are installed")
+                        help="random weights of a given size instead of installed ones: full (the "
+                             "authors' full-size network, as 'cmfnet weights download' installs), light "
+                             "(the size of the bundled weights), small (the tests' network); default: "
+                             "installed, or full when no weights are installed")
     parser.add_argument("--backends", type=_word_list, default=["openvino", "paddle"],
                         help="comma-separated: openvino,paddle (default: both)")
     parser.add_argument("--precisions", type=_word_list, default=["fp32", "bf16", "int8"],

@@ -2,8 +2,11 @@
 
 Progress and messages go to stderr, results (the paths written) to stdout.
 Exit codes: 0 all done; 1 some files failed (the others were still done);
-2 bad usage; 3 no usable weights; 130 interrupted; 141 the reader of stdout
-closed it early (as for a tool stopped by SIGPIPE).
+2 bad usage or settings that cannot run here; 3 no usable weights; 70 a bug in
+cmfnet (with its traceback); 130 interrupted; 141 the reader of stdout closed it
+early (as for a tool stopped by SIGPIPE). ``cmfnet_core.errors`` sorts failures
+into these; ``--progress-lines`` adds a ``RESULT`` line per photo for programs
+(``cmfnet_core.results``).
 """
 from __future__ import annotations
 
@@ -14,13 +17,15 @@ import sys
 import warnings
 from pathlib import Path
 
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
 from .i18n import N_, _, set_language, translate_argparse, wide_text_formatter
+from .results import progress_line
+from . import weights_commands as weights_commands_module
 from .versions import version_text
-from .weights import TASKS
+from .backends import BACKENDS, DEVICES, PRECISIONS  # light: no framework is imported
+from .engine import DEFAULT_OVERLAP
+from .tasks import AUTO_TASK, TASKS
 
-AUTO_TASK = "auto"  # detect.AUTO_TASK; kept here so --help needs no numpy or OpenCV
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 RESTORE_EXAMPLES = N_("""\
@@ -28,7 +33,8 @@ examples:
   cmfnet restore photo.jpg
       looks at the photo, says on stderr what it found (blur, haze, raindrops),
       restores that and writes e.g. photo.dehaze.jpg; a photo that looks fine
-      is skipped with a note
+      is skipped with a note, and so is one it is unsure about, with what it
+      would pick (--if-unsure likely restores that instead)
   cmfnet restore photo.jpg --task deblur
       writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
   cmfnet restore *.png --task dehaze --out-dir restored/
@@ -50,9 +56,14 @@ examples:
 
 WEIGHTS_EXAMPLES = N_("""\
 examples:
+  cmfnet weights download
+      the authors' full-size weights for all three tasks (about 200 MB each),
+      checked, converted and made the default
   cmfnet weights list
+  cmfnet weights use deblur bundled
+      back to the light bundled weights ('official' to the authors' again)
   cmfnet weights import deblur ~/Downloads/deblur_GoPro_CMFNet.pth
-      converts the authors' official checkpoint (no PyTorch needed) and makes
+      converts a checkpoint downloaded by hand (no PyTorch needed) and makes
       it the default for deblurring
 """)
 
@@ -61,21 +72,24 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group(_("engine"))
     engine.add_argument("--tile", type=int, default=None, metavar="N",
                         help=_("tile side in pixels, a multiple of 8 (default: 512 for light "
-                             "weights, 256 for the full-size official model)"))
-    engine.add_argument("--overlap", type=int, default=32, metavar="N",
-                        help=_("pixels shared by neighbouring tiles, a multiple of 8 (default: 32)"))
-    engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                               "weights, 256 for the full-size official model)"))
+    engine.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
+                        help=_("pixels shared by neighbouring tiles, a multiple of 8 (default: %(default)s)"))
+    engine.add_argument("--device", choices=DEVICES, default="cpu",
                         help=_("gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
-                             "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
-                             "(default: cpu)"))
-    engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
+                               "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
+                               "(default: cpu)"))
+    engine.add_argument("--backend", choices=BACKENDS, default="auto",
                         help=_("paddle is the exact reference; openvino is much faster on CPUs "
-                             "(default: auto)"))
-    engine.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
-                        help=_("auto: int8 where it was measured clearly faster and faithful (so far: "
-                             "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
-                             "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "
-                             "to a minute (default: auto)"))
+                               "(default: auto)"))
+    engine.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help=_("auto: int8 on the kinds of x86 CPU where it was measured clearly "
+                               "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
+                               "and Zen 4), if weights other than the bundled ones also pass their own "
+                               "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
+                               "nobody measured: ARM, or where the flags cannot be read). int8 "
+                               "calibrates once per weights file: up to a minute, several for "
+                               "full-size weights (default: auto)"))
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help=_("CPU threads to use (default: all cores)"))
     engine.add_argument("--local-stats", action="store_true",
@@ -108,6 +122,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     restore.add_argument("paths", nargs="+", metavar="PATH", help=_("photos to restore"))
     restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
                          help=_("what to remove (default: auto, detected per photo)"))
+    restore.add_argument("--if-unsure", choices=("skip", "likely"), default="skip",
+                         help=_("with --task auto, a photo the detector is unsure about: skip it and "
+                                "say what it would pick (default), or restore it with that"))
     restore.add_argument("--weights", "-w", metavar="FILE",
                          help=_("weights file to use instead of the installed default (needs --task)"))
     where = restore.add_mutually_exclusive_group()
@@ -118,19 +135,22 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                               "(instead of moving on to NAME.TASK-2.EXT), or the -o file "
                               "(even the original)"))
     restore.add_argument("--progress-lines", action="store_true",
-                         help=_("print 'PROGRESS done total' lines to stderr instead of a bar "
-                              "(for programs that drive cmfnet)"))
+                         help=_("for programs that drive cmfnet: 'PROGRESS done total' lines "
+                                "instead of a bar, and a tab-separated 'RESULT' line per photo "
+                                "(status, task, confidence, error kind, source, output, message; "
+                                "see docs/ARCHITECTURE.md), both on stderr"))
     restore.add_argument("--quiet", "-q", action="store_true", help=_("no progress bar"))
     _add_engine_options(restore)
     restore.set_defaults(run=run_restore)
 
-    weights = commands.add_parser("weights", help=_("list or import weights"),
+    weights = commands.add_parser("weights", help=_("download, list, choose or import weights"),
                                   epilog=_(WEIGHTS_EXAMPLES),
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     weights_commands = weights.add_subparsers(dest="weights_command", metavar="ACTION")
     weights_commands.required = True
     listing = weights_commands.add_parser("list", help=_("show installed weights and the default per task"))
-    listing.set_defaults(run=run_weights_list)
+    listing.set_defaults(run=weights_commands_module.run_list)
+    _add_weights_commands(weights_commands)
     importing = weights_commands.add_parser(
         "import", help=_("convert a weights file (official .pth, .pdparams) into your weights folder"))
     importing.add_argument("task", choices=TASKS)
@@ -209,7 +229,7 @@ class _Progress:
     def __call__(self, done: int, total: int) -> None:
         _handle_termination()  # paddle installs its own SIGTERM handler when it first runs
         if self.lines:
-            print(f"PROGRESS {done} {total}", file=sys.stderr, flush=True)
+            print(progress_line(done, total), file=sys.stderr, flush=True)
             return
         if self.quiet:
             return
@@ -232,12 +252,14 @@ def _error(message: str) -> None:
 
 
 def run_restore(args) -> int:
-    from .detect import DetectorError, default_detector
-    from .engine import Cancelled, Restorer
+    from .cli_report import Report
+    from .detect import default_detector
+    from .engine import Restorer
+    from .errors import INTERRUPTED, classify
     from .imageio import ImageError, output_path, read_image, write_image
-    from .weights import WeightsError
 
     automatic = args.task == AUTO_TASK
+    report = Report(machine=args.progress_lines)
     if args.output and len(args.paths) > 1:
         _error(_("-o/--output takes one input; use --out-dir for several"))
         return EXIT_USAGE
@@ -252,12 +274,10 @@ def run_restore(args) -> int:
                                     threads=args.threads, local_stats=args.local_stats)
                      for task in (TASKS if automatic else (args.task,))}
         detector = default_detector(_detector_backend(args.backend)) if automatic else None
-    except (WeightsError, DetectorError) as exc:
-        _error(str(exc))
-        return EXIT_WEIGHTS
-    except ValueError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - classified: settings 2, weights 3, a bug 70
+        problem = classify(exc)
+        report.problem(problem)
+        return problem.exit_code
     for note in next(iter(restorers.values())).notes:
         print(f"cmfnet: note: {note}", file=sys.stderr)
     if args.out_dir:  # only once the weights are known good: a refused run leaves nothing behind
@@ -269,19 +289,30 @@ def run_restore(args) -> int:
             return EXIT_USAGE
 
     failures = 0
+    settled: set[str] = set()  # tasks whose precision is decided (int8: calibrated, checked)
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
+        task, found = (None, None) if automatic else (args.task, None)
         try:
             photo = read_image(source)
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
-            task = _detected_task(source, photo.pixels, detector) if automatic else args.task
-            if task is None:
-                continue
-            if restorers[task].calibration_pending:
-                print("cmfnet: note: int8: " + _("calibrating the {task} weights for this CPU first "
-                      "(once per weights file; up to a minute)").format(task=task), file=sys.stderr)
+            if automatic:
+                found = _detected_task(source, photo.pixels, detector, args.if_unsure)
+                task = found.restore_task or (found.task if found.unsure and args.if_unsure == "likely"
+                                              else None)
+                if task is None:
+                    report.skipped(raw, found.task, found.confidence, found.summary())
+                    continue
+            if task not in settled:  # int8's calibration and check, before the progress bar
+                if restorers[task].calibration_pending:
+                    print("cmfnet: note: int8: " + _("calibrating the {task} weights for this CPU "
+                          "first (once per weights file; up to a minute, several for full-size "
+                          "weights)").format(task=task), file=sys.stderr, flush=True)
+                for note in restorers[task].prepare_precision():
+                    print(f"cmfnet: note: {note}", file=sys.stderr)
+                settled.add(task)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
@@ -291,37 +322,56 @@ def run_restore(args) -> int:
             # a name chosen here may be taken by another run meanwhile: take the next counter
             dest = write_image(dest, restored, photo.info, overwrite=args.overwrite,
                                next_free=not args.output)
-        except (ImageError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one line for this photo, the batch goes on
             progress.close()
-            _error(str(exc) if str(source) in str(exc) else f"{source}: {exc}")
+            problem = classify(exc)
+            report.problem(problem, raw, (found.task if found else task),
+                           found.confidence if found else None)
+            if not problem.expected or problem.kind == INTERRUPTED:
+                raise _Reported(problem.exit_code) from exc  # a bug (its traceback said), or stopped
             failures += 1
             continue
-        except MemoryError:
-            progress.close()
-            _error(_("{path}: out of memory; try a smaller --tile").format(path=source))
-            failures += 1
-            continue
-        except Cancelled:
-            progress.close()
-            return EXIT_INTERRUPTED
         progress.close()
-        print(dest, flush=True)
+        report.written(raw, dest, task, *((found.confidence, found.summary()) if found else ()))
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _detected_task(source: Path, pixels, detector) -> str | None:
-    """The task ``--task auto`` runs on this photo, said on stderr; None (and why) to skip it."""
-    from .detect import LOOKS, detect
+class _Reported(Exception):
+    """A failure already said on stderr; ``main`` exits with its code."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def _detected_task(source: Path, pixels, detector, if_unsure: str = "skip"):
+    """What ``--task auto`` found in this photo (its Detection), said on stderr with what is
+    done about it: restored with its task, with the likely task when unsure and told
+    ``--if-unsure likely``, or skipped and why. (``detect.py`` says what each front end does.)"""
+    from .detect import AUTO_THRESHOLD, LOOKS, detect
 
     found = detect(pixels, detector)
     looks = _("looks {what} ({percent} %)").format(what=_(LOOKS[found.task]), percent=round(100 * found.confidence))
     if found.restore_task:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
-        return found.restore_task
-    why = "" if found.task == "none" else _(", too unsure to restore")
-    print(f"cmfnet: {source}: " + _("{looks}{why}; skipped (to restore it anyway, pass "
-          "--task {tasks})").format(looks=looks, why=why, tasks=' / '.join(TASKS)), file=sys.stderr)
-    return None
+        return found
+    second = f"{_(LOOKS[found.runner_up])} ({round(100 * found.probabilities[found.runner_up])} %)"
+    if found.unsure:
+        maybe = _("maybe {what} ({percent} %), or {other}").format(
+            what=_(LOOKS[found.task]), percent=round(100 * found.confidence), other=second)
+        if if_unsure == "likely":
+            print(f"cmfnet: {source}: " + _("{maybe}; unsure, restoring with the likely task: "
+                  "{task}").format(maybe=maybe, task=found.task), file=sys.stderr)
+            return found
+        print(f"cmfnet: {source}: " + _("{maybe}; unsure, skipped: it would pick {task} (to "
+              "restore it so, pass --task {task}, or --if-unsure likely)").format(
+                  maybe=maybe, task=found.task), file=sys.stderr)
+        return found
+    unsure = _(", or {other}").format(other=second) if found.confidence < AUTO_THRESHOLD else ""
+    print(f"cmfnet: {source}: " + _("{looks}{unsure}; skipped (to restore it anyway, pass "
+          "--task {tasks})").format(looks=looks, unsure=unsure, tasks=" / ".join(TASKS)),
+          file=sys.stderr)
+    return found
 
 
 def _detector_backend(backend: str) -> str:
@@ -366,22 +416,39 @@ def _same_file(a: Path, b: Path) -> bool:
 
 # --- weights ---------------------------------------------------------------------
 
-def run_weights_list(args) -> int:
-    from .weights import default_weights, installed_weights, user_weights_dir
+def _add_weights_commands(actions) -> None:
+    """download / use / remove (their code: weights_commands.py)."""
+    weights_commands = weights_commands_module
+    download = actions.add_parser(
+        "download", help=_("download the authors' full-size weights and use them by default"),
+        description=_("Download the CMFNet authors' weights (about 200 MB each), check that the\n"
+                      "file is exactly their network, convert it (the optimizer state is dropped)\n"
+                      "and make it the task's default. An interrupted download resumes."),
+        epilog=_(weights_commands.DOWNLOAD_EXAMPLES), formatter_class=argparse.RawDescriptionHelpFormatter)
+    download.add_argument("tasks", nargs="*", metavar="TASK",
+                          help=_("{tasks} (default: all three)").format(tasks=", ".join(TASKS)))
+    download.add_argument("--url", help=_("download from this address instead (one task)"))
+    download.add_argument("--force", action="store_true",
+                          help=_("download again even if these weights are already installed"))
+    download.add_argument("--keep", action="store_true",
+                          help=_("keep the downloaded .pth beside the converted weights"))
+    download.add_argument("--progress-lines", action="store_true",
+                          help=_("print 'PROGRESS bytes total' lines to stderr instead of a bar"))
+    download.add_argument("--quiet", "-q", action="store_true", help=_("no progress bar or notes"))
+    download.set_defaults(run=weights_commands.run_download)
 
-    for task in TASKS:
-        default = default_weights(task)
-        entries = installed_weights(task)
-        print(f"{task}:")
-        if not entries:
-            print(_("  (none) import with: cmfnet weights import {task} FILE").format(task=task))
-        for entry in entries:
-            mark = "*" if default and entry.path == default.path else " "
-            config = entry.config
-            width = f"n_feat={config.get('n_feat')}/{config.get('scale_unetfeats')}" if config else ""
-            print(f" {mark} {entry.kind:<8} {width:<14} {entry.path}")
-    print(_("(* = default; imported weights are stored in {folder})").format(folder=user_weights_dir()))
-    return EXIT_OK
+    use = actions.add_parser(
+        "use", help=_("choose which weights a task uses by default"),
+        description=_("Make bundled (the light weights that come with the app), official (the "
+                      "authors' weights, once downloaded or imported) or a weights FILE the "
+                      "default for TASK."))
+    use.add_argument("task", choices=TASKS)
+    use.add_argument("choice", metavar="bundled|official|FILE")
+    use.set_defaults(run=weights_commands.run_use)
+
+    remove = actions.add_parser("remove", help=_("delete downloaded weights (the bundled ones stay)"))
+    remove.add_argument("tasks", nargs="+", metavar="TASK", choices=TASKS)
+    remove.set_defaults(run=weights_commands.run_remove)
 
 
 def run_weights_import(args) -> int:
@@ -449,8 +516,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(_("cmfnet: interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Reported as reported:
+        return reported.exit_code
     except BrokenPipeError:
         return _reader_went_away()
+    except Exception as exc:  # noqa: BLE001 - what no command handled: classified and said
+        # (a bug with its traceback, exit 70)
+        from .cli_report import Report
+        from .errors import classify
+
+        problem = classify(exc)
+        Report(machine=False).problem(problem)
+        return problem.exit_code
 
 
 def _reader_went_away() -> int:

@@ -110,6 +110,8 @@ def current_language() -> str:
 
 def _(message: str) -> str:
     """``message`` in the current language (English when it has no translation)."""
+    if not message:  # gettext gives the catalogue's header for ""
+        return message
     if _translation is None:
         set_language()
     return _translation.gettext(message)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import SettingsError
 from .i18n import _
 
 MULTIPLE = 8  # the network needs multiples of 4; the official demo pads to 8
@@ -62,9 +63,11 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> tuple[tuple[
     the largest tile side allowed.
     """
     if tile % MULTIPLE or overlap % MULTIPLE:
-        raise ValueError(_("tile ({tile}) and overlap ({overlap}) must be multiples of {multiple}").format(tile=tile, overlap=overlap, multiple=MULTIPLE))
+        raise SettingsError(_("tile ({tile}) and overlap ({overlap}) must be multiples of "
+                              "{multiple}").format(tile=tile, overlap=overlap, multiple=MULTIPLE))
     if not 0 <= overlap < tile:
-        raise ValueError(_("overlap ({overlap}) must be smaller than the tile ({tile})").format(overlap=overlap, tile=tile))
+        raise SettingsError(_("overlap ({overlap}) must be smaller than the tile ({tile})").format(
+            overlap=overlap, tile=tile))
     padded_h, padded_w = round_up(height), round_up(width)
     tile_h, ys = fit_axis(padded_h, tile, overlap)
     tile_w, xs = fit_axis(padded_w, tile, overlap)

@@ -8,7 +8,7 @@ Supported inputs:
 * the project's own format: ``NAME.pdparams`` plus ``NAME.json`` beside it,
   holding task, network config, sha256 of the ``.pdparams`` and provenance.
 
-Installed weights live in ``resources/weights/`` (bundled defaults, trained by
+Installed weights live in ``resources/weights/`` (:mod:`.bundled`: bundled defaults, trained by
 this project) and in the user data dir (imported, e.g. the authors' official
 files). :func:`default_weights` prefers imported official weights.
 """
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundled import RESOURCES, WEIGHTS  # noqa: F401  (RESOURCES: re-exported for callers)
 from .checkpoint import CheckpointError, load_pickled
 from .files import write_atomic
 from .i18n import _
 from .network_config import Config, expected_shapes
+from .tasks import TASKS
 
-TASKS = ("deblur", "dehaze", "deraindrop")
 FORMAT = "cmfnet-restore/1"
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-BUNDLED_DIR = RESOURCES / "weights"
+BUNDLED_DIR = WEIGHTS
 
 # Keys that give away which network a foreign checkpoint belongs to.
 _FINGERPRINTS = [
@@ -246,13 +246,25 @@ def import_weights(task: str, source: str | os.PathLike, name: str | None = None
         raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     source = Path(source)
     weights = read_weights(source)
+    return install_weights(weights, task, source=source, name=name, kind=kind)
+
+
+def install_weights(weights: Weights, task: str, *, source: Path, name: str | None = None,
+                    kind: str = "official", provenance: dict | None = None) -> Path:
+    """Store checked ``weights`` (read from ``source``) in the user's weights folder:
+    only the model, as float32 (an optimizer state in the source is dropped)."""
+    if task not in TASKS:
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     if weights.task and weights.task != task:
         raise WeightsError(_("{name} was made for {made_for}, not {task}").format(name=source.name, made_for=weights.task, task=task))
     target = user_weights_dir() / task / f"{name or source.stem}.pdparams"
-    provenance = {"kind": kind, "source_file": source.name, "source_sha256": sha256(source)}
-    provenance.update(weights.meta.get("provenance", {}) if weights.meta else {})
-    provenance["kind"] = kind
-    return save_weights(weights, target, task=task, provenance=provenance)
+    record = {"kind": kind, "source_file": source.name}
+    if not (provenance or {}).get("source_sha256"):
+        record["source_sha256"] = sha256(source)
+    record.update(weights.meta.get("provenance", {}) if weights.meta else {})
+    record.update(provenance or {})
+    record["kind"] = kind
+    return save_weights(weights, target, task=task, provenance=record)
 
 
 # --- the registry of installed weights --------------------------------------------
@@ -271,6 +283,40 @@ class Installed:
     @property
     def config(self) -> dict:
         return self.meta.get("config", {})
+
+    @property
+    def full_size(self) -> bool:
+        try:
+            return Config(**self.config) == Config()
+        except TypeError:
+            return False
+
+    @property
+    def downloaded(self) -> bool:
+        return bool(self.meta.get("provenance", {}).get("source_url"))
+
+    @property
+    def label(self) -> str:
+        """What these weights are in a few words, without when or where from."""
+        if self.bundled:
+            return _("light, bundled (trained by this project)")
+        size = _("full-size") if self.full_size else _("light")
+        if self.downloaded or (self.kind == "official" and self.full_size):
+            return _("the authors' ({size})").format(size=size)
+        source = self.meta.get("provenance", {}).get("source_file", self.path.name)
+        return _("imported from {source} ({size})").format(source=source, size=size)
+
+    @property
+    def description(self) -> str:
+        """What these weights are, in a user's words (no widths, no jargon)."""
+        provenance = self.meta.get("provenance", {})
+        if self.downloaded:
+            when = str(provenance.get("downloaded", ""))[:10]
+            return _("{label}, downloaded {date}").format(label=self.label, date=when).rstrip()
+        if self.kind == "official" and self.full_size and not self.bundled:
+            source = provenance.get("source_file", self.path.name)
+            return _("{label}, imported from {source}").format(label=self.label, source=source)
+        return self.label
 
 
 def _scan(folder: Path, task: str, bundled: bool) -> list[Installed]:
@@ -291,15 +337,51 @@ def installed_weights(task: str) -> list[Installed]:
     return _scan(BUNDLED_DIR, task, True) + _scan(user_weights_dir() / task, task, False)
 
 
+def _choices_file() -> Path:
+    return user_weights_dir() / "defaults.json"
+
+
+def _choices() -> dict:
+    try:
+        found = json.loads(_choices_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def set_default(task: str, choice: str | os.PathLike) -> None:
+    """Make ``choice`` the task's default: ``"bundled"``, ``"official"`` (the newest of the
+    authors' weights installed) or the path of an installed weights file."""
+    if task not in TASKS:
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    choices = _choices()
+    choices[task] = choice if choice in ("bundled", "official") else str(Path(choice).resolve())
+    _choices_file().parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(_choices_file(), (json.dumps(choices, indent=2) + "\n").encode(), overwrite=True)
+
+
+def chosen_default(task: str) -> str | None:
+    """What the user chose for ``task`` (see :func:`set_default`), None if nothing."""
+    return _choices().get(task)
+
+
 def default_weights(task: str) -> Installed | None:
-    """Imported official weights when present (newest first), else the bundled default."""
+    """The user's choice (``cmfnet weights use``) when it is still installed; else imported
+    official weights when present (newest first), else the bundled default."""
     if task not in TASKS:
         raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
     entries = installed_weights(task)
+    bundled = [e for e in entries if e.bundled]
     official = [e for e in entries if e.kind == "official"]
+    choice = chosen_default(task)
+    if choice == "bundled" and bundled:
+        return bundled[0]
+    if choice not in (None, "bundled", "official"):
+        for entry in entries:
+            if str(entry.path.resolve()) == choice:
+                return entry
     if official:
         return max(official, key=lambda e: e.path.stat().st_mtime)
-    bundled = [e for e in entries if e.bundled]
     if bundled:
         return bundled[0]
     return entries[-1] if entries else None
@@ -312,6 +394,7 @@ def resolve_weights(task: str, weights: str | os.PathLike | None = None) -> Path
     entry = default_weights(task)
     if entry is None:
         raise WeightsError(
-            _("no weights installed for {task}: import the official CMFNet weights with "
-              "'cmfnet weights import {task} FILE.pth', or pass --weights FILE").format(task=task))
+            _("no weights installed for {task}: get the authors' with 'cmfnet weights download "
+              "{task}', import a file with 'cmfnet weights import {task} FILE.pth', or pass "
+              "--weights FILE").format(task=task))
     return entry.path

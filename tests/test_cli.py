@@ -114,8 +114,10 @@ def test_weights_import_and_list(small_weights):
     imported = cmfnet("weights", "import", "deraindrop", small_weights, "--name", "official-small")
     assert imported.returncode == 0, imported.stderr
     listing = cmfnet("weights", "list")
-    line = next(l for l in listing.stdout.splitlines() if "official-small" in l)
-    assert line.lstrip().startswith("*") and "official" in line
+    lines = listing.stdout.splitlines()
+    at = next(i for i, l in enumerate(lines) if "official-small" in l)  # its path, under its words
+    assert lines[at - 1].strip() == "* imported from small_official.pth (light)"
+    assert "n_feat" not in listing.stdout
 
 
 def test_help_teaches_and_does_not_load_the_frameworks():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import gettext
+import re
 import importlib.util
 import subprocess
 import sys
@@ -96,7 +97,7 @@ NOT_WORDS = {"", "CMFNet Restore", "px", "%"}
 def _unmarked_text(node) -> bool:
     """A literal with words in it, not inside _() / N_()."""
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        text = node.value.strip()
+        text = re.sub(r"<[^>]*>", "", node.value).strip()  # markup (<b>, <br>) is not words
         return text not in NOT_WORDS and any(c.isalpha() for c in text)
     if isinstance(node, ast.JoinedStr):
         return any(_unmarked_text(v) for v in node.values if isinstance(v, ast.Constant))
@@ -124,8 +125,9 @@ def unmarked_strings(source: str, name: str) -> list[str]:
 def test_the_scan_finds_an_unmarked_label():
     sample = ('QLabel("Hello")\nbar.setToolTip(_("fine"))\n'
               'p.add_argument("--x", help="words")\nshow(f"Saved {path}")\n'
-              'box.showMessage(f"Saved {path}", 10)\nQLabel(" px ")\n')
-    assert [line.split(":")[1] for line in unmarked_strings(sample, "sample")] == ["1", "3", "5"]
+              'box.showMessage(f"Saved {path}", 10)\nQLabel(" px ")\nQLabel(f"<b>{title}</b>")\n'
+              'QLabel(f"<b>{title}</b> saved")\n')
+    assert [line.split(":")[1] for line in unmarked_strings(sample, "sample")] == ["1", "3", "5", "8"]
 
 
 @pytest.mark.parametrize("path", SCANNED, ids=lambda p: p.name)
@@ -263,17 +265,26 @@ def test_desktop_entries_carry_chinese_names():
 def test_the_runners_notifications_are_chinese(monkeypatch, tmp_path):
     from plugin.desktop import restore_here
 
-    photo = tmp_path / "photo.jpg"
-    stdout = f"{tmp_path / 'photo.dehaze.jpg'}\n"
-    stderr = f"cmfnet: {photo}: 看起来有雾（87 %）: dehaze\n"
+    Result = restore_here.results.Result
+    photo, out = tmp_path / "photo.jpg", tmp_path / "photo.dehaze.jpg"
+    sure = Result("written", "dehaze", 0.87, None, str(photo), str(out), "看起来有雾 · 87 %")
+    unsure = Result("written", "dehaze", 0.45, None, str(photo), str(out),
+                    "可能有雾 · 45 %（也可能模糊 · 30 %）")
+    broken = Result("failed", None, None, "memory", str(photo), None, f"{photo}: 内存不足")
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     restore_here.load_i18n().set_language()
     try:
-        assert restore_here.automatic_outcome([photo], 0, stdout, stderr) == (
-            "已去雾：photo.jpg", "看起来有雾（87 %）：已保存 photo.dehaze.jpg", False)
+        assert restore_here.outcome([photo], "auto", 0, [sure]) == (
+            "已去雾：photo.jpg", "看起来有雾 · 87 %：已保存 photo.dehaze.jpg", False)
+        # the CLI's Chinese "maybe" is told apart as its English is
+        assert restore_here.outcome([photo], "auto", 0, [unsure])[1] == (
+            "把握不足，采用了可能性更大的任务：可能有雾 · 45 %（也可能模糊 · 30 %）：已保存 photo.dehaze.jpg")
+        summary, body, error = restore_here.outcome([photo], "auto", 1, [broken])
+        assert summary == "CMFNet Restore：无法恢复 photo.jpg" and error
+        assert body.splitlines()[1] == "请在 CMFNet Restore 中打开这张照片，并在首选项中减小分块大小。"
     finally:
         restore_here.load_i18n().set_language("en")
-    assert restore_here.automatic_outcome([photo], 0, stdout, stderr)[0] == "Dehazed photo.jpg"
+    assert restore_here.outcome([photo], "auto", 0, [sure])[0] == "Dehazed photo.jpg"
 
 
 # ---------------------------------------------------------------------------- GIMP

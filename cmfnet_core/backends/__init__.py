@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import SettingsError
 from ..i18n import _
 from ..weights import Weights
 from . import precision as _precision
@@ -53,14 +54,18 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     ``device="gpu"`` with ``auto`` picks OpenVINO's GPU device (Intel integrated and Arc
     GPUs, what most laptops have) when OpenVINO sees one, else Paddle's CUDA when
     paddlepaddle-gpu is installed. A combination that cannot run raises ValueError (bad
-    usage) with one clear line.
+    usage) with one clear line: a :class:`~cmfnet_core.errors.SettingsError`, whose hints say
+    what to change on the command line and in the app.
     """
     if backend not in BACKENDS:
-        raise ValueError(_("unknown backend {value}; choose one of {choices}").format(value=repr(backend), choices=', '.join(BACKENDS)))
+        raise SettingsError(_("unknown backend {value}; choose one of {choices}").format(
+            value=repr(backend), choices=", ".join(BACKENDS)))
     if precision not in PRECISIONS:
-        raise ValueError(_("unknown precision {value}; choose one of {choices}").format(value=repr(precision), choices=', '.join(PRECISIONS)))
+        raise SettingsError(_("unknown precision {value}; choose one of {choices}").format(
+            value=repr(precision), choices=", ".join(PRECISIONS)))
     if device not in DEVICES:
-        raise ValueError(_("unknown device {value}; choose one of {choices}").format(value=repr(device), choices=', '.join(DEVICES)))
+        raise SettingsError(_("unknown device {value}; choose one of {choices}").format(
+            value=repr(device), choices=", ".join(DEVICES)))
     chosen = backend == "auto"
     if chosen:
         backend = _auto_backend(device)
@@ -68,24 +73,37 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     if backend == "openvino":
         if device == "gpu":
             if not _openvino_gpu():
-                raise ValueError(_("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
-                                   "runtime, e.g. Debian's intel-opencl-icd); use --device cpu"))
+                raise SettingsError(_("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
+                                      "runtime, e.g. Debian's intel-opencl-icd)"), **_use_cpu())
             if precision == "bf16":
-                raise ValueError(_("GPUs run fp16 (auto) or fp32; bf16 is for CPUs"))
+                raise SettingsError(_("GPUs run fp16 (auto) or fp32; bf16 is for CPUs"),
+                                    cli=_("use --precision auto or fp32"),
+                                    gui=_("Choose precision auto or fp32 in Preferences."))
         elif precision == "bf16" and not _precision.cpu_has_bf16():
             notes.append(_(_precision.NO_BF16_NOTE))
         if precision == "int8" and not _nncf_available():
-            raise ValueError(_("--precision int8 needs the nncf package (pip install nncf)"))
+            raise SettingsError(_("int8 precision needs the nncf package (pip install nncf)"),
+                                cli=_("install nncf, or use --precision auto"),
+                                gui=_("Install nncf, or choose precision auto in Preferences."))
     elif precision in ("bf16", "int8"):
-        raise ValueError(_("the paddle backend runs fp32 only; {precision} needs --backend openvino").format(precision=precision))
+        raise SettingsError(_("the paddle backend runs fp32 only; {precision} needs the openvino "
+                              "backend").format(precision=precision),
+                            cli=_("use --backend openvino, or --precision fp32"),
+                            gui=_("Choose the openvino backend, or precision fp32, in Preferences."))
     elif device == "gpu" and not _paddle_has_cuda():
         if chosen:
-            raise ValueError(_("--device gpu found no GPU: OpenVINO sees none (Intel GPUs need the "
-                               "GPU compute runtime, e.g. Debian's intel-opencl-icd) and this "
-                               "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install paddlepaddle-gpu)"))
-        raise ValueError(_("--device gpu with the paddle backend needs the paddlepaddle-gpu package "
-                           "(pip install paddlepaddle-gpu); this install is CPU-only"))
+            raise SettingsError(_("found no GPU: OpenVINO sees none (Intel GPUs need the GPU "
+                                  "compute runtime, e.g. Debian's intel-opencl-icd) and this "
+                                  "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install "
+                                  "paddlepaddle-gpu)"), **_use_cpu())
+        raise SettingsError(_("the paddle backend needs the paddlepaddle-gpu package to run on a GPU "
+                              "(pip install paddlepaddle-gpu); this install is CPU-only"), **_use_cpu())
     return backend, notes
+
+
+def _use_cpu() -> dict[str, str]:
+    """The hints of a GPU that cannot run, in the current language."""
+    return dict(cli=_("use --device cpu"), gui=_("Choose the cpu device in Preferences."))
 
 
 def _auto_backend(device: str) -> str:

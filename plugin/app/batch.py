@@ -1,9 +1,11 @@
 """Batch queue: several photos restored one after another in the background.
 
 Each file gets a row with its status (queued, running with tile count,
-saved as NAME.TASK.EXT, failed with the reason, cancelled). With the Automatic
-choice each photo is restored with what it needs, and the row says what was
-found; a photo that looks fine is left as it is. The jobs go
+saved as NAME.TASK.EXT, failed with the reason, cancelled). The batch has its
+own task choice, Automatic unless the user picks a task there (the task picked
+for the open photo is that photo's): with Automatic each photo is restored with
+its likely task and the row says which and why (unsure ones too, saying so); a
+photo that looks fine is left as it is. The jobs go
 through the window's :class:`JobRunner`, so they never overlap with each
 other or with a preview.
 """
@@ -14,16 +16,20 @@ from pathlib import Path
 from typing import Callable
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton,
-                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
+from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.i18n import N_, _
+from cmfnet_core.tasks import CHOICE_TITLES
+from cmfnet_core.weights import TASKS
 
 from .jobs import BATCH, AutoOutcome, Job
 from .workers import JobRunner
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = N_("Queued"), N_("Running"), N_("Saved"), N_("Failed"), N_("Cancelled")
 LEFT = N_("Left as it is")  # Automatic found nothing to restore
+TITLES = CHOICE_TITLES  # in the current language when read
 FINISHED = (DONE, LEFT, FAILED, CANCELLED)
 
 
@@ -55,8 +61,13 @@ class BatchPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_requested.emit(str(self.entries[row].path)))
+        self.task_combo = QComboBox()
+        for choice in (AUTO_TASK,) + TASKS:
+            self.task_combo.addItem(TITLES[choice], choice)
+        self.task_combo.setToolTip(_("The task for every photo of the batch; Automatic: what each "
+                                     "one needs, found per photo"))
         self.run_button = QPushButton(_("Restore all"))
-        self.run_button.setToolTip(_("Restore every queued photo with the current task (Automatic: "
+        self.run_button.setToolTip(_("Restore every queued photo with the batch's task (Automatic: "
                                    "what each one needs); each is saved as NAME.TASK.EXT beside "
                                    "the original"))
         self.run_button.clicked.connect(self.start)
@@ -65,6 +76,8 @@ class BatchPanel(QWidget):
         self.clear_button = QPushButton(_("Clear finished"))
         self.clear_button.clicked.connect(self.clear_finished)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel(_("Task:")))
+        buttons.addWidget(self.task_combo)
         for button in (self.run_button, self.cancel_button, self.clear_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
@@ -100,6 +113,10 @@ class BatchPanel(QWidget):
                 self.entries.pop(row)
                 self.table.removeRow(row)
         self._update_buttons()
+
+    def choice(self) -> str:
+        """The batch's task: AUTO_TASK (the default) or a task picked for the whole batch."""
+        return self.task_combo.currentData()
 
     # --- running ------------------------------------------------------------------------
     def start(self) -> None:
@@ -138,13 +155,18 @@ class BatchPanel(QWidget):
     def _on_succeeded(self, job: Job, outcome) -> None:
         if entry := self._entry(job):
             if not isinstance(outcome, AutoOutcome):
-                entry.status, entry.output, entry.detail = DONE, Path(outcome), Path(outcome).name
+                entry.status, entry.output = DONE, Path(outcome)
+                task = job.context.get("task")
+                entry.detail = entry.output.name + (f" ({TITLES[task]}, picked for the batch)"
+                                                    if task in TASKS else "")
             elif outcome.output is None:
                 entry.status, entry.detail = LEFT, outcome.detection.summary()
             else:
-                said = outcome.detection.summary()
+                found = outcome.detection
+                said = f"not sure: {found.odds()}" if found.unsure else \
+                    found.summary()[:1].lower() + found.summary()[1:]
                 entry.status, entry.output = DONE, Path(outcome.output)
-                entry.detail = f"{entry.output.name} ({said[:1].lower()}{said[1:]})"
+                entry.detail = f"{entry.output.name} ({TITLES[found.likely_task]}: {said})"
             self._show(entry)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
@@ -179,5 +201,6 @@ class BatchPanel(QWidget):
         running = self.is_running()
         self.run_button.setEnabled(not running and any(e.status not in (DONE, LEFT)
                                                        for e in self.entries))
+        self.task_combo.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.clear_button.setEnabled(not running and any(e.status in FINISHED for e in self.entries))

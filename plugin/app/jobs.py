@@ -5,7 +5,7 @@ cancel)`` plus a kind and a cancel token. ``workers.py`` runs jobs on a worker
 thread; this module says *what* they do, so it can be tested without Qt.
 
 Each job ends in exactly one of: succeeded (with a result), cancelled, failed
-(with a title and a one-line message from :func:`describe_error`).
+(with the title and message of :func:`cmfnet_core.errors.classify`, said by ``workers.py``).
 """
 from __future__ import annotations
 
@@ -286,7 +286,7 @@ def detect_work(image: np.ndarray) -> Work:
 @dataclass(frozen=True)
 class AutoOutcome:
     """What :func:`auto_batch_work` made of one photo: the file written, or None when
-    the photo was left as it is (it looks fine, or the detector is unsure), and why."""
+    the photo was left as it is (it looks fine), and why."""
 
     output: Path | None
     detection: Any  # cmfnet_core.detect.Detection
@@ -304,7 +304,7 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
         cancel.raise_if_cancelled()
         ensure_dygraph()
         found = detect(photo.pixels)
-        task = found.restore_task
+        task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:
             return AutoOutcome(None, found)
         cancel.raise_if_cancelled()
@@ -338,35 +338,6 @@ def blend(original: np.ndarray, restored: np.ndarray, strength: float) -> np.nda
         info = np.iinfo(original.dtype)
         return np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
     return mixed.astype(original.dtype)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "resourceexhausted" in text or "cannot allocate" in text
-
-
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(dialog title, one clear message) for anything a job can raise."""
-    from cmfnet_core.detect import DetectorError
-    from cmfnet_core.imageio import ImageError
-
-    if isinstance(exc, DetectorError):
-        return _("Automatic is not available"), f"{exc}\n\n" + _("Choose the task yourself.")
-    if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
-        return _("GPU not available"), f"{exc}\n\n" + _("Choose the CPU in Preferences, or install the GPU build.")
-    if isinstance(exc, WeightsError):
-        return _("Weights problem"), (f"{exc}\n\n" + _("Use Restore ▸ Import official weights… to add the "
-                                   "CMFNet weights for this task."))
-    if isinstance(exc, ImageError):
-        return _("Cannot use this photo"), str(exc)
-    if is_out_of_memory(exc):
-        return _("Out of memory"), _("There was not enough memory to restore this photo. "
-                                 "Lower the tile size in Preferences and try again.")
-    if isinstance(exc, OSError):
-        return _("File error"), str(exc)
-    return _("Unexpected error"), f"{type(exc).__name__}: {exc}"
 
 
 class Eta:
@@ -405,6 +376,5 @@ def describe_weights(task: str) -> tuple[str, str, bool]:
         return _("weights: error"), str(exc), False
     if entry is None:
         return _("no weights installed"), _("No weights are installed for {task}.").format(task=task), False
-    kind = entry.kind
-    label = {"bundled": _("bundled default"), "official": _("official (imported)")}.get(kind, _("{kind} (imported)").format(kind=kind))
-    return label, f"{task}: {entry.path}", True
+    return entry.label, (f"{task}: {entry.description}\n{entry.path}\n"
+                         + _("Restore ▸ Weights… shows the others and downloads the authors'")), True

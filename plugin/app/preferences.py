@@ -1,12 +1,18 @@
-"""Preferences: how tiles run (size, overlap, device, backend, precision, threads), and the language."""
+"""Preferences: how tiles run (size, overlap, device, backend, precision, threads), and the language.
+
+A combination that cannot run here (the paddle backend in bf16, a GPU that is not
+there, ...) is refused when OK is pressed, with the core's reason and what to change
+(``cmfnet_core.backends.check_options``, the check the CLI makes), so it is never saved.
+"""
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox,
                              QVBoxLayout)
 
 from cmfnet_core import i18n
-from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS
+from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS, check_options
 from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.errors import SettingsError, classify
 from cmfnet_core.i18n import _
 
 from .jobs import EngineOptions
@@ -45,6 +51,10 @@ class PreferencesDialog(QDialog):
         hint = QLabel(_("Out of memory? Lower the tile size. "
                       "Defaults: tile {tile}, overlap {overlap}, cpu, auto.").format(tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP))
         hint.setWordWrap(True)
+        self.problem = QLabel()  # why OK was refused, in the words of the app
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #a33")
+        self.problem.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -55,6 +65,7 @@ class PreferencesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(hint)
+        layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
     @staticmethod
@@ -84,6 +95,17 @@ class PreferencesDialog(QDialog):
     def chosen_language(self) -> str:
         """A language code, or ``i18n.SYSTEM``: follow the system."""
         return self.language.currentData()
+
+    def accept(self) -> None:
+        options = self.options()
+        try:
+            check_options(backend=options.backend, device=options.device,
+                          precision=options.precision)
+        except SettingsError as exc:
+            self.problem.setText(classify(exc).dialog_text())
+            self.problem.show()
+            return
+        super().accept()
 
     def options(self) -> EngineOptions:
         tile = max(64, self.tile.value() // 8 * 8)

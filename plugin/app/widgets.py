@@ -75,12 +75,16 @@ class DetectionLabel(QLabel):
         self.setToolTip(_("Finding out whether it is blurry, hazy or rain-spotted"))
 
     def show_detection(self, detection, automatic: bool, task_title: str) -> None:
-        self.setText(detection.summary())
+        # unsure: the likely task beside the runner-up ("Hazy 55 % · Blurry 30 %")
+        self.setText(detection.odds() if detection.unsure else detection.summary())
         odds = ", ".join(f"{name} {round(100 * p)} %" for name, p in detection.probabilities.items())
         if not automatic:
-            why = _("You chose the task yourself; Automatic would pick {task}.").format(
-                task=detection.restore_task or _("nothing"))
-        elif detection.restore_task:
+            why = _("You chose the task yourself, for this photo; Automatic would pick {task}.").format(
+                task=detection.likely_task or _("nothing"))
+        elif detection.unsure:
+            why = _("Not sure: Automatic preselects {task}, the likelier; "
+                    "pick another task to change it.").format(task=task_title)
+        elif detection.likely_task:
             why = _("Automatic restores it with {task}.").format(task=task_title)
         else:
             why = _("Automatic leaves it as it is: pick a task to restore it anyway.")
@@ -117,7 +121,8 @@ class WeightsBanner(QFrame):
     def show_missing(self, task_title: str) -> None:
         self.label.setText(
             _("<b>No weights installed for {task}.</b> CMFNet needs trained weights to restore "
-            "photos. Import the authors' official file (a .pth from the CMFNet release) to continue.").format(task=task_title))
+              "photos. Get the authors' with Restore ▸ Weights…, or import a file you have (a .pth "
+              "from the CMFNet release).").format(task=task_title))
         self.show()
 
 

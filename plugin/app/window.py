@@ -10,9 +10,12 @@ passes where the photo is large enough: a first look, then the final one.
 
 The task choice is Automatic or a task. ``choice`` is what the user picked;
 ``task`` is the task in effect. With Automatic, each photo opened is first
-looked at (a DETECT job) and ``task`` becomes what it needs; the toolbar says
-why ("Looks hazy · 87 %"). A task picked by hand stays until Automatic is
-picked again; the photo is still looked at, as advice.
+looked at (a DETECT job) and ``task`` becomes its likely task, sure or not; the
+toolbar says why ("Looks hazy · 87 %", or unsure "Hazy 55 % · Blurry 30 %").
+A photo that looks fine is left as it is, as ``cmfnet restore`` does: the Task
+box says so and Apply is off until a task is picked. A task picked by hand is
+for that photo: the next photo opened starts from Automatic again (the photo is
+still looked at, as advice). ``detect.py`` says what every front end does.
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
                              QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.bundled import APP_ICON, RESOURCES
+from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
 from cmfnet_core.i18n import N_, Translated, _
 from cmfnet_core.imageio import output_path
-from cmfnet_core.weights import TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
 
-from . import jobs
+from . import help_pages, jobs
 from .batch import BatchPanel
 from .dialogs import CANCEL, SAVE, ErrorReporter, Prompts
 from .document import Document
@@ -37,15 +41,12 @@ from .preferences import PreferencesDialog
 from .qimage import to_qimage
 from .settings import DISPLAY_NAME, AppSettings
 from .viewer import PhotoView
+from .weights_dialog import LightWeightsBar, WeightsDialog
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
-TASK_TITLES = Translated({"deblur": N_("Deblur"), "dehaze": N_("Dehaze"), "deraindrop": N_("Deraindrop")})
-CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
-CHOICE_TITLES = Translated({AUTO_TASK: N_("Automatic"), **TASK_TITLES})
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
+ICON_PATH = APP_ICON
 SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
 PANEL_TITLES = Translated({jobs.PREVIEW: N_("Preview"), jobs.REGION: N_("1:1 preview"), jobs.APPLY: N_("Restoring"),
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
         self.task = self.choice if self.choice in TASKS else TASKS[0]  # the task in effect
         self.options = self.settings.engine_options()
         self.document: Document | None = None
+        self.photos_opened = 0  # from the second on, each photo starts from Automatic
         self.weights_ok = False
         self._panel_job: Job | None = None
         self._close_after_save = False
@@ -95,6 +97,8 @@ class MainWindow(QMainWindow):
         self.compare = CompareBar()
         self.welcome = WelcomePage()
         self.banner = WeightsBanner()
+        self.light_bar = LightWeightsBar()
+        self.weights_dialog: WeightsDialog | None = None
         viewer_page = QWidget()
         page_layout = QVBoxLayout(viewer_page)
         page_layout.setContentsMargins(0, 0, 0, 0)
@@ -109,6 +113,7 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.banner)
+        layout.addWidget(self.light_bar)
         layout.addWidget(self.stack, 1)
         self.setCentralWidget(central)
 
@@ -146,6 +151,7 @@ class MainWindow(QMainWindow):
         self.welcome.path_requested.connect(lambda p: self.open_paths([p]))
         self.welcome.sample_requested.connect(self.open_sample)
         self.banner.import_requested.connect(self.import_weights)
+        self.light_bar.download_requested.connect(self.show_weights)
         self.compare.split_changed.connect(self.view.set_split)
         self.compare.strength_changed.connect(self._set_strength)
         self.view.split_changed.connect(self.compare.set_split_silently)
@@ -190,8 +196,9 @@ class MainWindow(QMainWindow):
         self.viewport_action.setIconText(_("Preview View 1:1"))
         self.region_action.setIconText(_("Preview Region…"))
         self.refresh_action = self._action(_("Refresh &Thumbnail Preview"), self.request_preview, "F5")
-        self.import_action = self._action(_("&Import Official Weights…"), self.import_weights,
-                                          tip=_("Add the CMFNet authors' weights for the selected task"))
+        self.weights_action = self._action(_("&Weights…"), self.show_weights, icon=sp.SP_DriveNetIcon,
+                                           tip=_("Which weights each task uses; download the "
+                                                 "authors' full-size weights, or import a file"))
         self.prefs_action = self._action(_("&Preferences…"), self.edit_preferences,
                                          QKeySequence.StandardKey.Preferences)
         self.fit_action = self._action(_("&Fit"), self.view.fit, "Ctrl+0", tip=_("Fit the photo in the window"))
@@ -204,6 +211,10 @@ class MainWindow(QMainWindow):
         self.batch_action = self.batch_dock.toggleViewAction()
         self.batch_action.setText(_("&Batch Queue"))
         self.about_action = self._action(_("&About"), self.about)
+        self.usage_action = self._action(_("&Usage"), self.show_usage,
+                                         tip=_("What each task does and how to run it (the README)"))
+        self.model_card_action = self._action(_("&Model Card"), self.show_model_card,
+                                              tip=_("How the bundled weights were trained and how well they do"))
 
     def _create_menus_and_toolbar(self) -> None:
         menu = self.menuBar().addMenu(_("&File"))
@@ -230,7 +241,7 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setData(choice)
             action.setChecked(choice == self.choice)
-            action.triggered.connect(lambda _=False, c=choice: self.choose(c))
+            action.triggered.connect(lambda _checked=False, c=choice: self.choose(c))
             self.task_actions.addAction(action)
         menu.addAction(self.refresh_action)
         menu.addAction(self.region_action)
@@ -239,10 +250,12 @@ class MainWindow(QMainWindow):
         menu.addAction(self.apply_action)
         menu.addAction(self.cancel_action)
         menu.addSeparator()
-        menu.addAction(self.import_action)
+        menu.addAction(self.weights_action)
         menu.addAction(self.prefs_action)
 
-        self.menuBar().addMenu(_("&Help")).addAction(self.about_action)
+        menu = self.menuBar().addMenu(_("&Help"))
+        for action in (self.usage_action, self.model_card_action, self.about_action):
+            menu.addAction(action)
 
         bar = self.addToolBar(_("Main"))
         bar.setObjectName("mainToolbar")
@@ -254,6 +267,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.task_combo)
         bar.addWidget(self.detection_label)
         bar.addWidget(self.weights_label)
+        bar.addAction(self.weights_action)
         bar.addSeparator()
         bar.addAction(self.region_action)
         bar.addAction(self.viewport_action)
@@ -311,6 +325,10 @@ class MainWindow(QMainWindow):
             if warming.kind == jobs.WARMUP and warming.context.get("photo") != photo.pixels.shape[:2]:
                 self.engine.cancel(warming)  # it stops between shapes
         path = job.context["path"]
+        self.photos_opened += 1
+        if self.photos_opened > 1 and self.choice != AUTO_TASK:
+            self.choice = AUTO_TASK  # a task picked by hand was for the previous photo
+            self.settings.set_task(AUTO_TASK)
         self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
         self.view.set_photo(to_qimage(photo.pixels))
         self.view.hide_band()
@@ -329,7 +347,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def sample_path(self) -> Path:
-        return RESOURCES / "samples" / SAMPLES[self.task]
+        return BUNDLED_SAMPLES / SAMPLES[self.task]
 
     def open_sample(self) -> None:
         self.open_paths([self.sample_path()])
@@ -348,7 +366,7 @@ class MainWindow(QMainWindow):
             action = self.recent_menu.addAction(Path(path).name)
             action.setToolTip(path)
             action.setEnabled(Path(path).exists())
-            action.triggered.connect(lambda _=False, p=path: self.open_paths([p]))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_paths([p]))
         if recent:
             self.recent_menu.addSeparator()
             self.recent_menu.addAction(_("Clear List"), self._clear_recent)
@@ -396,6 +414,8 @@ class MainWindow(QMainWindow):
             if choice == AUTO_TASK and doc is not None and doc.detection is None \
                     and not any(j.kind == jobs.DETECT for j in self.engine.jobs()):
                 self.detect()
+            elif doc is not None and doc.preview is None:
+                self.request_preview()  # e.g. a task picked for a photo Automatic left alone
         self._update_actions()
 
     def _task_for(self, choice: str) -> str:
@@ -404,8 +424,14 @@ class MainWindow(QMainWindow):
         if choice != AUTO_TASK:
             return choice
         doc = self.document
-        found = doc.detection.restore_task if doc is not None and doc.detection is not None else None
+        found = doc.detection.likely_task if doc is not None and doc.detection is not None else None
         return found or self.task
+
+    def leaves_alone(self) -> bool:
+        """Automatic, and the open photo looks fine: nothing runs (as with ``cmfnet restore``)."""
+        doc = self.document
+        return (self.choice == AUTO_TASK and doc is not None and doc.detection is not None
+                and doc.detection.looks_fine)
 
     def _switch_task(self, task: str) -> None:
         """Make ``task`` the task in effect: what was made with the old one is dropped."""
@@ -432,10 +458,12 @@ class MainWindow(QMainWindow):
         doc = self.document
         detection = doc.detection if doc is not None else None
         automatic = self.choice == AUTO_TASK
-        chose = automatic and detection is not None and detection.restore_task == self.task
+        chose = automatic and detection is not None and detection.likely_task == self.task
         self.task_combo.blockSignals(True)  # showing the choice is not choosing
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setItemText(0, _("Automatic: {task}").format(task=TASK_TITLES[self.task]) if chose else _("Automatic"))
+        self.task_combo.setItemText(0, _("Automatic: leave as it is") if self.leaves_alone() else
+                                    _("Automatic: {task}").format(task=TASK_TITLES[self.task]) if chose
+                                    else _("Automatic"))
         self.task_combo.blockSignals(False)
         for action in self.task_actions.actions():
             action.setChecked(action.data() == self.choice)
@@ -460,10 +488,14 @@ class MainWindow(QMainWindow):
         if self.choice != AUTO_TASK:
             self._show_choice()
             return
-        task = detection.restore_task
+        task = detection.likely_task
         if task is None:
             self.statusBar().showMessage(_("{summary} — Automatic leaves it as it is; "
-                                         "pick a task to restore it anyway").format(summary=detection.summary()), 10000)
+                                           "pick a task to restore it anyway").format(summary=detection.summary()), 10000)
+            self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION)  # nothing will run: nothing to preview
+        elif detection.unsure:
+            self.statusBar().showMessage(_("Not sure: {odds} — {task} is preselected; pick another "
+                                           "task to change it").format(odds=detection.odds(), task=TASK_TITLES[task]), 10000)
         if task is not None and task != self.task:
             self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
             return
@@ -519,6 +551,24 @@ class MainWindow(QMainWindow):
             self.engine.submit(Job(jobs.IMPORT, jobs.import_work(self.task, source),
                                    context={"task": self.task, "source": source}))
 
+    def show_weights(self) -> WeightsDialog:
+        """The Weights dialog (one per window; closing it hides it, a download goes on)."""
+        if self.weights_dialog is None:
+            self.weights_dialog = WeightsDialog(self.prompts, self)
+            self.weights_dialog.weights_changed.connect(self._on_weights_changed)
+        self.weights_dialog.refresh()
+        self.weights_dialog.show()
+        self.weights_dialog.raise_()
+        self.weights_dialog.activateWindow()
+        return self.weights_dialog
+
+    def _on_weights_changed(self, task: str) -> None:
+        self.cache.clear()
+        self._refresh_weights()
+        self._update_actions()
+        if task == self.task and self.document is not None and self.document.preview is None:
+            self.request_preview()
+
     def _on_imported(self, job: Job, path) -> None:
         self.cache.clear()
         self._refresh_weights()
@@ -543,7 +593,7 @@ class MainWindow(QMainWindow):
         one pass). Two jobs, so a task change, a new photo or a new request cancels the
         final pass before it starts. Returns the final pass's job."""
         doc = self.document
-        if doc is None or not self.weights_ok:
+        if doc is None or not self.weights_ok or self.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
         sides = jobs.preview_sides(*doc.pixels.shape[:2])
@@ -614,15 +664,17 @@ class MainWindow(QMainWindow):
         self.view.set_after(to_qimage(result))
         self.view.clear_patches()
         self.statusBar().showMessage(_("Restored at full resolution — Save (Ctrl+S) writes "
-                                     "{path}").format(path=self.default_output()), 10000)
+                                       "{path}").format(path=self.default_output()), 10000)
+        self.light_bar.offer(self.task)
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
-        if self.choice == AUTO_TASK:  # each photo with what it needs
+        choice = self.batch.choice()  # the batch's own: not the task picked for the open photo
+        if choice == AUTO_TASK:  # each photo with what it needs
             work = jobs.auto_batch_work(self.cache, self.options, path)
         else:
-            work = jobs.batch_work(self.cache, self.task, self.options, path)
-        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": self.choice})
+            work = jobs.batch_work(self.cache, choice, self.options, path)
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice})
 
     def cancel_run(self) -> None:
         job = self._panel_job
@@ -770,7 +822,7 @@ class MainWindow(QMainWindow):
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
         # with Automatic, the task is not known until the photo has been looked at
         detecting = self.choice == AUTO_TASK and any(j.kind == jobs.DETECT for j in self.engine.jobs())
-        can_run = has_doc and self.weights_ok and not detecting
+        can_run = has_doc and self.weights_ok and not detecting and not self.leaves_alone()
         self.apply_action.setEnabled(can_run and not running)
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)
@@ -811,9 +863,21 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox
 
-        QMessageBox.about(self, _("About {name}").format(name=DISPLAY_NAME),
-                          f"<b>{DISPLAY_NAME}</b><br>" + _("CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
-                          "and deraindrop photos. Your originals are never changed unless you say so."))
+        QMessageBox.about(self, _("About {name}").format(name=DISPLAY_NAME), help_pages.about_html(DISPLAY_NAME))
+
+    def show_usage(self) -> help_pages.DocumentDialog:
+        return self._document(_("{name}: usage").format(name=DISPLAY_NAME), help_pages.usage_markdown())
+
+    def show_model_card(self) -> help_pages.DocumentDialog:
+        path = help_pages.model_card_path()
+        return self._document(_("{name}: model card").format(name=DISPLAY_NAME), help_pages.model_card_markdown(),
+                              path.parent)
+
+    def _document(self, title: str, markdown: str, folder: Path | None = None) -> help_pages.DocumentDialog:
+        dialog = help_pages.DocumentDialog(title, markdown, folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:
@@ -844,6 +908,8 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.engine.shutdown()
         self.files.shutdown()
+        if self.weights_dialog is not None:
+            self.weights_dialog.shutdown()
 
 
 def _cap(rect: QRect, side: int) -> QRect:

@@ -9,7 +9,9 @@ verbs, macOS Quick Actions) runs::
 
 TASK is deblur, dehaze, deraindrop or ``auto`` (the "Restore" entry; the
 default with ``--save``): ``cmfnet restore`` then finds out per photo what it
-needs, says so on stderr, and skips a photo that looks fine.
+needs, says so on stderr, and skips a photo that looks fine; one the detector
+is unsure about is restored with the likely task (``--if-unsure likely``), and
+the notification says so.
 
 It is started by the project's own Python (the one ``install.py`` set up), so
 ``cmfnet_core`` is importable in the child processes it starts; the file
@@ -20,10 +22,12 @@ File names come from the command line; when a file manager runs it as a
 script with no usable arguments, from ``NAUTILUS_SCRIPT_SELECTED_FILE_PATHS``
 or ``NEMO_SCRIPT_SELECTED_FILE_PATHS`` (newline-separated absolute paths).
 
-``--save`` runs ``cmfnet restore FILE... --task TASK`` once for all files (the
-model is loaded once), and reports with ``notify-send`` when it is present
-(``osascript`` on macOS), otherwise on stderr: what was written, and with
-``auto`` what was found in each photo and which ones were left as they are. A log of each run is kept in
+``--save`` runs ``cmfnet restore FILE... --task TASK --progress-lines`` once for
+all files (the model is loaded once), reads its ``RESULT`` line per photo
+(``cmfnet_core/results.py``, loaded by path) and reports with ``notify-send``
+when it is present (``osascript`` on macOS), otherwise on stderr: what was
+written, and with ``auto`` what was found in each photo and which ones were
+left as they are; a failure with the next step for its kind. A log of each run is kept in
 the user state directory (``$XDG_STATE_HOME/cmfnet-restore/restore-here.log``).
 """
 
@@ -33,7 +37,6 @@ import argparse
 import functools
 import importlib.util
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -42,7 +45,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 APP_NAME = "CMFNet Restore"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: this runner may be started
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK): this runner may be started
 # by a Python without the package (--python names the one with it);
 # tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
@@ -70,7 +73,23 @@ def N_(message: str) -> str:
 _i18n = load_i18n()
 _ = _i18n._ if _i18n else str
 TASK_VERBS = {"deblur": N_("Deblurred"), "dehaze": N_("Dehazed"), "deraindrop": N_("Deraindropped")}
+INTERRUPTED = 130  # cmfnet's exit code when stopped (Ctrl+C, SIGTERM)
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
+# the next step for each kind of failure (cmfnet_core.errors.KINDS), in the words of a
+# right-click entry; tests/test_results.py checks every kind has them
+NEXT_STEPS = {
+    "image": N_("Check that the file is a photo (JPEG, PNG, TIFF, WebP, BMP, GIF) and not damaged."),
+    "weights": N_("Run 'cmfnet weights download' for the CMFNet authors' weights, or open CMFNet "
+                  "Restore and choose Restore ▸ Weights…."),
+    "detector": N_("Use CMFNet Restore ▸ Deblur, Dehaze or Deraindrop to choose the task yourself."),
+    "settings": N_("Run install.py again, or restore the photo in the CMFNet Restore app."),
+    "memory": N_("Open the photo in CMFNet Restore and lower the tile size in Preferences."),
+    "backend": N_("Open the photo in CMFNet Restore and choose the paddle backend in Preferences."),
+    "file": N_("Check that you may write in the photo's folder and the disk has room."),
+    "interrupted": "",
+    "internal": N_("This is a bug in CMFNet Restore: please report it with the log "
+                   "(restore-here.log in the user state folder)."),
+}
 
 
 def state_dir() -> Path:
@@ -143,6 +162,22 @@ def _log(lines: list[str]) -> None:
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+def _load_results():
+    """``cmfnet_core/results.py``, the CLI's RESULT line format, loaded by its path: the
+    package itself needs numpy, which the Python running this may not have."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cmfnet_core_results", PROJECT_DIR / "cmfnet_core" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+results = _load_results()
+
+
 def cli_command(python: str, *args: str) -> list[str]:
     return [python, "-m", "cmfnet_core.cli", *args]
 
@@ -168,8 +203,12 @@ def open_in_app(python: str, task: str | None, files: list[Path]) -> int:
 
 def save_beside(python: str, task: str, files: list[Path], weights: str | None) -> int:
     # --overwrite: running it again replaces the previous NAME.TASK.EXT instead of
-    # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK)
-    cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite")
+    # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK);
+    # --progress-lines: the RESULT line per photo this runner reports from
+    cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite",
+                      "--progress-lines")
+    if task == AUTO_TASK:  # a right-click asks for a restore: an unsure photo gets the likely task
+        cmd += ["--if-unsure", "likely"]
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
@@ -185,111 +224,104 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
-    if task == AUTO_TASK:
-        summary, body, error = automatic_outcome(files, proc.returncode, proc.stdout or "",
-                                                 proc.stderr or "")
-        notify(summary, body, error=error)
-        return proc.returncode
-    # the CLI prints each file it wrote; only it knows the name (GIF is written as PNG,
-    # a name taken meanwhile moves on to a counter), so no name is guessed here
-    outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
-    if proc.returncode == 0:
-        body = (", ".join(outs[:5]) + (" …" if len(outs) > 5 else "")) if outs else \
-            _("The result is saved beside the original.")
-        notify(_("{verb} {what}").format(verb=_(TASK_VERBS[task]), what=what), body)
-        return 0
-    errors, reason = _errors(proc.stderr or "", proc.returncode)
-    if outs:  # some photos were done: say so, and why the others were not
-        failed = _("{n} could not be restored").format(n=len(errors))
-        notify(_("{verb} {done} of {n} photos; {failed}").format(verb=_(TASK_VERBS[task]), done=len(outs), n=n, failed=failed), reason, error=True)
-    else:
-        notify(_("{app}: {task} failed").format(app=APP_NAME, task=task), reason, error=True)
-    return proc.returncode or 1
+    summary, body, error = outcome(files, task, proc.returncode,
+                                   results.results_in(proc.stderr or ""), proc.stderr or "")
+    notify(summary, body, error=error)
+    return proc.returncode
 
 
-def _errors(stderr: str, returncode: int) -> tuple[list[str], str]:
-    """The CLI's error lines, and the one to show: the first error, else its last word."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
-    errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
-    return errors, (errors or lines or [f"exit status {returncode}"])[0 if errors else -1]
+def next_step(kind: str | None) -> str:
+    """What to do about a failure of this kind (``cmfnet_core.errors.KINDS``), in the
+    words of a right-click entry."""
+    step = NEXT_STEPS.get(kind or "", "")
+    return _(step) if step else ""
 
 
-def task_in_name(output: Path, source: Path) -> str | None:
-    """The task in the name the CLI wrote, NAME.TASK.EXT or NAME.TASK-2.EXT; None if none."""
-    if not output.name.startswith(source.stem + "."):
-        return None
-    part = output.name[len(source.stem) + 1:].split(".")[0]
-    part = re.sub(r"-\d+$", "", part)
-    return part if part in TASKS else None
+def outcome(files: list[Path], task: str, returncode: int, said: list,
+            stderr: str = "") -> tuple[str, str, bool]:
+    """(summary, body, is an error) of a ``cmfnet restore`` run, for the notification.
 
-
-def finding(stderr: str, source: Path) -> str | None:
-    """What ``--task auto`` said it found in ``source``, e.g. "Looks hazy (87 %)".
-
-    The CLI says it on stderr as ``cmfnet: PATH: looks hazy (87 %): dehaze`` or
-    ``cmfnet: PATH: looks fine (91 %); skipped (...)``: the part before the task
-    or the ``;`` is what a person needs to hear."""
-    prefix = f"cmfnet: {source}: "
-    for line in stderr.splitlines():
-        if line.startswith(prefix):
-            text = line[len(prefix):].split(";")[0].strip()
-            text = re.sub(r":\s*(" + "|".join(TASKS) + r")$", "", text)
-            return text[:1].upper() + text[1:] if text else None
-    return None
-
-
-def automatic_outcome(files: list[Path], returncode: int, stdout: str,
-                      stderr: str) -> tuple[str, str, bool]:
-    """(summary, body, is an error) of a ``cmfnet restore --task auto`` run, for the notification.
-
-    Each photo was written (the CLI prints the file, its name says the task it
-    chose), failed (an error line names it) or left as it is because it looked
-    fine or the detector was unsure (neither). The CLI takes the photos in order
-    and prints the files in that order, so they are matched one by one."""
-    outs = [Path(ln.strip()) for ln in stdout.splitlines() if ln.strip()]
-    errors, reason = _errors(stderr, returncode)
-    written: list[tuple[Path, Path]] = []
-    failed: list[Path] = []
-    left: list[Path] = []
-    pending = iter(outs)
-    following = next(pending, None)
-    for source in files:
-        if any(str(source) in e for e in errors):
-            failed.append(source)
-        elif following is not None and following.name.startswith(source.stem + "."):
-            written.append((source, following))
-            following = next(pending, None)
-        else:
-            left.append(source)
+    ``said``: the run's ``RESULT`` lines (``cmfnet_core.results``), one per photo,
+    written, skipped (Automatic: it looks fine, or what it needs is unclear) or
+    failed; or one for the whole run when it failed before any photo. Nothing of
+    the CLI's human wording is parsed: the messages are only shown."""
+    if returncode == INTERRUPTED:
+        return (_("{app}: stopped").format(app=APP_NAME), _("The restore was interrupted; the "
+                "photos not done yet are left as they are."), True)
+    by_source = {r.source: r for r in said if r.source is not None}
+    whole = next((r for r in said if r.source is None), None)
+    if whole is not None or (not by_source and returncode != 0):
+        reason = whole.message if whole else _last_line(stderr, returncode)
+        step = next_step(whole.error if whole else "internal" if returncode == 70 else None)
+        return _("{app}: restore failed").format(app=APP_NAME), _with_step(reason, step), True
+    found = [(f, by_source.get(str(f))) for f in files]
+    written = [(f, r) for f, r in found if r is not None and r.status == results.WRITTEN]
+    failed = [(f, r) for f, r in found if r is not None and r.status == results.FAILED]
+    left = [f for f, r in found if r is None or r.status == results.SKIPPED]
     n = len(files)
-    if returncode not in (0, 1) or (returncode == 1 and not failed):
-        return _("{app}: restore failed").format(app=APP_NAME), reason, True  # weights, usage, interrupted
     if failed:
+        first = failed[0][1]
+        body = _with_step(first.message, next_step(first.error))
         if n == 1:
-            return _("{app}: could not restore {name}").format(app=APP_NAME, name=files[0].name), reason, True
-        return (_("Restored {done} of {n} photos; {failed} could not be restored").format(done=len(written), n=n, failed=len(failed)),
-                reason, True)
-
-    def said(source: Path, out: Path | None) -> str:
-        found = finding(stderr, source)
-        if out is not None:
-            return _("{found}: saved {name}").format(found=found, name=out.name) if found else _("Saved {name}").format(name=out.name)
-        return _("{found}; no copy was written").format(found=found or _("Looks fine"))
-
+            return _("{app}: could not restore {name}").format(app=APP_NAME, name=files[0].name), body, True
+        verb = _("Restored") if task == AUTO_TASK else _(TASK_VERBS[task])
+        could_not = _("1 could not be restored") if len(failed) == 1 else \
+            _("{n} could not be restored").format(n=len(failed))
+        return _("{verb} {done} of {n} photos; {failed}").format(
+            verb=verb, done=len(written), n=n, failed=could_not), body, True
+    if task != AUTO_TASK:
+        names = [Path(r.output).name for _source, r in written]
+        body = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        return (_("{verb} {what}").format(verb=_(TASK_VERBS[task]), what=what_of(files)),
+                body or _("The result is saved beside the original."), False)
     if n == 1:
         source = files[0]
         if written:
-            task = task_in_name(written[0][1], source)
-            verb = _(TASK_VERBS.get(task, N_("Restored")))
-            return _("{verb} {what}").format(verb=verb, what=source.name), said(source, written[0][1]), False
-        return _("Left {name} as it is").format(name=source.name), said(source, None), False
+            r = written[0][1]
+            name = Path(r.output).name
+            verb = _(TASK_VERBS.get(r.task or "", N_("Restored")))
+            if _is_unsure(r.message):  # unsure: restored with the likelier task
+                return (_("{verb} {what}").format(verb=verb, what=source.name),
+                        _("Not sure, took the likelier: {found}: saved {name}").format(
+                            found=r.message, name=name), False)
+            return (_("{verb} {what}").format(verb=verb, what=source.name),
+                    _("{found}: saved {name}").format(found=r.message, name=name) if r.message
+                    else _("Saved {name}").format(name=name), False)
+        r = found[0][1]
+        return (_("Left {name} as it is").format(name=source.name),
+                _("{found}; no copy was written").format(
+                    found=r.message if r and r.message else _("Looks fine")), False)
     if not written:
         return (_("Left {n} photos as they are").format(n=n),
                 _("They look fine, or what they need is unclear; no copies were written."), False)
-    summary = _("Restored {done} of {n} photos").format(done=len(written), n=n) if left else _("Restored {n} photos").format(n=n)
-    parts = [out.name for _source, out in written] + [_("{name} left as it is").format(name=s.name) for s in left]
+    summary = (_("Restored {done} of {n} photos").format(done=len(written), n=n) if left
+               else _("Restored {n} photos").format(n=n))
+    parts = [Path(r.output).name for _source, r in written] + [
+        _("{name} left as it is").format(name=s.name) for s in left]
     body = ", ".join(parts[:5]) + (" …" if len(parts) > 5 else "")
     return summary, body, False
+
+
+def what_of(files: list[Path]) -> str:
+    return files[0].name if len(files) == 1 else _("{n} photos").format(n=len(files))
+
+
+def _is_unsure(message: str | None) -> bool:
+    """The detector's words for an unsure photo ("Maybe hazy · 55 % (or ...)"), in the
+    language the CLI spoke (this runner's: the child inherits its environment)."""
+    maybe = _("Maybe {what} (or {other})").split("{")[0].strip()
+    return bool(message) and message.startswith(tuple({"Maybe", maybe or "Maybe"}))
+
+
+def _with_step(message: str, step: str) -> str:
+    return f"{message}\n{step}" if step else message
+
+
+def _last_line(stderr: str, returncode: int) -> str:
+    """A run that said no RESULT (e.g. bad usage, or a cmfnet older than this runner):
+    its last line on stderr, as it is."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
+    return lines[-1].removeprefix("cmfnet: error: ") if lines else _("exit status {code}").format(code=returncode)
 
 
 def main(argv: list[str] | None = None) -> int:

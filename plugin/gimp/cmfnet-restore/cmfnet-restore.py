@@ -80,9 +80,29 @@ def _show_dialog(procedure, config):
     GimpUi.init(BINARY)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, _("CMFNet Restore"))
     dialog.fill(["task", "tile", "overlap", "weights"])
+    _add_weights_note(dialog)
     ok = dialog.run()
     dialog.destroy()
     return ok
+
+
+def _add_weights_note(dialog):
+    """Below the options: which weights each task uses, and how to get the authors'.
+    Best effort: the dialog opens without it if the project's Python cannot be asked."""
+    try:
+        gi.require_version("Gtk", "3.0")
+        from gi.repository import Gtk  # noqa: PLC0415
+
+        cfg = bridge.load_config(HERE)
+        note = bridge.weights_note(cfg, bridge.AUTO_TASK, bridge.installed_weights(cfg))
+        label = Gtk.Label(label=note, xalign=0.0)
+        label.set_line_wrap(True)
+        label.set_max_width_chars(60)
+        label.set_selectable(True)
+        dialog.get_content_area().pack_end(label, False, False, 6)
+        label.show()
+    except Exception:  # noqa: BLE001 (never keep the dialog from opening)
+        pass
 
 
 def _export_region(layer, box, path, sixteen):
@@ -174,7 +194,7 @@ def run(procedure, run_mode, image, drawables, config, data):
                 Gimp.progress_update((i + done / total) / n)
 
             lines = bridge.run_engine(cmd, on_progress, cwd=cfg.project_dir)
-            result = bridge.engine_result(lines, src, out_dir, task)
+            result = bridge.engine_result(lines, src)
             if result.path is None and task != bridge.AUTO_TASK:
                 raise bridge.BridgeError(_("CMFNet Restore wrote no result ({folder})").format(folder=out_dir))
             if result.path is None:
@@ -191,6 +211,13 @@ def run(procedure, run_mode, image, drawables, config, data):
         finally:
             image.undo_group_end()
         Gimp.progress_end()
+        unsure = [_("{layer}: {found}, so {task}").format(
+                      layer=layer.get_name(), found=result.message,
+                      task=_(bridge.TASK_LABELS.get(result.task, result.task)))
+                  for layer, result, _box, _selected in results if result.message]
+        if unsure:  # restored with the likely task: say it was a guess, and the runner-up
+            Gimp.message(_("CMFNet Restore was not sure ({layers}); pick the task by hand to "
+                           "change it.").format(layers="; ".join(unsure)))
         if untouched:  # Automatic found nothing to do there: say so, the image shows nothing
             Gimp.message(_("CMFNet Restore left {layers} as it is ({why}).").format(
                 layers=_("these layers") if len(untouched) > 1 else _("the layer"), why="; ".join(untouched)))
