@@ -232,6 +232,27 @@ def test_bad_input_is_reported_in_chinese(tmp_path):
     assert f"cmfnet: error: {missing}：文件不存在" in result.stderr
 
 
+def test_settings_that_cannot_run_are_refused_in_chinese_with_their_hint():
+    result = cli("restore", "--task", "deblur", "--backend", "paddle", "--precision", "bf16",
+                 "--progress-lines", "x.jpg", env=ZH)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert "cmfnet: error: paddle 后端只运行 fp32；bf16 需要 openvino 后端" in lines
+    assert "cmfnet: hint: 请使用 --backend openvino，或 --precision fp32" in lines
+    # the RESULT line's keywords stay for programs; its message is for people
+    result_line = next(line for line in lines if line.startswith("RESULT\t"))
+    assert result_line.split("\t")[1:5] == ["failed", "-", "-", "settings"]
+
+
+def test_the_weights_commands_speak_chinese():
+    out = cli("weights", "download", "--help", env=ZH).stdout
+    for words in ("下载 CMFNet 作者的权重", "改从这个地址下载", "示例：", "--keep", "CMFNET_WEIGHTS_MIRROR"):
+        assert words in out
+    listing = cli("weights", "list", env=ZH).stdout
+    assert "deblur:\n  * 轻量，自带（由本项目训练）" in listing  # task names stay: the GIMP bridge reads them
+    assert "（* = 默认使用" in listing
+
+
 def test_everything_is_english_under_lang_c(tmp_path):
     result = cli("--help", env={"LANG": "C"})
     assert result.stdout.startswith("usage: cmfnet") and "positional arguments" in result.stdout

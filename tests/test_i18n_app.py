@@ -97,3 +97,58 @@ def test_the_preferences_language_wins_over_the_system(qtbot, settings, speak):
     settings.set_language(i18n.ENGLISH)
     assert speak(settings.language(), lang="zh_CN.UTF-8") == "en"
     assert question_buttons()[0] == "Save"
+
+
+def test_the_weights_dialog_speaks_chinese(qtbot, speak):
+    from plugin.app.weights_dialog import HEADLINES, WeightsDialog
+
+    assert speak(lang="zh_CN.UTF-8") == "zh_CN"
+    dialog = WeightsDialog(ScriptedPrompts())
+    qtbot.addWidget(dialog)
+    try:
+        assert dialog.windowTitle() == "权重"
+        assert dialog.download_all.text() == "下载作者的权重（每个约 200 MB）"
+        assert dialog.download_buttons["deblur"].text() == "下载"
+        assert dialog.import_buttons["deblur"].text() == "导入…"
+        assert dialog.choices["dehaze"].currentText() == "轻量，自带（由本项目训练）"
+        assert HEADLINES["offline"] == "无法连接下载服务器。你连上互联网了吗？"  # read when shown
+    finally:
+        dialog.shutdown()
+
+
+def test_a_problem_is_said_in_the_language_of_now_though_its_table_was_built_before(speak):
+    """errors.KINDS is built at import, in English; titles and hints come out at use."""
+    from cmfnet_core.errors import SettingsError, classify
+
+    assert speak(lang="zh_CN.UTF-8") == "zh_CN"
+    memory = classify(MemoryError())
+    assert (memory.title, memory.message) == ("内存不足", "内存不足，无法恢复此照片")
+    assert memory.gui_hint == "请在首选项中减小分块大小后重试。"
+    assert memory.cli_hint == "请尝试更小的 --tile"
+    assert classify(KeyboardInterrupt()).gui_hint == ""  # no hint, not the catalogue's header
+    speak(lang="C")
+    assert classify(SettingsError("x")).title == "These settings cannot run here"
+
+
+def test_preferences_refuse_in_chinese(qtbot, speak):
+    assert speak(lang="zh_CN.UTF-8") == "zh_CN"
+    dialog = PreferencesDialog(TEST_OPTIONS)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.backend.setCurrentText("paddle")
+    dialog.precision.setCurrentText("bf16")
+    dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+    assert dialog.problem.text() == ("paddle 后端只运行 fp32；bf16 需要 openvino 后端\n\n"
+                                     "请在首选项中选择 openvino 后端，或把精度选为 fp32。")
+
+
+def test_help_usage_is_the_chinese_readme_in_chinese(qtbot, settings, speak):
+    assert speak(lang="zh_CN.UTF-8") == "zh_CN"
+    window = make_window(qtbot, settings)
+    titles = [action.text() for action in window.menuBar().actions()[-1].menu().actions()]
+    assert titles == ["用法(&U)", "模型卡片(&M)", "关于(&A)"]
+    usage = window.show_usage()
+    text = usage.browser.toPlainText()
+    assert usage.windowTitle() == "CMFNet Restore：用法"
+    assert text.startswith("使用") and "cmfnet weights download" in text and "都跟随系统语言" not in text  # the section only
+    usage.close()
