@@ -321,3 +321,36 @@ def test_the_gimp_plugin_gets_the_catalogue_under_its_own_domain(tmp_path):
     catalogue = gettext.translation("cmfnet-restore", str(folder / "locale"), languages=["zh_CN"])
     assert catalogue.gettext("CMFNet _Restore…") == "CMFNet 图像恢复(_R)…"
     assert catalogue.gettext("Dehaze") == "去雾"
+
+
+def test_the_gimp_bridge_reads_the_engines_chinese_words(tmp_path):
+    """The engine speaks GIMP's language (it inherits GIMP's environment); the bridge, given
+    the plug-in's catalogue, still tells an unsure result and the authors' weights apart."""
+    from plugin.gimp import installer
+    from tests.test_gimp import bridge
+
+    installer.install_plugin("/venv/bin/python", str(ROOT), tmp_path)
+    catalogue = gettext.translation("cmfnet-restore", str(tmp_path / "plug-ins" / "cmfnet-restore" / "locale"),
+                                    languages=["zh_CN"])
+    Result = bridge.results.Result
+    src, out = "/tmp/layer.png", "/tmp/out/layer.dehaze.png"
+    maybe = "可能有雾 · 55 %（也可能模糊 · 30 %）"
+    bridge.set_translator(catalogue.gettext)
+    try:
+        unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe).line()]
+        assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
+        sure = [Result("written", "dehaze", 0.87, None, src, out, "看起来有雾 · 87 %").line()]
+        assert bridge.engine_result(sure, src).message == ""
+        failed = [Result("failed", "deblur", None, "memory", src, None, f"{src}: 内存不足").line()]
+        with pytest.raises(bridge.BridgeError) as error:
+            bridge.engine_result(failed, src)
+        assert str(error.value) == f"CMFNet 图像恢复失败：{src}: 内存不足\n请在此对话框中减小分块大小后重试。"
+        cfg = bridge.Config(python="p")
+        authors = {t: "作者原版（完整尺寸），下载于 2026-12-03" for t in bridge.TASKS}
+        note = bridge.weights_note(cfg, bridge.AUTO_TASK, authors)
+        assert note.startswith("权重：去模糊：作者原版（完整尺寸），下载于 2026-12-03；去雾：")
+        assert "cmfnet weights download" not in note  # every task has the authors' already
+        light = {**authors, "deblur": "轻量，自带（由本项目训练）"}
+        assert "cmfnet weights download" in bridge.weights_note(cfg, bridge.AUTO_TASK, light)
+    finally:
+        bridge.set_translator(str)

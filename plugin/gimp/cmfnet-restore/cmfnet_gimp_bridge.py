@@ -384,7 +384,9 @@ def weights_note(cfg: Config, task: str, listing: dict[str, str]) -> str:
         # TRANSLATORS: between the tasks in "Weights: Deblur: light, bundled; Dehaze: ..."
         separator = _("; ")
         uses = _("Weights: {list}.").format(list=separator.join(
-            f"{_(TASK_LABELS.get(t, t))}: {listing.get(t) or _('none installed')}" for t in tasks))
+            _("{task}: {weights}").format(task=_(TASK_LABELS.get(t, t)),
+                                          weights=listing.get(t) or _("none installed"))
+            for t in tasks))
     if any(not _starts_with_words(listing.get(t, ""), N_("the authors' ({size})")) for t in TASKS):
         uses += "\n" + _("The CMFNet authors' full-size weights restore blur and raindrops better: run "
                          "'cmfnet weights download' once (about 200 MB each), or use Restore ▸ Weights… "
