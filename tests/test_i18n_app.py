@@ -62,6 +62,8 @@ def test_the_app_speaks_chinese_under_a_chinese_locale(qtbot, settings, speak):
     window = make_window(qtbot, settings)
     assert [a.text() for a in window.menuBar().actions()] == ["文件(&F)", "视图(&V)", "恢复(&R)", "帮助(&H)"]
     assert window.open_action.text() == "打开(&O)…"
+    assert window.open_action.iconText() == "打开"  # the toolbar: no "(O)", as "&Open…" shows "Open"
+    assert window.weights_action.iconText() == "权重"
     assert window.apply_action.toolTip() == "以全分辨率恢复整张照片"
     assert [window.task_combo.itemText(i) for i in range(window.task_combo.count())] == \
         ["自动", "去模糊", "去雾", "去雨水"]

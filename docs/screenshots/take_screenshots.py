@@ -12,8 +12,9 @@ the installed defaults are used). Writes, beside this script:
 * ``02-before-after.png``  the full-resolution result at 200 %, split in the middle
 * ``03-run-in-progress.png``  Apply running: progress bar, tiles, ETA, Cancel
 
-With ``--language zh_CN`` it takes only ``zh_CN-01-photo-and-preview.png``: the app
-in that language (needs a CJK font, e.g. Debian's ``fonts-noto-cjk``).
+With ``--language zh_CN`` it takes only ``zh_CN-01-photo-and-preview.png`` and
+``zh_CN-02-weights.png`` (the Weights dialog): the app in that language (needs a CJK
+font, e.g. Debian's ``fonts-noto-cjk``).
 """
 from __future__ import annotations
 
@@ -113,6 +114,10 @@ def main() -> int:
     wait(window.engine.finished, lambda j: j.kind == jobs.PREVIEW and j.context.get("final"))
     if args.language:
         shoot(window, f"{args.language}-01-photo-and-preview.png")
+        dialog = window.show_weights()
+        dialog.resize(820, dialog.sizeHint().height())
+        shoot(dialog, f"{args.language}-02-weights.png")
+        dialog.hide()
         window.shutdown()
         return 0
     shoot(window, "01-photo-and-preview.png")

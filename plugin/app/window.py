@@ -19,6 +19,7 @@ still looked at, as advice). ``detect.py`` says what every front end does.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PyQt6.QtCore import QRect, QStandardPaths, Qt, QUrl
@@ -164,6 +165,9 @@ class MainWindow(QMainWindow):
 
     def _action(self, text: str, slot, shortcut=None, icon=None, tip: str = "") -> QAction:
         action = QAction(text, self)
+        bare = re.sub(r"\s*\(&\w\)", "", text)  # a translation's mnemonic: "打开(&O)…"
+        if bare != text:  # the toolbar would show "打开(O)": it shows "打开", as "&Open…" shows "Open"
+            action.setIconText(bare.replace("…", "").strip())
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         if icon is not None:
