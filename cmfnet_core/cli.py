@@ -265,7 +265,7 @@ def run_restore(args) -> int:
             _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
             return EXIT_USAGE
 
-    failures = 0
+    failures, noted = 0, set()
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
@@ -303,6 +303,10 @@ def run_restore(args) -> int:
             return EXIT_INTERRUPTED
         progress.close()
         print(dest, flush=True)
+        if args.weights is None and task not in noted:  # once per task and run
+            noted.add(task)
+            if note := weights_commands_module.light_weights_note(task):
+                print(f"cmfnet: note: {note}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
 
 

@@ -164,7 +164,7 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     if task == AUTO_TASK:
         summary, body, error = automatic_outcome(files, proc.returncode, proc.stdout or "",
                                                  proc.stderr or "")
-        notify(summary, body, error=error)
+        notify(summary, body + ("" if error else light_weights_hint(proc.stderr or "")), error=error)
         return proc.returncode
     # the CLI prints each file it wrote; only it knows the name (GIF is written as PNG,
     # a name taken meanwhile moves on to a counter), so no name is guessed here
@@ -172,6 +172,7 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     if proc.returncode == 0:
         body = (", ".join(outs[:5]) + (" …" if len(outs) > 5 else "")) if outs else \
             "The result is saved beside the original."
+        body += light_weights_hint(proc.stderr or "")
         notify(f"{TASK_VERBS[task]} {what}", body)
         return 0
     errors, reason = _errors(proc.stderr or "", proc.returncode)
@@ -185,6 +186,14 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
 
 WEIGHTS_HINT = ("; to get the CMFNet authors' weights: run 'cmfnet weights download', "
                 "or open CMFNet Restore and choose Restore ▸ Weights…")
+
+
+def light_weights_hint(stderr: str) -> str:
+    """A line for the notification when the CLI said it ran on light weights that do little."""
+    if "cmfnet: note:" in stderr and "the authors' full-size weights restore visibly" in stderr:
+        return ("\nMade with the light weights that come with CMFNet Restore; for visibly better "
+                "results, run 'cmfnet weights download' once.")
+    return ""
 
 
 def _errors(stderr: str, returncode: int) -> tuple[list[str], str]:
