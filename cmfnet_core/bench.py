@@ -1,5 +1,8 @@
 """``cmfnet bench``: how fast each backend restores on this machine.
 
+(About 530 lines: the plan of measurements, the table and the recommendation read the
+same records and change together; what runs in fresh processes is in bench_child.py.)
+
 Everything compared is measured in one run and interleaved (round 1 runs one
 tile on every configuration, then round 2, ...), so a busy or throttling
 machine slows all of them alike and the ratios stay meaningful; the table
@@ -36,11 +39,11 @@ import numpy as np
 
 from . import cpu
 from .bench_child import rss_mb
+from .engine import DEFAULT_OVERLAP as OVERLAP
+from .engine import PREVIEW_LONG_SIDE
 from .versions import version_text
 
 TILES = (256, 384, 512, 768)
-OVERLAP = 32
-PREVIEW_LONG_SIDE = 512
 MODELS = {  # random weights of these widths, for speed only
     "full": dict(n_feat=96, scale_unetfeats=48),
     "light": dict(n_feat=24, scale_unetfeats=12),  # the bundled weights' size

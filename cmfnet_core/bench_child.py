@@ -37,9 +37,9 @@ def peak_rss_mb() -> float:
 
 
 def _restorer(options: dict):
-    from .engine import Restorer
+    from .engine import DEFAULT_OVERLAP, Restorer
 
-    return Restorer("deblur", options["weights"], tile=options["tile"], overlap=32,
+    return Restorer("deblur", options["weights"], tile=options["tile"], overlap=DEFAULT_OVERLAP,
                     backend=options["backend"], precision=options["precision"], threads=options["threads"])
 
 

@@ -2,8 +2,11 @@
 
 Progress and messages go to stderr, results (the paths written) to stdout.
 Exit codes: 0 all done; 1 some files failed (the others were still done);
-2 bad usage; 3 no usable weights; 130 interrupted; 141 the reader of stdout
-closed it early (as for a tool stopped by SIGPIPE).
+2 bad usage or settings that cannot run here; 3 no usable weights; 70 a bug in
+cmfnet (with its traceback); 130 interrupted; 141 the reader of stdout closed it
+early (as for a tool stopped by SIGPIPE). ``cmfnet_core.errors`` sorts failures
+into these; ``--progress-lines`` adds a ``RESULT`` line per photo for programs
+(``cmfnet_core.results``).
 """
 from __future__ import annotations
 
@@ -14,13 +17,14 @@ import sys
 import warnings
 from pathlib import Path
 
+from .errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
+from .results import progress_line
 from . import weights_commands as weights_commands_module
 from .versions import version_text
-from .weights import TASKS
+from .backends import BACKENDS, DEVICES, PRECISIONS  # light: no framework is imported
+from .engine import DEFAULT_OVERLAP
+from .tasks import AUTO_TASK, TASKS
 
-AUTO_TASK = "auto"  # detect.AUTO_TASK; kept here so --help needs no numpy or OpenCV
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by a closed pipe
 
 RESTORE_EXAMPLES = """\
@@ -28,7 +32,8 @@ examples:
   cmfnet restore photo.jpg
       looks at the photo, says on stderr what it found (blur, haze, raindrops),
       restores that and writes e.g. photo.dehaze.jpg; a photo that looks fine
-      is skipped with a note
+      is skipped with a note, and so is one it is unsure about, with what it
+      would pick (--if-unsure likely restores that instead)
   cmfnet restore photo.jpg --task deblur
       writes photo.deblur.jpg beside photo.jpg (photo.deblur-2.jpg if taken)
   cmfnet restore *.png --task dehaze --out-dir restored/
@@ -67,16 +72,16 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--tile", type=int, default=None, metavar="N",
                         help="tile side in pixels, a multiple of 8 (default: 512 for light "
                              "weights, 256 for the full-size official model)")
-    engine.add_argument("--overlap", type=int, default=32, metavar="N",
-                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: 32)")
-    engine.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+    engine.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
+                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: %(default)s)")
+    engine.add_argument("--device", choices=DEVICES, default="cpu",
                         help="gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
                              "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
                              "(default: cpu)")
-    engine.add_argument("--backend", choices=("auto", "paddle", "openvino"), default="auto",
+    engine.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="paddle is the exact reference; openvino is much faster on CPUs "
                              "(default: auto)")
-    engine.add_argument("--precision", choices=("auto", "fp32", "bf16", "int8"), default="auto",
+    engine.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: int8 where it was measured clearly faster and faithful (so far: "
                              "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
                              "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "
@@ -106,6 +111,9 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
     restore.add_argument("paths", nargs="+", metavar="PATH", help="photos to restore")
     restore.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,), default=AUTO_TASK,
                          help="what to remove (default: auto, detected per photo)")
+    restore.add_argument("--if-unsure", choices=("skip", "likely"), default="skip",
+                         help="with --task auto, a photo the detector is unsure about: skip it and "
+                              "say what it would pick (default), or restore it with that")
     restore.add_argument("--weights", "-w", metavar="FILE",
                          help="weights file to use instead of the installed default (needs --task)")
     where = restore.add_mutually_exclusive_group()
@@ -116,8 +124,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
                               "(instead of moving on to NAME.TASK-2.EXT), or the -o file "
                               "(even the original)")
     restore.add_argument("--progress-lines", action="store_true",
-                         help="print 'PROGRESS done total' lines to stderr instead of a bar "
-                              "(for programs that drive cmfnet)")
+                         help="for programs that drive cmfnet: 'PROGRESS done total' lines "
+                              "instead of a bar, and a tab-separated 'RESULT' line per photo "
+                              "(status, task, confidence, error kind, source, output, message; "
+                              "see docs/ARCHITECTURE.md), both on stderr")
     restore.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     _add_engine_options(restore)
     restore.set_defaults(run=run_restore)
@@ -208,7 +218,7 @@ class _Progress:
     def __call__(self, done: int, total: int) -> None:
         _handle_termination()  # paddle installs its own SIGTERM handler when it first runs
         if self.lines:
-            print(f"PROGRESS {done} {total}", file=sys.stderr, flush=True)
+            print(progress_line(done, total), file=sys.stderr, flush=True)
             return
         if self.quiet:
             return
@@ -229,12 +239,14 @@ def _error(message: str) -> None:
 
 
 def run_restore(args) -> int:
-    from .detect import DetectorError, default_detector
-    from .engine import Cancelled, Restorer
+    from .cli_report import Report
+    from .detect import default_detector
+    from .engine import Restorer
+    from .errors import classify
     from .imageio import ImageError, output_path, read_image, write_image
-    from .weights import WeightsError
 
     automatic = args.task == AUTO_TASK
+    report = Report(machine=args.progress_lines)
     if args.output and len(args.paths) > 1:
         _error("-o/--output takes one input; use --out-dir for several")
         return EXIT_USAGE
@@ -249,12 +261,10 @@ def run_restore(args) -> int:
                                     threads=args.threads, local_stats=args.local_stats)
                      for task in (TASKS if automatic else (args.task,))}
         detector = default_detector(_detector_backend(args.backend)) if automatic else None
-    except (WeightsError, DetectorError) as exc:
-        _error(str(exc))
-        return EXIT_WEIGHTS
-    except ValueError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - classified: settings 2, weights 3, a bug 70
+        problem = classify(exc)
+        report.problem(problem)
+        return problem.exit_code
     for note in next(iter(restorers.values())).notes:
         print(f"cmfnet: note: {note}", file=sys.stderr)
     if args.out_dir:  # only once the weights are known good: a refused run leaves nothing behind
@@ -269,13 +279,18 @@ def run_restore(args) -> int:
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
+        task, found = (None, None) if automatic else (args.task, None)
         try:
             photo = read_image(source)
             for note in photo.info.notes:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
-            task = _detected_task(source, photo.pixels, detector) if automatic else args.task
-            if task is None:
-                continue
+            if automatic:
+                found = _detected_task(source, photo.pixels, detector, args.if_unsure)
+                task = found.restore_task or (found.task if found.unsure and args.if_unsure == "likely"
+                                              else None)
+                if task is None:
+                    report.skipped(raw, found.task, found.confidence, found.summary())
+                    continue
             if restorers[task].calibration_pending:
                 print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
                       "(once per weights file; up to a minute)", file=sys.stderr)
@@ -288,21 +303,17 @@ def run_restore(args) -> int:
             # a name chosen here may be taken by another run meanwhile: take the next counter
             dest = write_image(dest, restored, photo.info, overwrite=args.overwrite,
                                next_free=not args.output)
-        except (ImageError, ValueError, TypeError) as exc:
+        except Exception as exc:  # noqa: BLE001 - one line for this photo, the batch goes on
             progress.close()
-            _error(str(exc) if str(source) in str(exc) else f"{source}: {exc}")
+            problem = classify(exc)
+            report.problem(problem, raw, (found.task if found else task),
+                           found.confidence if found else None)
+            if not problem.expected:
+                raise _Reported(problem.exit_code) from exc  # a bug: stop, with its traceback said
             failures += 1
             continue
-        except MemoryError:
-            progress.close()
-            _error(f"{source}: out of memory; try a smaller --tile")
-            failures += 1
-            continue
-        except Cancelled:
-            progress.close()
-            return EXIT_INTERRUPTED
         progress.close()
-        print(dest, flush=True)
+        report.written(raw, dest, task, *((found.confidence, found.summary()) if found else ()))
         if args.weights is None and task not in noted:  # once per task and run
             noted.add(task)
             if note := weights_commands_module.light_weights_note(task):
@@ -310,19 +321,39 @@ def run_restore(args) -> int:
     return EXIT_FAILED if failures else EXIT_OK
 
 
-def _detected_task(source: Path, pixels, detector) -> str | None:
-    """The task ``--task auto`` runs on this photo, said on stderr; None (and why) to skip it."""
-    from .detect import LOOKS, detect
+class _Reported(Exception):
+    """A failure already said on stderr; ``main`` exits with its code."""
+
+    def __init__(self, exit_code: int):
+        super().__init__(exit_code)
+        self.exit_code = exit_code
+
+
+def _detected_task(source: Path, pixels, detector, if_unsure: str = "skip"):
+    """What ``--task auto`` found in this photo (its Detection), said on stderr with what is
+    done about it: restored with its task, with the likely task when unsure and told
+    ``--if-unsure likely``, or skipped and why. (``detect.py`` says what each front end does.)"""
+    from .detect import AUTO_THRESHOLD, LOOKS, detect
 
     found = detect(pixels, detector)
     looks = f"looks {LOOKS[found.task]} ({round(100 * found.confidence)} %)"
     if found.restore_task:
         print(f"cmfnet: {source}: {looks}: {found.restore_task}", file=sys.stderr)
-        return found.restore_task
-    why = "" if found.task == "none" else ", too unsure to restore"
-    print(f"cmfnet: {source}: {looks}{why}; skipped (to restore it anyway, pass "
+        return found
+    second = f"{LOOKS[found.runner_up]} ({round(100 * found.probabilities[found.runner_up])} %)"
+    if found.unsure:
+        maybe = f"maybe {LOOKS[found.task]} ({round(100 * found.confidence)} %), or {second}"
+        if if_unsure == "likely":
+            print(f"cmfnet: {source}: {maybe}; unsure, restoring with the likely task: {found.task}",
+                  file=sys.stderr)
+            return found
+        print(f"cmfnet: {source}: {maybe}; unsure, skipped: it would pick {found.task} (to restore "
+              f"it so, pass --task {found.task}, or --if-unsure likely)", file=sys.stderr)
+        return found
+    unsure = f", or {second}" if found.confidence < AUTO_THRESHOLD else ""
+    print(f"cmfnet: {source}: {looks}{unsure}; skipped (to restore it anyway, pass "
           f"--task {' / '.join(TASKS)})", file=sys.stderr)
-    return None
+    return found
 
 
 def _detector_backend(backend: str) -> str:
@@ -465,8 +496,18 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cmfnet: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except _Reported as reported:
+        return reported.exit_code
     except BrokenPipeError:
         return _reader_went_away()
+    except Exception as exc:  # noqa: BLE001 - what no command handled: classified and said
+        # (a bug with its traceback, exit 70)
+        from .cli_report import Report
+        from .errors import classify
+
+        problem = classify(exc)
+        Report(machine=False).problem(problem)
+        return problem.exit_code
 
 
 def _reader_went_away() -> int:

@@ -1,10 +1,20 @@
 """What is wrong with a photo: blur, haze, raindrops or nothing (the "Automatic" task).
 
 ``detect(image)`` returns a :class:`Detection`: a probability per class of
-``DETECT_CLASSES``, the most likely one, and ``restore_task``, the task to run
-(None when the photo looks fine or the detector is unsure). It is the same
-call for the CLI (``cmfnet detect``, ``cmfnet restore --task auto``), the app,
-the right-click entry and the GIMP bridge.
+``DETECT_CLASSES`` (calibrated: of the photos called hazy at 70 %, about 70 %
+are), the most likely one and the runner-up. It is the same call for the CLI
+(``cmfnet detect``, ``cmfnet restore --task auto``), the app, the right-click
+entry and the GIMP bridge, and they act on it alike:
+
+- ``restore_task``: the detector is sure (``AUTO_THRESHOLD`` or more) that the
+  photo needs this task: every front end restores it.
+- ``looks_fine``: the most likely class is ``none``: it is left as it is, with a
+  note (``summary()``), everywhere; a task picked by hand still restores it.
+- ``unsure``: the most likely class is a task, below ``AUTO_THRESHOLD``:
+  ``likely_task`` is what it would pick. The app preselects it and shows the
+  runner-up ("Hazy 55 % · Blurry 30 %"); right-click and GIMP restore with it and
+  say so; ``cmfnet restore`` says what it would pick and how to force it, unless
+  told ``--if-unsure likely`` (what right-click and GIMP pass).
 
 The network (``detector_network.py``) reads two views: the whole scene as a
 small square, and a few crops of the photo at up to ``DETAIL_LONG_SIDE`` pixels
@@ -24,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +42,10 @@ import cv2
 import numpy as np
 
 from .checkpoint import CheckpointError, load_pickled
-from .weights import BUNDLED_DIR, TASKS
+from .tasks import AUTO_TASK, TASKS
+from .weights import BUNDLED_DIR
 
 DETECT_CLASSES = TASKS + ("none",)
-AUTO_TASK = "auto"
 AUTO_THRESHOLD = 0.5      # below this the detector is unsure and nothing is restored
 SCENE_SIDE = 160
 DETAIL_SIDE = 96
@@ -66,20 +75,52 @@ class Detection:
         return float(self.probabilities[self.task])
 
     @property
+    def runner_up(self) -> str:
+        """The second most likely class."""
+        return sorted(self.probabilities, key=self.probabilities.get)[-2]
+
+    @property
     def restore_task(self) -> str | None:
         """The task to run, or None: the photo looks fine, or the detector is unsure."""
         if self.task == "none" or self.confidence < AUTO_THRESHOLD:
             return None
         return self.task
 
+    @property
+    def looks_fine(self) -> bool:
+        """Nothing to restore: ``none`` is the most likely class (sure or not)."""
+        return self.task == "none"
+
+    @property
+    def unsure(self) -> bool:
+        """A task is the most likely class, but below AUTO_THRESHOLD."""
+        return not self.looks_fine and self.restore_task is None
+
+    @property
+    def likely_task(self) -> str | None:
+        """What Automatic runs where a person is watching (the app, right-click, GIMP): the
+        most likely task, sure or not; None when the photo looks fine."""
+        return None if self.looks_fine else self.task
+
+    def odds(self) -> str:
+        """The two most likely classes, e.g. "Hazy 55 % · Blurry 30 %"."""
+        return " · ".join(f"{LOOKS[c].capitalize()} {round(100 * self.probabilities[c])} %"
+                          for c in (self.task, self.runner_up))
+
     def summary(self) -> str:
-        """One line for people, e.g. "Looks hazy · 87 %"."""
-        lead = "Looks" if self.task == "none" or self.restore_task else "Maybe"
-        return f"{lead} {LOOKS[self.task]} · {round(100 * self.confidence)} %"
+        """One line for people, e.g. "Looks hazy · 87 %"; below AUTO_THRESHOLD with the
+        runner-up, e.g. "Maybe hazy · 45 % (or blurry · 30 %)"."""
+        said = f"{LOOKS[self.task]} · {round(100 * self.confidence)} %"
+        if self.confidence >= AUTO_THRESHOLD:
+            return f"Looks {said}"
+        second = self.runner_up
+        lead = "Maybe" if self.unsure else "Looks"
+        return f"{lead} {said} (or {LOOKS[second]} · {round(100 * self.probabilities[second])} %)"
 
     def as_dict(self) -> dict:
         return {"task": self.task, "confidence": round(self.confidence, 4),
-                "restore_task": self.restore_task,
+                "restore_task": self.restore_task, "likely_task": self.likely_task,
+                "unsure": self.unsure, "runner_up": self.runner_up,
                 "probabilities": {k: round(float(v), 4) for k, v in self.probabilities.items()}}
 
 
@@ -220,7 +261,7 @@ def _openvino_runner(state, sha256: str, weights, threads: int | None):
     serves. Paddle is imported only to export, on a miss; on a hit, never.
     """
     from .backends import default_threads
-    from .backends.cache import compiled_dir, model_dir, network_key
+    from .backends.cache import compile_cached, compiled_dir, model_dir, network_key
     from .backends.core import core
     from .backends.export import InputSpec, ensure_exported, export_network_onnx
 
@@ -240,16 +281,8 @@ def _openvino_runner(state, sha256: str, weights, threads: int | None):
         "NUM_STREAMS": 1,
         "CACHE_DIR": str(compiled_dir()),
     }
-    xml, hit, seconds = ensure_exported(target, key, export)
-    try:
-        compiled = core().compile_model(str(xml), "CPU", properties)
-    except RuntimeError:
-        if not hit:
-            raise
-        # a damaged cache entry (e.g. a crash while the disk was flushing): export again
-        shutil.rmtree(target, ignore_errors=True)
-        xml, hit, seconds = ensure_exported(target, key, export)
-        compiled = core().compile_model(str(xml), "CPU", properties)
+    compiled, (_, hit, seconds) = compile_cached(lambda: ensure_exported(target, key, export),
+                                                 lambda xml: core().compile_model(str(xml), "CPU", properties))
     request = compiled.create_infer_request()
 
     def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:

@@ -1,5 +1,9 @@
 """Read and write photos without losing what the user cares about.
 
+(About 500 lines: reading and writing must agree on every format's orientation, depth
+and metadata, so they stay side by side; TIFF is apart, in tiff.py.) ``READABLE`` is
+the one list of suffixes taken as photos (the app, training, right-click entries).
+
 Reading applies the EXIF orientation and keeps 16-bit depth, alpha, the ICC
 profile and EXIF. Writing keeps format, depth and metadata (orientation reset
 to normal, since the pixels are already upright), and is atomic: the photo is
@@ -39,7 +43,7 @@ DEFAULT_MAX_PIXELS = 250_000_000  # about 16k x 16k; raise with CMFNET_MAX_PIXEL
 EXIF_ORIENTATION = 0x0112
 SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".png": "PNG", ".tif": "TIFF",
                  ".tiff": "TIFF", ".webp": "WEBP", ".bmp": "BMP"}
-READABLE = (*SUFFIX_FORMAT, ".gif")
+READABLE = (*SUFFIX_FORMAT, ".gif")  # every suffix taken as a photo, here and in training
 
 # Pillow warns about the damage it works around ("Corrupt EXIF data", ...), from its own
 # modules. Silenced for the process rather than per read: warnings.catch_warnings swaps the

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import SettingsError
+
 MULTIPLE = 8  # the network needs multiples of 4; the official demo pads to 8
 
 
@@ -60,9 +62,9 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int) -> tuple[tuple[
     the largest tile side allowed.
     """
     if tile % MULTIPLE or overlap % MULTIPLE:
-        raise ValueError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {MULTIPLE}")
+        raise SettingsError(f"tile ({tile}) and overlap ({overlap}) must be multiples of {MULTIPLE}")
     if not 0 <= overlap < tile:
-        raise ValueError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
+        raise SettingsError(f"overlap ({overlap}) must be smaller than the tile ({tile})")
     padded_h, padded_w = round_up(height), round_up(width)
     tile_h, ys = fit_axis(padded_h, tile, overlap)
     tile_w, xs = fit_axis(padded_w, tile, overlap)

@@ -8,7 +8,7 @@ Supported inputs:
 * the project's own format: ``NAME.pdparams`` plus ``NAME.json`` beside it,
   holding task, network config, sha256 of the ``.pdparams`` and provenance.
 
-Installed weights live in ``resources/weights/`` (bundled defaults, trained by
+Installed weights live in ``resources/weights/`` (:mod:`.bundled`: bundled defaults, trained by
 this project) and in the user data dir (imported, e.g. the authors' official
 files). :func:`default_weights` prefers imported official weights.
 """
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .bundled import RESOURCES, WEIGHTS  # noqa: F401  (RESOURCES: re-exported for callers)
 from .checkpoint import CheckpointError, load_pickled
 from .files import write_atomic
 from .network_config import Config, expected_shapes
+from .tasks import TASKS
 
-TASKS = ("deblur", "dehaze", "deraindrop")
 FORMAT = "cmfnet-restore/1"
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-BUNDLED_DIR = RESOURCES / "weights"
+BUNDLED_DIR = WEIGHTS
 
 # Keys that give away which network a foreign checkpoint belongs to.
 _FINGERPRINTS = [

@@ -1,16 +1,76 @@
-"""Shared fixtures: the conformance material, small real weights, isolated user folders."""
+"""Shared fixtures: the conformance material, small real weights, isolated user folders;
+and the rule that every skip says why (a marker or an optional dependency)."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-CONFORMANCE = SHARED / "conformance"
+FIXTURES = ROOT / "tests" / "fixtures"
+CONFORMANCE = FIXTURES / "conformance"
+SHARP_PHOTO = FIXTURES / "photos" / "sharp_street.png"
 SAMPLES = ROOT / "resources" / "samples"
+# The development photos (research-only, 160 MB) stay outside the repository: tests that
+# read them carry the `data` marker and are skipped, naming it, where they are absent.
+SHARED = ROOT.parent / "shared"
+DEV_DATA = SHARED / "data"
+
+# A skip must say which marker or optional dependency it waits for (or, "platform: ...",
+# which system it cannot run on); any other skip, say material gone missing, fails the run.
+# pytest.importorskip says "could not import ...".
+EXPECTED_SKIP = re.compile(r"(Skipped: )?(could not import |optional dependency |platform: |marker (\w+): )")
+_UNEXPECTED_SKIPS: list[str] = []
+_MARKERS: set[str] = set()
+
+
+def pytest_configure(config):
+    _MARKERS.update(registered_markers(config))
+
+
+def pytest_collection_modifyitems(config, items):
+    if DEV_DATA.is_dir():
+        return
+    skip = pytest.mark.skip(reason=f"marker data: needs the development photos at {DEV_DATA}")
+    for item in items:
+        if item.get_closest_marker("data"):
+            item.add_marker(skip)
+
+
+def registered_markers(config) -> set[str]:
+    return {line.split(":")[0].strip() for line in config.getini("markers")}
+
+
+def skip_is_expected(reason: str, markers: set[str]) -> bool:
+    found = EXPECTED_SKIP.match(reason)
+    return bool(found) and (found.group(3) is None or found.group(3) in markers)
+
+
+def _note_skip(report) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not skip_is_expected(reason, _MARKERS):
+            _UNEXPECTED_SKIPS.append(f"{report.nodeid}: {reason}")
+
+
+pytest_runtest_logreport = pytest_collectreport = _note_skip
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _UNEXPECTED_SKIPS:
+        terminalreporter.section("skips that name no marker or optional dependency", red=True)
+        for line in _UNEXPECTED_SKIPS:
+            terminalreporter.line(line)
+        terminalreporter.line("(say why in the reason: 'marker NAME: ...', 'optional dependency X ...', "
+                              "'platform: ...'; see tests/conftest.py)")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _UNEXPECTED_SKIPS and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)
@@ -24,8 +84,7 @@ def isolated_user_dirs(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
-    if not CONFORMANCE.is_dir():
-        pytest.skip(f"conformance material not found at {CONFORMANCE}")
+    """The conformance checkpoints and the official code's outputs (tests/fixtures/README.md)."""
     return CONFORMANCE
 
 
@@ -88,9 +147,7 @@ def fake_backends(monkeypatch):
     return log
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+from cmfnet_core.training.metrics import psnr  # noqa: E402,F401  (the project's one psnr, for tests)
 
 
 @pytest.fixture

@@ -247,6 +247,11 @@ def is_final(job: Job) -> bool:
     return job.context["final"]
 
 
+def pick_for_the_batch(window: MainWindow, task: str) -> None:
+    """Tell the batch to run ``task`` on every photo (its default is Automatic)."""
+    window.batch.task_combo.setCurrentIndex(window.batch.task_combo.findData(task))
+
+
 def open_photo(qtbot, window: MainWindow, path: Path):
     """Open ``path`` and wait for its thumbnail preview (reading, then previewing; for a large
     photo a first look comes before: this waits for the final one)."""
@@ -268,6 +273,7 @@ def shown_after(window: MainWindow) -> list:
 
 HAZY = {"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03}
 FINE = {"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91}
+UNSURE = {"deblur": 0.3, "dehaze": 0.45, "deraindrop": 0.1, "none": 0.15}
 
 
 class FakeDetector:
@@ -585,17 +591,58 @@ def test_automatic_looks_at_the_photo_and_preselects_the_task_it_needs(
     assert len(detector.threads) == asked and window.settings.task() == "auto"
 
 
-def test_automatic_leaves_a_photo_that_looks_fine_to_the_user(qtbot, settings, make_window, weights,
-                                                               photo, detector):
+def test_automatic_leaves_a_photo_that_looks_fine_as_it_is_as_the_command_line_does(
+        qtbot, settings, make_window, weights, photo, detector):
     settings.set_task("auto")
     detector.verdicts[(96, 128)] = FINE
     window = make_window()
-    job, (outcome, _) = open_photo(qtbot, window, photo)
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.DETECT, lambda: window.open_paths([photo]))
     assert outcome == "succeeded"
-    assert window.task == "deblur" and window.task_combo.currentText() == "Automatic"
+    # the Task box shows what will run: nothing, as `cmfnet restore` skips it
+    assert window.task_combo.currentText() == "Automatic: leave as it is"
     assert window.detection_label.text() == "Looks fine · 91 %"
     assert "pick a task to restore it anyway" in window.detection_label.toolTip()
-    assert window.apply_action.isEnabled()  # restoring it anyway is the user's call
+    assert not window.apply_action.isEnabled() and window.document.preview is None
+    assert not any(j.kind == jobs.PREVIEW for j in window.engine.jobs())
+    # restoring it anyway is the user's call: a task picked by hand previews and applies
+    job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW,
+                                 lambda: window.task_combo.setCurrentIndex(window.task_combo.findData("deblur")),
+                                 match=is_final)
+    assert outcome == "succeeded" and job.context["task"] == "deblur"
+    assert window.apply_action.isEnabled() and window.task_combo.itemText(0) == "Automatic"
+
+
+def test_an_unsure_photo_preselects_the_likely_task_and_shows_the_runner_up(
+        qtbot, settings, make_window, weights, dehaze_weights, photo, detector):
+    settings.set_task("auto")
+    detector.verdicts[(96, 128)] = UNSURE
+    window = make_window()
+    job, (outcome, _) = open_photo(qtbot, window, photo)
+    assert outcome == "succeeded" and job.context["task"] == "dehaze"
+    assert window.task_combo.currentText() == "Automatic: Dehaze"
+    assert window.detection_label.text() == "Hazy 45 % · Blurry 30 %"
+    assert "Not sure: Automatic preselects Dehaze" in window.detection_label.toolTip()
+    assert window.apply_action.isEnabled()
+
+
+def test_a_task_picked_by_hand_is_for_that_photo_the_next_one_starts_from_automatic(
+        qtbot, settings, make_window, weights, dehaze_weights, photo, detector):
+    import cv2
+
+    hazy = photo.with_name("hazy.png")
+    cv2.imwrite(str(hazy), cv2.imread(str(photo))[:64, :80])
+    detector.verdicts.update({(96, 128): FINE, (64, 80): HAZY})
+    settings.set_task("auto")
+    window = make_window()
+    wait_job(qtbot, window.engine, jobs.DETECT, lambda: window.open_paths([photo]))
+    wait_job(qtbot, window.engine, jobs.PREVIEW,
+             lambda: window.task_combo.setCurrentIndex(window.task_combo.findData("deblur")), match=is_final)
+    assert window.choice == "deblur"
+    job, (outcome, _) = open_photo(qtbot, window, hazy)
+    assert outcome == "succeeded" and job.context["task"] == "dehaze"
+    assert window.choice == "auto" and window.task_combo.currentText() == "Automatic: Dehaze"
+    assert window.detection_label.text() == "Looks hazy · 87 %"
+    assert window.settings.task() == "auto"
 
 
 def test_a_task_picked_by_hand_stays_and_the_detection_is_advice(qtbot, window, photo, detector):
@@ -631,17 +678,21 @@ def test_a_batch_with_automatic_restores_each_photo_with_what_it_needs(
 
     meadow = photo.with_name("meadow.png")
     cv2.imwrite(str(meadow), cv2.imread(str(photo))[:64, :80])
-    detector.verdicts.update({(96, 128): HAZY, (64, 80): FINE})
-    settings.set_task("auto")
+    lane = photo.with_name("lane.png")
+    cv2.imwrite(str(lane), cv2.imread(str(photo))[:48, :64])
+    detector.verdicts.update({(96, 128): HAZY, (64, 80): FINE, (48, 64): UNSURE})
     window = make_window()
-    window.batch.add_files([photo, meadow])
+    assert window.choice == "deblur"  # picked for a photo: the batch runs Automatic all the same
+    assert window.batch.choice() == "auto"
+    window.batch.add_files([photo, meadow, lane])
     with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
         window.batch.run_button.click()
     entries = window.batch.entries
     assert [(e.status, e.detail) for e in entries] == [
-        ("Saved", "street.dehaze.png (looks hazy · 87 %)"), ("Left as it is", "Looks fine · 91 %")]
-    assert sorted(p.name for p in photo.parent.iterdir()) == ["meadow.png", "street.dehaze.png",
-                                                              "street.png"]
+        ("Saved", "street.dehaze.png (Dehaze: looks hazy · 87 %)"), ("Left as it is", "Looks fine · 91 %"),
+        ("Saved", "lane.dehaze.png (Dehaze: not sure: Hazy 45 % · Blurry 30 %)")]
+    assert sorted(p.name for p in photo.parent.iterdir()) == ["lane.dehaze.png", "lane.png", "meadow.png",
+                                                              "street.dehaze.png", "street.png"]
     assert not window.batch.run_button.isEnabled()  # nothing left to do
 
 
@@ -693,6 +744,7 @@ def test_cancelling_a_batch_part_way_through_a_photo_writes_nothing(qtbot, windo
     """A batch run writes each result beside its photo: cancelled mid-photo, it writes none."""
     before = snapshot(photo.parent)
     window.batch.add_files([photo])
+    pick_for_the_batch(window, "deblur")
 
     def on_progress(job, done, total):
         if job.kind == jobs.BATCH and done == 1:
@@ -866,9 +918,11 @@ def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, win
     broken = photo.with_name("broken.jpg")
     broken.write_bytes(b"\xff\xd8 truncated")
     window.batch.add_files([broken])  # e.g. from a second drop: one bad file must not stop the rest
+    pick_for_the_batch(window, "deblur")
     with qtbot.waitSignal(window.batch.finished, timeout=TIMEOUT):
         window.batch.run_button.click()
     assert [e.status for e in window.batch.entries] == ["Saved", "Saved", "Failed"]
+    assert window.batch.entries[0].detail == "street.deblur.png (Deblur, picked for the batch)"
     assert (photo.parent / "street.deblur.png").exists() and (photo.parent / "lane.deblur.png").exists()
     assert window.batch.entries[2].detail and "Failed" in window.batch.table.item(2, 1).text()
 
@@ -876,6 +930,7 @@ def test_drop_several_files_makes_a_batch_that_runs_in_the_background(qtbot, win
 def test_closing_during_a_batch_run_cancels_it_and_writes_nothing(qtbot, window, photo, first_tile_hold):
     before = snapshot(photo.parent)
     window.batch.add_files([photo])
+    pick_for_the_batch(window, "deblur")
     with qtbot.waitSignal(window.engine.progress, timeout=TIMEOUT,
                           check_params_cb=lambda j, done, total: j.kind == jobs.BATCH and done == 1):
         window.batch.run_button.click()
@@ -900,7 +955,7 @@ def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
             return "ok"
 
         def broken(progress, cancel):
-            raise RuntimeError("engine exploded")  # superqt would swallow this one
+            raise TypeError("engine exploded")  # a bug; superqt would swallow this one
 
         ok = Job("apply", counting)
         signals = [runner.started, runner.progress, runner.progress, runner.progress, runner.progress,
@@ -910,7 +965,8 @@ def test_runner_reports_progress_in_order_and_always_finishes(qtbot):
         bad = Job("apply", broken)
         with qtbot.waitSignals([runner.failed, runner.finished], order="strict", timeout=TIMEOUT) as b:
             runner.submit(bad)
-        assert b.all_signals_and_args[0].args[1:] == ("Unexpected error", "RuntimeError: engine exploded")
+        title, message = b.all_signals_and_args[0].args[1:]
+        assert (title, message.split("\n\n")[0]) == ("Unexpected error", "TypeError: engine exploded")
         assert not runner.is_busy() and busy == [True, False, True, False]
 
         def hungry(progress, cancel):

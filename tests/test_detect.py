@@ -12,7 +12,7 @@ import pytest
 
 from cmfnet_core import detect
 from cmfnet_core.training.detector import degrade
-from tests.conftest import SAMPLES, SHARED
+from tests.conftest import DEV_DATA, SAMPLES, SHARP_PHOTO
 from tests.test_cli import cmfnet
 
 EXACT = ["--backend", "paddle"]  # no model export: the photos here are one tile each
@@ -29,9 +29,9 @@ def detector():
 
 @pytest.fixture(scope="module")
 def clean_photo() -> np.ndarray:
-    """A sharp, clean photo (Kodak; the detector's training photos are degraded at random,
-    so this one is not a case it has seen)."""
-    return read_rgb(sorted((SHARED / "data" / "clean").glob("kodim*"))[0])
+    """A sharp, clean photo (a demo photo scaled until its shake is under a pixel,
+    tests/fixtures/README.md; not one of the detector's training photos)."""
+    return read_rgb(SHARP_PHOTO)
 
 
 # --- the views and the network ------------------------------------------------------
@@ -115,7 +115,7 @@ def test_validation_counts_what_the_detector_calls_and_what_the_tool_then_does(t
 
 needs_openvino = pytest.mark.skipif(
     not all(__import__("importlib").util.find_spec(m) for m in ("openvino", "paddle2onnx")),
-    reason="OpenVINO and paddle2onnx are not installed")
+    reason="optional dependency openvino or paddle2onnx not installed")
 
 
 @pytest.fixture(scope="module")
@@ -249,13 +249,26 @@ KNOWN_GAP = ("the shipped detector calls 3 of these 5 synthetic raindrop photos 
              "sprinklings come out none); 3 of the 4 real ones")
 
 
-@pytest.mark.parametrize("label", [
-    "deblur", "dehaze", pytest.param("deraindrop", marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAP)), "none"])
+def damage_calls(detector, photo, label) -> list[str]:
+    """What the detector calls 5 syntheses of ``label`` (none: only a camera's finish)."""
+    return [detector(degrade(photo, label, np.random.default_rng(seed))).task for seed in range(5)]
+
+
+@pytest.mark.parametrize("label", ["deblur", "dehaze", "deraindrop", "none"])
 def test_each_kind_of_damage_is_told_apart(detector, clean_photo, label):
-    """Synthetic damage of each kind (or none: only a camera's finish), drawn afresh: right at
-    least 4 times in 5."""
-    calls = [detector(degrade(clean_photo, label, np.random.default_rng(seed))).task for seed in range(5)]
+    """Synthetic damage of each kind, drawn afresh: right at least 4 times in 5."""
+    calls = damage_calls(detector, clean_photo, label)
     assert calls.count(label) >= 4, calls
+
+
+@pytest.mark.data
+def test_each_kind_of_damage_is_told_apart_on_a_kodak_photo(detector):
+    """The same on a Kodak photo (research-only, so not in the repository), where the
+    sparse raindrops are the known gap: when the detector closes it, this says so."""
+    kodak = read_rgb(DEV_DATA / "clean" / "kodim01.png")
+    calls = {label: damage_calls(detector, kodak, label) for label in detect.DETECT_CLASSES}
+    assert all(calls[label].count(label) >= 4 for label in ("deblur", "dehaze", "none")), calls
+    assert calls["deraindrop"].count("deraindrop") < 4, f"{KNOWN_GAP}: no longer, update the note"
 
 
 @pytest.mark.parametrize("name, task", [
@@ -270,9 +283,15 @@ def test_a_detection_says_what_it_found_and_what_to_run():
     sure = detect.Detection({"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.03, "none": 0.05})
     assert (sure.task, sure.restore_task, sure.summary()) == ("dehaze", "dehaze", "Looks hazy · 87 %")
     unsure = detect.Detection({"deblur": 0.4, "dehaze": 0.3, "deraindrop": 0.2, "none": 0.1})
-    assert unsure.restore_task is None and unsure.summary() == "Maybe blurry · 40 %"
+    assert (unsure.restore_task, unsure.unsure, unsure.likely_task) == (None, True, "deblur")
+    assert unsure.summary() == "Maybe blurry · 40 % (or hazy · 30 %)"
+    assert unsure.odds() == "Blurry 40 % · Hazy 30 %"
     fine = detect.Detection({"deblur": 0.05, "dehaze": 0.02, "deraindrop": 0.02, "none": 0.91})
     assert fine.restore_task is None and fine.summary() == "Looks fine · 91 %"
+    assert (fine.looks_fine, fine.unsure, fine.likely_task) == (True, False, None)
+    maybe_fine = detect.Detection({"deblur": 0.05, "dehaze": 0.4, "deraindrop": 0.1, "none": 0.45})
+    assert (maybe_fine.looks_fine, maybe_fine.likely_task) == (True, None)  # fine wins, sure or not
+    assert maybe_fine.summary() == "Looks fine · 45 % (or hazy · 40 %)"
 
 
 # --- the command line ---------------------------------------------------------------
@@ -330,17 +349,33 @@ def test_restore_without_a_task_restores_what_it_detects(photos):
     assert re.search(r"hazy\.jpg: looks hazy \(\d+ %\): dehaze", result.stderr)
 
 
+UNSURE = {"deblur": 0.4, "dehaze": 0.3, "deraindrop": 0.2, "none": 0.1}
+
+
 @pytest.mark.parametrize("answer, note", [
-    ({"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91}, r"looks fine \(91 %\); skipped"),
-    ({"deblur": 0.4, "dehaze": 0.3, "deraindrop": 0.2, "none": 0.1},
-     r"looks blurry \(40 %\), too unsure to restore; skipped")])
+    ({"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91},
+     r"looks fine \(91 %\); skipped \(to restore it anyway, pass --task deblur"),
+    ({"deblur": 0.2, "dehaze": 0.3, "deraindrop": 0.05, "none": 0.45},
+     r"looks fine \(45 %\), or hazy \(30 %\); skipped \(to restore it anyway, pass --task deblur"),
+    (UNSURE, r"maybe blurry \(40 %\), or hazy \(30 %\); unsure, skipped: it would pick deblur "
+             r"\(to restore it so, pass --task deblur, or --if-unsure likely\)")])
 def test_a_photo_that_looks_fine_or_unsure_is_left_alone_with_a_note(photos, tmp_path, answer, note):
     _, clean, _ = photos
     env = dict(os.environ, CMFNET_DETECTOR=str(constant_detector(tmp_path, answer)))
     result = cmfnet("restore", clean, "-q", *EXACT, env=env)
     assert result.returncode == 0 and result.stdout == "", result.stderr
-    assert re.search(rf"clean\.png: {note} \(to restore it anyway, pass --task deblur", result.stderr)
+    assert re.search(rf"clean\.png: {note}", result.stderr), result.stderr
     assert sorted(p.name for p in clean.parent.iterdir() if p.is_file()) == ["broken.jpg", "clean.png", "hazy.jpg"]
+
+
+def test_if_unsure_likely_restores_an_unsure_photo_with_the_likely_task_and_says_so(photos, tmp_path):
+    _, clean, _ = photos
+    env = dict(os.environ, CMFNET_DETECTOR=str(constant_detector(tmp_path, UNSURE)))
+    result = cmfnet("restore", clean, "-q", "--if-unsure", "likely", *EXACT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(clean.with_name("clean.deblur.png"))
+    assert re.search(r"clean\.png: maybe blurry \(40 %\), or hazy \(30 %\); unsure, restoring with the "
+                     r"likely task: deblur", result.stderr), result.stderr
 
 
 def test_a_forced_task_is_not_second_guessed(photos):

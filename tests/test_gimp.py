@@ -13,7 +13,7 @@
 
 Environment: ``CMFNET_GIMP_ROOT`` (the root; default
 ``~/.cache/cmfnet-restore/gimp-trixie``), ``CMFNET_TEST_WEIGHTS`` (weights for
-both runs; default: the conformance checkpoint in ../shared when present, else
+both runs; default: the conformance checkpoint in tests/fixtures when present, else
 the installed default weights).
 """
 
@@ -96,12 +96,11 @@ def test_png_writer_matches_pillow(tmp_path, channels, depth):
 def test_the_bridges_tasks_are_the_engines():
     """GIMP's Python cannot import cmfnet_core, so the bridge keeps a copy of the list and
     of the automatic choice's name, which comes first in the plug-in's task choice."""
-    from cmfnet_core import TASKS
-    from cmfnet_core.detect import AUTO_TASK
+    from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASKS
 
     assert bridge.TASKS == TASKS and bridge.AUTO_TASK == AUTO_TASK
-    assert bridge.CHOICES == (AUTO_TASK, *TASKS)
-    assert set(bridge.TASK_LABELS) == set(bridge.CHOICES) and bridge.TASK_LABELS[AUTO_TASK] == "Automatic"
+    assert bridge.CHOICES == CHOICES
+    assert bridge.TASK_LABELS == CHOICE_TITLES  # the app's words, in GIMP too
 
 
 def test_png_writer_rejects_wrong_size():
@@ -142,27 +141,37 @@ def test_automatic_asks_the_engine_to_choose_with_each_tasks_default_weights(tmp
     cfg = bridge.Config(python=str(py), weights="/configured/deblur.pth")
     assert bridge.engine_command(cfg, "i.png", "o", "auto") == [
         str(py), "-m", "cmfnet_core.cli", "restore", "i.png", "--out-dir", "o", "--task", "auto",
-        "--progress-lines"]  # the configured file restores one task: not used to choose
+        "--progress-lines", "--if-unsure", "likely"]  # the configured file restores one task:
+    # not used to choose; a layer the detector is unsure about gets the likely task, said after
     with pytest.raises(bridge.BridgeError, match="choose that task"):
         bridge.engine_command(cfg, "i.png", "o", "auto", weights="/w.pth")
 
 
-def test_engine_result_reads_the_file_written_and_the_task_chosen(tmp_path):
-    out = tmp_path / "out-0"
-    out.mkdir()
-    src = str(tmp_path / "in-0.png")
-    (out / "in-0.dehaze.png").write_bytes(b"png")
-    lines = [f"cmfnet: {src}: looks hazy (87 %): dehaze", str(out / "in-0.dehaze.png")]
-    assert bridge.engine_result(lines, src, str(out), "auto") == \
-        bridge.EngineResult(str(out / "in-0.dehaze.png"), "dehaze")
-    assert bridge.engine_result(lines, src, str(out), "dehaze").task == "dehaze"
+def test_engine_result_reads_the_result_line_about_its_layer(tmp_path):
+    """The lines are made by the engine's own writer (cmfnet_core.results); tests/test_results.py
+    runs the real CLI through the same code."""
+    from cmfnet_core.results import Result
+
+    src, other = str(tmp_path / "in 0.png"), str(tmp_path / "in-1.png")
+    out = str(tmp_path / "out-0" / "in 0.dehaze.png")
+    lines = ["cmfnet: whatever the engine says for people", "PROGRESS 1 1",
+             Result("skipped", "none", 0.9, None, other, None, "Looks fine · 90 %").line(),
+             Result("written", "dehaze", 0.87, None, src, out, "Looks hazy · 87 %").line()]
+    assert bridge.engine_result(lines, src) == bridge.EngineResult(out, "dehaze")
     # a layer that looks fine: nothing written, and the engine's words for why
-    fine = [f"cmfnet: {src}: looks fine (91 %); skipped (to restore it anyway, pass --task "
-            "deblur / dehaze / deraindrop)"]
-    assert bridge.engine_result(fine, src, str(tmp_path / "empty"), "auto") == \
-        bridge.EngineResult(None, None, "looks fine (91 %)")
-    # a printed path that is not there (or not ours) is not a result
-    assert bridge.engine_result([str(out / "in-0.deblur.png")], src, str(out), "auto").path is None
+    assert bridge.engine_result(lines, other) == bridge.EngineResult(None, None, "Looks fine · 90 %")
+    failed = [Result("failed", "deblur", None, "memory", src, None, f"{src}: not enough memory").line()]
+    with pytest.raises(bridge.BridgeError) as error:
+        bridge.engine_result(failed, src)
+    assert error.value.kind == "memory"
+    assert str(error.value) == (f"CMFNet Restore failed: {src}: not enough memory\n"
+                                f"{bridge.NEXT_STEPS['memory']}")
+    with pytest.raises(bridge.BridgeError, match="said nothing about the layer"):
+        bridge.engine_result([f"{out}"], src)  # a path alone is not a result
+    # an unsure layer: restored with the likely task, and the engine's words to say so
+    maybe = "Maybe hazy · 55 % (or blurry · 30 %)"
+    unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe).line()]
+    assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
 
 
 @pytest.mark.parametrize("selection,expected", [
@@ -216,7 +225,7 @@ def test_run_engine_cancel_stops_the_engine():
     assert time.monotonic() - started < 10
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="platform: PR_SET_PDEATHSIG is Linux-only")
 def test_engine_dies_with_the_plugin(tmp_path):
     """GIMP's Cancel on the progress bar kills the plug-in process; the engine must follow."""
     import signal
@@ -267,7 +276,7 @@ def test_installer_writes_plugin_folder(tmp_path):
     written = installer.install_plugin("/venv/bin/python", "/proj", tmp_path / "profile")
     d = tmp_path / "profile" / "plug-ins" / "cmfnet-restore"
     assert sorted(Path(p).name for p in written) == [
-        "cmfnet-restore.json", "cmfnet-restore.py", "cmfnet_gimp_bridge.py"]
+        "cmfnet-restore.json", "cmfnet-restore.py", "cmfnet_gimp_bridge.py", "cmfnet_results.py"]
     assert os.access(d / "cmfnet-restore.py", os.X_OK)
     assert not os.access(d / "cmfnet_gimp_bridge.py", os.X_OK)
     assert json.loads((d / "cmfnet-restore.json").read_text())["python"] == "/venv/bin/python"
@@ -356,9 +365,9 @@ class Gimp3:
 
     def __init__(self, tmp_path: Path):
         if os.geteuid() != 0:
-            pytest.skip("needs root (debootstrap, chroot, bind mounts)")
+            pytest.skip("marker gimp: needs root (debootstrap, chroot, bind mounts)")
         if not shutil.which("unshare"):
-            pytest.skip("needs unshare (util-linux)")
+            pytest.skip("marker gimp: needs unshare (util-linux)")
         self.root = _gimp_root()
         t0 = time.monotonic()
         build = subprocess.run(["sh", str(GIMP_TESTS / "build_root.sh"), str(self.root)],
@@ -370,7 +379,7 @@ class Gimp3:
         probe = subprocess.run([self.python, "-c", "import sys, cmfnet_core.cli; print(sys.base_prefix)"],
                                capture_output=True, text=True, cwd=PROJECT)
         if probe.returncode != 0:
-            pytest.skip(f"the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
+            pytest.skip(f"marker gimp: the project's Python cannot import cmfnet_core: {probe.stderr[-500:]}")
         self.base_prefix = probe.stdout.strip().splitlines()[-1]
         self.tmp = tmp_path
         self.job = tmp_path / "job"
@@ -530,7 +539,7 @@ def test_gimp_automatic_does_what_cmfnet_restore_does(tmp_path, verdict):
     written = sorted(out_dir.iterdir()) if out_dir.exists() else []
     if verdict is FINE:
         assert written == [] and result["layers"] == ["Background"]
-        assert "left the layer as it is (Background: looks fine (91 %))" in \
+        assert "left the layer as it is (Background: Looks fine · 91 %)" in \
             (tmp_path / "gimp.log").read_text()
         return
     assert [p.name for p in written] == ["in.dehaze.png"]
@@ -546,7 +555,7 @@ def test_gimp_dialog_interactive(tmp_path):
     np = pytest.importorskip("numpy")
     for tool in ("Xvfb", "xdotool"):
         if not shutil.which(tool):
-            pytest.skip(f"needs {tool} (Debian: xvfb, xdotool)")
+            pytest.skip(f"marker gimp: needs {tool} (Debian: xvfb, xdotool)")
     gimp = Gimp3(tmp_path)
     job = gimp.job
     pixels = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)

@@ -242,7 +242,7 @@ def _mount_namespace_available() -> bool:
 
 
 needs_mounts = pytest.mark.skipif(not _mount_namespace_available(),
-                                  reason="needs 'unshare -m' and mount rights (root or a user namespace)")
+                                  reason="platform: needs 'unshare -m' and mount rights (root or a user namespace)")
 
 
 def in_mount_namespace(script: str, *args, **kwargs) -> subprocess.CompletedProcess:
@@ -406,7 +406,8 @@ def test_bad_weights_exit_3_with_one_line_and_touch_nothing(tmp_path, photo_file
     before = snapshot(photo_file.parent)
     result = run_cli("restore", photo_file, "--task", TASK, "--weights", weights, *FAST)
     assert result.returncode == 3
-    (line,) = [l for l in result.stderr.splitlines() if l.strip()]
+    (line, hint) = [l for l in result.stderr.splitlines() if l.strip()]
+    assert hint.startswith("cmfnet: hint: ") and "cmfnet weights import" in hint
     prefix = f"cmfnet: error: {weights.name}: "
     assert line.startswith(prefix)
     assert re.search(WEIGHTS_CASES[kind], line[len(prefix):]), line
@@ -509,7 +510,7 @@ def test_right_click_restore_with_a_bad_file_among_good_ones(tmp_path, photo_rgb
     after = snapshot(folder)
     assert {name: after[name] for name in before} == before and len(after) == len(before) + 2
     assert leftovers(folder) == []
-    last = notes.read_text().splitlines()[-1]
+    last = notes.read_text().rsplit("--app-name|", 1)[-1]  # the body may have lines of its own
     assert "Deblurred 2 of 3 photos; 1 could not be restored" in last
     assert f"{bad}: damaged image (the file is truncated)" in last
 
@@ -614,8 +615,9 @@ def test_the_gimp_bridge_reports_bad_weights_in_one_line(tmp_path, photo_file, s
     command = bridge.engine_command(config, str(photo_file), str(result), TASK, tile=64, overlap=16)
     with pytest.raises(bridge.BridgeError) as error:
         bridge.run_engine(command, cwd=str(ROOT))
-    prefix = f"CMFNet Restore failed: cmfnet: error: {weights.name}: "
-    message = str(error.value)
+    prefix = f"CMFNet Restore failed: {weights.name}: "
+    message, step = str(error.value).split("\n")
+    assert error.value.kind == "weights" and step == bridge.NEXT_STEPS["weights"]
     assert message.startswith(prefix) and re.search(WEIGHTS_CASES[kind], message[len(prefix):])
     assert not result.exists() and not (tmp_path / "pwned").exists()
 

@@ -171,7 +171,7 @@ def test_sixteen_bit_gray_alpha_tiff_no_decoder_reads_is_refused_in_one_line(tmp
     import tifffile
 
     if 5 in tifffile.TIFF.DECOMPRESSORS:
-        pytest.skip("imagecodecs is installed: tifffile reads LZW")
+        pytest.skip("optional dependency imagecodecs is installed: tifffile reads LZW")
     path = write_image(tmp_path / "ga.tif", _pixels("gray_alpha", 16))
     with tifffile.TiffFile(path, mode="r+b") as tif:
         tif.pages.first.tags["Compression"].overwrite(5)  # as if LZW: OpenCV cannot read gray + alpha
@@ -350,7 +350,7 @@ def test_read_only_folder_gives_a_clear_error_and_leaves_nothing(tmp_path, photo
     folder.chmod(0o555)
     try:
         if os.access(folder, os.W_OK):
-            pytest.skip("running as root: permissions are not enforced")
+            pytest.skip("platform: running as root: permissions are not enforced")
         with pytest.raises(ImageError, match="read-only|permission"):
             write_image(folder / "out.png", photo_rgb)
         assert list(folder.iterdir()) == []

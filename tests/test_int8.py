@@ -22,9 +22,7 @@ ZEN4 = AVX2_ONLY | {"avx512f", "avx512bw", "avx512_vnni", "avx512_bf16"}  # AMD 
 SAPPHIRE_RAPIDS = ZEN4 | {"avx_vnni", "amx_tile", "amx_bf16", "amx_int8"}
 
 
-def psnr(a, b) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+from tests.conftest import psnr  # noqa: E402
 
 
 # --- the auto rule, per kind of CPU (no OpenVINO needed) ----------------------------------
@@ -77,7 +75,7 @@ def test_without_vnni_every_layer_gets_the_overflow_fix():
 def test_int8_with_the_paddle_backend_is_refused():
     from cmfnet_core.backends import check_options
 
-    with pytest.raises(ValueError, match="int8 needs --backend openvino"):
+    with pytest.raises(ValueError, match="int8 needs the openvino backend"):
         check_options(backend="paddle", precision="int8")
 
 
@@ -291,11 +289,9 @@ def _dev_crops(size=128, per_task=2):
     """Crops of the dev inputs (measurement only, never calibration)."""
     from cmfnet_core.imageio import read_image
 
-    from tests.conftest import SHARED
+    from tests.conftest import DEV_DATA
 
-    folder = SHARED / "data" / "dehaze" / "input"
-    if not folder.is_dir():
-        pytest.skip(f"dev inputs not found at {folder}")
+    folder = DEV_DATA / "dehaze" / "input"
     crops = []
     for path in sorted(folder.iterdir())[::3][:per_task]:
         image = read_image(path).pixels[..., :3].astype(np.float32) / 255
@@ -304,6 +300,7 @@ def _dev_crops(size=128, per_task=2):
     return crops
 
 
+@pytest.mark.data
 def test_shipped_int8_recipe_stays_close_to_fp32(cache, weights):
     """The shipped recipe on the dehaze default weights (the hardest of the three) against
     fp32, on small dev crops: measured 44.8 dB at the worst on 512 x 384 crops of all three

@@ -27,9 +27,7 @@ pytest.importorskip("paddle2onnx")
 INPUTS = ["deblur1_crop_1x3x128x128", "rand_1x3x64x96"]
 
 
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak ** 2 / mse)
+from tests.conftest import psnr  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..errors import SettingsError
 from ..weights import Weights
 from . import precision as _precision
 
@@ -52,14 +53,15 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     ``device="gpu"`` with ``auto`` picks OpenVINO's GPU device (Intel integrated and Arc
     GPUs, what most laptops have) when OpenVINO sees one, else Paddle's CUDA when
     paddlepaddle-gpu is installed. A combination that cannot run raises ValueError (bad
-    usage) with one clear line.
+    usage) with one clear line: a :class:`~cmfnet_core.errors.SettingsError`, whose hints say
+    what to change on the command line and in the app.
     """
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise SettingsError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise SettingsError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if device not in DEVICES:
-        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        raise SettingsError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     chosen = backend == "auto"
     if chosen:
         backend = _auto_backend(device)
@@ -67,24 +69,34 @@ def check_options(*, backend: str = "auto", device: str = "cpu", precision: str 
     if backend == "openvino":
         if device == "gpu":
             if not _openvino_gpu():
-                raise ValueError("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
-                                 "runtime, e.g. Debian's intel-opencl-icd); use --device cpu")
+                raise SettingsError("OpenVINO sees no GPU here (Intel GPUs need the GPU compute "
+                                    "runtime, e.g. Debian's intel-opencl-icd)", **_USE_CPU)
             if precision == "bf16":
-                raise ValueError("GPUs run fp16 (auto) or fp32; bf16 is for CPUs")
+                raise SettingsError("GPUs run fp16 (auto) or fp32; bf16 is for CPUs",
+                                    cli="use --precision auto or fp32",
+                                    gui="Choose precision auto or fp32 in Preferences.")
         elif precision == "bf16" and not _precision.cpu_has_bf16():
             notes.append(_precision.NO_BF16_NOTE)
         if precision == "int8" and not _nncf_available():
-            raise ValueError("--precision int8 needs the nncf package (pip install nncf)")
+            raise SettingsError("int8 precision needs the nncf package (pip install nncf)",
+                                cli="install nncf, or use --precision auto",
+                                gui="Install nncf, or choose precision auto in Preferences.")
     elif precision in ("bf16", "int8"):
-        raise ValueError(f"the paddle backend runs fp32 only; {precision} needs --backend openvino")
+        raise SettingsError(f"the paddle backend runs fp32 only; {precision} needs the openvino backend",
+                            cli="use --backend openvino, or --precision fp32",
+                            gui="Choose the openvino backend, or precision fp32, in Preferences.")
     elif device == "gpu" and not _paddle_has_cuda():
         if chosen:
-            raise ValueError("--device gpu found no GPU: OpenVINO sees none (Intel GPUs need the "
-                             "GPU compute runtime, e.g. Debian's intel-opencl-icd) and this "
-                             "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install paddlepaddle-gpu)")
-        raise ValueError("--device gpu with the paddle backend needs the paddlepaddle-gpu package "
-                         "(pip install paddlepaddle-gpu); this install is CPU-only")
+            raise SettingsError("found no GPU: OpenVINO sees none (Intel GPUs need the GPU "
+                                "compute runtime, e.g. Debian's intel-opencl-icd) and this "
+                                "PaddlePaddle is CPU-only (NVIDIA GPUs: pip install "
+                                "paddlepaddle-gpu)", **_USE_CPU)
+        raise SettingsError("the paddle backend needs the paddlepaddle-gpu package to run on a GPU "
+                            "(pip install paddlepaddle-gpu); this install is CPU-only", **_USE_CPU)
     return backend, notes
+
+
+_USE_CPU = dict(cli="use --device cpu", gui="Choose the cpu device in Preferences.")
 
 
 def _auto_backend(device: str) -> str:

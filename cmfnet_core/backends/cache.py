@@ -115,6 +115,21 @@ def model_dir(key: dict) -> Path:
     return cache_root() / f"{label}-{hashlib.sha256(text).hexdigest()[:24]}"
 
 
+def compile_cached(ensure, compile):
+    """``compile(xml)`` of the model ``ensure()`` gives as ``(xml, cache_hit, export_seconds)``,
+    and that triple. A cached model that fails to compile (damaged, e.g. by a crash while the
+    disk was flushing) is deleted and exported again, once; a fresh one that fails raises."""
+    xml, hit, seconds = ensure()
+    try:
+        return compile(xml), (xml, hit, seconds)
+    except RuntimeError:
+        if not hit:
+            raise
+        shutil.rmtree(xml.parent, ignore_errors=True)
+        xml, hit, seconds = ensure()
+        return compile(xml), (xml, hit, seconds)
+
+
 def touch(path: Path) -> None:
     """Mark a model as just used (pruning goes by this time)."""
     try:

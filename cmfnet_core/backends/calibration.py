@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..weights import RESOURCES
+from ..bundled import SAMPLES
+from ..imageio import READABLE
 
-SAMPLES = RESOURCES / "samples"
 SCALES = (1.0, 0.75, 0.5)  # of the photo's size, while it stays at least one crop wide
 
 
 def sample_photos(folder: Path = SAMPLES) -> list[Path]:
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE)
     if not photos:
         raise FileNotFoundError(f"no sample photos in {folder}: int8 calibration needs them")
     return photos

@@ -25,7 +25,6 @@ amplified gains magnify bf16 rounding. ``int8`` compiles the quantised model
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 from collections import OrderedDict
@@ -35,7 +34,7 @@ import numpy as np
 
 from ..weights import Weights
 from . import default_threads
-from .cache import compiled_dir
+from .cache import compile_cached, compiled_dir
 from .core import core
 from .export import compiled_shape, ensure_model
 from .precision import NO_BF16_NOTE, inference_hint, resolve_precision, runtime_precision
@@ -131,25 +130,17 @@ class OpenVINOBackend:
         else:
             def ensure():
                 return ensure_model(weights, self.tile_shape, local_window)
-        xml, self.cache_hit, self.export_seconds = ensure()
         properties = compile_properties(device, self.requested_precision, self.threads)
         properties.update(config or {})
         start = time.perf_counter()
-        try:
-            self.compiled = _compile(xml, properties, device)
-        except RuntimeError:
-            if not self.cache_hit:
-                raise
-            # a damaged cache entry (e.g. a crash while the disk was flushing): export again
-            shutil.rmtree(xml.parent, ignore_errors=True)
-            xml, self.cache_hit, self.export_seconds = ensure()
-            self.compiled = _compile(xml, properties, device)
+        self.compiled, (xml, self.cache_hit, self.export_seconds) = compile_cached(
+            ensure, lambda path: _compile(path, properties, device))
         self.model_path = xml
         #: what runs, which can differ from what was asked (see precision_note)
         self.precision = runtime_precision(self.compiled)
         self.precision_note = (NO_BF16_NOTE if self.requested_precision == "bf16" != self.precision
                                else None)
-        self.compile_seconds = time.perf_counter() - start
+        self.compile_seconds = time.perf_counter() - start - self.export_seconds
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()
 

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from .. import detect
+from ..imageio import READABLE
 from . import synth
 
 CLASSES = detect.DETECT_CLASSES
@@ -39,7 +40,6 @@ RAIN_MIN_VISIBLE = 0.04   # a raindrop positive visibly changes this share of th
 BLUR_MAX_DETAIL = 0.55    # a blur positive keeps under this share of its fine detail (the real
                           # dev pairs keep 0.37-0.70; softness on a fine photo keeps more)
 SAMPLE_CLASS = {"deblur_": "deblur", "haze_": "dehaze", "raindrop_": "deraindrop"}
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 # --- the PyTorch twin ---------------------------------------------------------------
@@ -69,13 +69,27 @@ def twin():
             features = 2 * SCENE_WIDTHS[-1] + 2 * 2 * DETAIL_WIDTHS[-1]
             self.head = nn.Sequential(nn.Linear(features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, len(CLASSES)))
 
-        def forward(self, scene, details):
+        def features(self, scene, details):
+            """What the head reads: the scene's and the crops' pooled features."""
             n, k, c, d, _ = details.shape
             s = mean_and_max(self.scene(scene - 0.5))
             crops = mean_and_max(self.detail(details.reshape(n * k, c, d, d) - 0.5)).reshape(n, k, -1)
-            return self.head(torch.cat([s, crops.mean(dim=1), crops.amax(dim=1)], dim=1))
+            return torch.cat([s, crops.mean(dim=1), crops.amax(dim=1)], dim=1)
+
+        def forward(self, scene, details):
+            return self.head(self.features(scene, details))
 
     return DegradationNetTwin()
+
+
+def twin_from_state(state: dict[str, np.ndarray]):
+    """The twin holding a detector's weights (as ``detect.read_detector_state`` gives them)."""
+    import torch
+
+    model = twin()
+    model.load_state_dict({k: torch.from_numpy(np.ascontiguousarray(
+        v.T if k.startswith("head.") and k.endswith(".weight") else v)) for k, v in state.items()})
+    return model.eval()
 
 
 def paddle_state(model) -> dict[str, np.ndarray]:
@@ -189,7 +203,7 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 def photos_in(folders) -> list[Path]:
     return sorted(p for folder in folders for p in Path(folder).iterdir()
-                  if p.suffix.lower() in IMAGE_SUFFIXES)
+                  if p.suffix.lower() in READABLE)
 
 
 def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):

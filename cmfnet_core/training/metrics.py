@@ -9,11 +9,12 @@ import cv2
 import numpy as np
 
 
-def psnr(a, b):
+def psnr(a, b, peak: float = 1.0) -> float:
+    """In dB; ``peak`` is the largest value (1 for floats in [0, 1], 255 for 8-bit)."""
     a = np.asarray(a, np.float64)
     b = np.asarray(b, np.float64)
     mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else float(10 * np.log10(1.0 / mse))
+    return float("inf") if mse == 0 else float(10 * np.log10(peak ** 2 / mse))
 
 
 def ssim(a, b):

@@ -1,5 +1,8 @@
 """Train CMFNet (any width) with the PyTorch twin on synthesised pairs.
 
+(About 600 lines: the data, the loop, checkpoints and the options of one training run,
+which change together; synthesis, the twin and the metrics are modules of their own.)
+
 Entry points (the ``cmfnet train`` sub-command calls these):
 
 * ``add_arguments(parser)`` adds the options ``--task --data --width
@@ -56,10 +59,10 @@ import cv2
 import numpy as np
 
 from .. import cpu
+from ..imageio import READABLE
 from . import synth
 from .metrics import psnr, ssim
 
-IMG_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 DEFAULT_WIDTH = 24
 CHARBONNIER_EPS = 1e-3  # the loss is sqrt(error^2 + eps^2): L1 that stays smooth at zero
 
@@ -72,7 +75,7 @@ def list_images(dirs):
         if p.is_file():
             files.append(p)
             continue
-        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMG_EXT)
+        files += sorted(f for f in p.rglob("*") if f.suffix.lower() in READABLE)
     return files
 
 
@@ -114,7 +117,7 @@ def load_pairs(val_dir, crop=None):
     pairs = []
     for f in sorted((vd / "input").iterdir()):
         g = vd / "gt" / f.name
-        if f.suffix.lower() not in IMG_EXT or not g.exists():
+        if f.suffix.lower() not in READABLE or not g.exists():
             continue
         a = read_rgb(f).astype(np.float32) / 255.0
         b = read_rgb(g).astype(np.float32) / 255.0

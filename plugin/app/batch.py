@@ -1,9 +1,11 @@
 """Batch queue: several photos restored one after another in the background.
 
 Each file gets a row with its status (queued, running with tile count,
-saved as NAME.TASK.EXT, failed with the reason, cancelled). With the Automatic
-choice each photo is restored with what it needs, and the row says what was
-found; a photo that looks fine is left as it is. The jobs go
+saved as NAME.TASK.EXT, failed with the reason, cancelled). The batch has its
+own task choice, Automatic unless the user picks a task there (the task picked
+for the open photo is that photo's): with Automatic each photo is restored with
+its likely task and the row says which and why (unsure ones too, saying so); a
+photo that looks fine is left as it is. The jobs go
 through the window's :class:`JobRunner`, so they never overlap with each
 other or with a preview.
 """
@@ -14,14 +16,18 @@ from pathlib import Path
 from typing import Callable
 
 from PyQt6.QtCore import Qt, pyqtSignal
-from PyQt6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QPushButton,
-                             QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PyQt6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QHeaderView, QLabel,
+                             QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.weights import TASKS
 
 from .jobs import BATCH, AutoOutcome, Job
 from .workers import JobRunner
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "Queued", "Running", "Saved", "Failed", "Cancelled"
 LEFT = "Left as it is"  # Automatic found nothing to restore
+TITLES = {AUTO_TASK: "Automatic", "deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
 FINISHED = (DONE, LEFT, FAILED, CANCELLED)
 
 
@@ -53,8 +59,13 @@ class BatchPanel(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.cellDoubleClicked.connect(lambda row, _col: self.open_requested.emit(str(self.entries[row].path)))
+        self.task_combo = QComboBox()
+        for choice in (AUTO_TASK,) + TASKS:
+            self.task_combo.addItem(TITLES[choice], choice)
+        self.task_combo.setToolTip("The task for every photo of the batch; Automatic: what each "
+                                   "one needs, found per photo")
         self.run_button = QPushButton("Restore all")
-        self.run_button.setToolTip("Restore every queued photo with the current task (Automatic: "
+        self.run_button.setToolTip("Restore every queued photo with the batch's task (Automatic: "
                                    "what each one needs); each is saved as NAME.TASK.EXT beside "
                                    "the original")
         self.run_button.clicked.connect(self.start)
@@ -63,6 +74,8 @@ class BatchPanel(QWidget):
         self.clear_button = QPushButton("Clear finished")
         self.clear_button.clicked.connect(self.clear_finished)
         buttons = QHBoxLayout()
+        buttons.addWidget(QLabel("Task:"))
+        buttons.addWidget(self.task_combo)
         for button in (self.run_button, self.cancel_button, self.clear_button):
             buttons.addWidget(button)
         layout = QVBoxLayout(self)
@@ -98,6 +111,10 @@ class BatchPanel(QWidget):
                 self.entries.pop(row)
                 self.table.removeRow(row)
         self._update_buttons()
+
+    def choice(self) -> str:
+        """The batch's task: AUTO_TASK (the default) or a task picked for the whole batch."""
+        return self.task_combo.currentData()
 
     # --- running ------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,13 +153,18 @@ class BatchPanel(QWidget):
     def _on_succeeded(self, job: Job, outcome) -> None:
         if entry := self._entry(job):
             if not isinstance(outcome, AutoOutcome):
-                entry.status, entry.output, entry.detail = DONE, Path(outcome), Path(outcome).name
+                entry.status, entry.output = DONE, Path(outcome)
+                task = job.context.get("task")
+                entry.detail = entry.output.name + (f" ({TITLES[task]}, picked for the batch)"
+                                                    if task in TASKS else "")
             elif outcome.output is None:
                 entry.status, entry.detail = LEFT, outcome.detection.summary()
             else:
-                said = outcome.detection.summary()
+                found = outcome.detection
+                said = f"not sure: {found.odds()}" if found.unsure else \
+                    found.summary()[:1].lower() + found.summary()[1:]
                 entry.status, entry.output = DONE, Path(outcome.output)
-                entry.detail = f"{entry.output.name} ({said[:1].lower()}{said[1:]})"
+                entry.detail = f"{entry.output.name} ({TITLES[found.likely_task]}: {said})"
             self._show(entry)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
@@ -177,5 +199,6 @@ class BatchPanel(QWidget):
         running = self.is_running()
         self.run_button.setEnabled(not running and any(e.status not in (DONE, LEFT)
                                                        for e in self.entries))
+        self.task_combo.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         self.clear_button.setEnabled(not running and any(e.status in FINISHED for e in self.entries))

@@ -22,6 +22,7 @@ from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
+from cmfnet_core.errors import classify
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -285,7 +286,7 @@ def detect_work(image: np.ndarray) -> Work:
 @dataclass(frozen=True)
 class AutoOutcome:
     """What :func:`auto_batch_work` made of one photo: the file written, or None when
-    the photo was left as it is (it looks fine, or the detector is unsure), and why."""
+    the photo was left as it is (it looks fine), and why."""
 
     output: Path | None
     detection: Any  # cmfnet_core.detect.Detection
@@ -303,7 +304,7 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
         cancel.raise_if_cancelled()
         ensure_dygraph()
         found = detect(photo.pixels)
-        task = found.restore_task
+        task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:
             return AutoOutcome(None, found)
         cancel.raise_if_cancelled()
@@ -339,33 +340,12 @@ def blend(original: np.ndarray, restored: np.ndarray, strength: float) -> np.nda
     return mixed.astype(original.dtype)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    if isinstance(exc, MemoryError):
-        return True
-    text = str(exc).lower()
-    return "out of memory" in text or "resourceexhausted" in text or "cannot allocate" in text
-
-
 def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(dialog title, one clear message) for anything a job can raise."""
-    from cmfnet_core.detect import DetectorError
-    from cmfnet_core.imageio import ImageError
-
-    if isinstance(exc, DetectorError):
-        return "Automatic is not available", f"{exc}\n\nChoose the task yourself."
-    if isinstance(exc, WeightsError) and "gpu" in str(exc).lower():
-        return "GPU not available", f"{exc}\n\nChoose the CPU in Preferences, or install the GPU build."
-    if isinstance(exc, WeightsError):
-        return "Weights problem", (f"{exc}\n\nUse Restore ▸ Weights… to download the authors' "
-                                   "weights for this task, or to import a file.")
-    if isinstance(exc, ImageError):
-        return "Cannot use this photo", str(exc)
-    if is_out_of_memory(exc):
-        return "Out of memory", ("There was not enough memory to restore this photo. "
-                                 "Lower the tile size in Preferences and try again.")
-    if isinstance(exc, OSError):
-        return "File error", str(exc)
-    return "Unexpected error", f"{type(exc).__name__}: {exc}"
+    """(dialog title, the message and the next step in the app's words) for anything a job
+    can raise: the core's classifier (:func:`cmfnet_core.errors.classify`), as every front
+    end uses it."""
+    problem = classify(exc)
+    return problem.title, problem.dialog_text()
 
 
 class Eta:

@@ -1,11 +1,17 @@
-"""Preferences: how tiles run (size, overlap, device, backend, precision, threads)."""
+"""Preferences: how tiles run (size, overlap, device, backend, precision, threads).
+
+A combination that cannot run here (the paddle backend in bf16, a GPU that is not
+there, ...) is refused when OK is pressed, with the core's reason and what to change
+(``cmfnet_core.backends.check_options``, the check the CLI makes), so it is never saved.
+"""
 from __future__ import annotations
 
 from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox,
                              QVBoxLayout)
 
-from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS
+from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS, check_options
 from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.errors import SettingsError, classify
 
 from .jobs import EngineOptions
 
@@ -36,6 +42,10 @@ class PreferencesDialog(QDialog):
         hint = QLabel("Out of memory? Lower the tile size. "
                       f"Defaults: tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, cpu, auto.")
         hint.setWordWrap(True)
+        self.problem = QLabel()  # why OK was refused, in the words of the app
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #a33")
+        self.problem.hide()
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
                                    | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
@@ -46,6 +56,7 @@ class PreferencesDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(hint)
+        layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
     @staticmethod
@@ -71,6 +82,17 @@ class PreferencesDialog(QDialog):
         self.backend.setCurrentText(options.backend)
         self.precision.setCurrentText(options.precision)
         self.threads.setValue(options.threads or 0)
+
+    def accept(self) -> None:
+        options = self.options()
+        try:
+            check_options(backend=options.backend, device=options.device,
+                          precision=options.precision)
+        except SettingsError as exc:
+            self.problem.setText(classify(exc).dialog_text())
+            self.problem.show()
+            return
+        super().accept()
 
     def options(self) -> EngineOptions:
         tile = max(64, self.tile.value() // 8 * 8)

@@ -10,9 +10,12 @@ passes where the photo is large enough: a first look, then the final one.
 
 The task choice is Automatic or a task. ``choice`` is what the user picked;
 ``task`` is the task in effect. With Automatic, each photo opened is first
-looked at (a DETECT job) and ``task`` becomes what it needs; the toolbar says
-why ("Looks hazy · 87 %"). A task picked by hand stays until Automatic is
-picked again; the photo is still looked at, as advice.
+looked at (a DETECT job) and ``task`` becomes its likely task, sure or not; the
+toolbar says why ("Looks hazy · 87 %", or unsure "Hazy 55 % · Blurry 30 %").
+A photo that looks fine is left as it is, as ``cmfnet restore`` does: the Task
+box says so and Apply is off until a task is picked. A task picked by hand is
+for that photo: the next photo opened starts from Automatic again (the photo is
+still looked at, as advice). ``detect.py`` says what every front end does.
 """
 from __future__ import annotations
 
@@ -23,11 +26,12 @@ from PyQt6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStackedWidget,
                              QStyle, QToolButton, QVBoxLayout, QWidget)
 
-from cmfnet_core.detect import AUTO_TASK
+from cmfnet_core.bundled import APP_ICON, RESOURCES
+from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
 from cmfnet_core.imageio import output_path
-from cmfnet_core.weights import TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
 
-from . import jobs
+from . import help_pages, jobs
 from .batch import BatchPanel
 from .dialogs import CANCEL, SAVE, ErrorReporter, Prompts
 from .document import Document
@@ -40,12 +44,8 @@ from .weights_dialog import LightWeightsBar, WeightsDialog
 from .widgets import CompareBar, DetectionLabel, ProgressPanel, WeightsBanner, WelcomePage
 from .workers import JobRunner
 
-TASK_TITLES = {"deblur": "Deblur", "dehaze": "Dehaze", "deraindrop": "Deraindrop"}
-CHOICES = (AUTO_TASK,) + TASKS  # the task choice, Automatic first
-CHOICE_TITLES = {AUTO_TASK: "Automatic", **TASK_TITLES}
 MAX_REGION = 768  # 1:1 previews are capped to this many pixels a side (they run at full cost)
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
-ICON_PATH = RESOURCES / "icons" / "cmfnet-restore.png"
+ICON_PATH = APP_ICON
 SAMPLES = {"deblur": "deblur_1.png", "dehaze": "haze_1.jpg", "deraindrop": "raindrop_1.jpg"}
 PANEL_KINDS = (jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.BATCH, jobs.IMPORT)
 PANEL_TITLES = {jobs.PREVIEW: "Preview", jobs.REGION: "1:1 preview", jobs.APPLY: "Restoring",
@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.task = self.choice if self.choice in TASKS else TASKS[0]  # the task in effect
         self.options = self.settings.engine_options()
         self.document: Document | None = None
+        self.photos_opened = 0  # from the second on, each photo starts from Automatic
         self.weights_ok = False
         self._panel_job: Job | None = None
         self._close_after_save = False
@@ -209,6 +210,10 @@ class MainWindow(QMainWindow):
         self.batch_action = self.batch_dock.toggleViewAction()
         self.batch_action.setText("&Batch Queue")
         self.about_action = self._action("&About", self.about)
+        self.usage_action = self._action("&Usage", self.show_usage,
+                                         tip="What each task does and how to run it (the README)")
+        self.model_card_action = self._action("&Model Card", self.show_model_card,
+                                              tip="How the bundled weights were trained and how well they do")
 
     def _create_menus_and_toolbar(self) -> None:
         menu = self.menuBar().addMenu("&File")
@@ -247,7 +252,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.weights_action)
         menu.addAction(self.prefs_action)
 
-        self.menuBar().addMenu("&Help").addAction(self.about_action)
+        menu = self.menuBar().addMenu("&Help")
+        for action in (self.usage_action, self.model_card_action, self.about_action):
+            menu.addAction(action)
 
         bar = self.addToolBar("Main")
         bar.setObjectName("mainToolbar")
@@ -317,6 +324,10 @@ class MainWindow(QMainWindow):
             if warming.kind == jobs.WARMUP and warming.context.get("photo") != photo.pixels.shape[:2]:
                 self.engine.cancel(warming)  # it stops between shapes
         path = job.context["path"]
+        self.photos_opened += 1
+        if self.photos_opened > 1 and self.choice != AUTO_TASK:
+            self.choice = AUTO_TASK  # a task picked by hand was for the previous photo
+            self.settings.set_task(AUTO_TASK)
         self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
         self.view.set_photo(to_qimage(photo.pixels))
         self.view.hide_band()
@@ -335,7 +346,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def sample_path(self) -> Path:
-        return RESOURCES / "samples" / SAMPLES[self.task]
+        return BUNDLED_SAMPLES / SAMPLES[self.task]
 
     def open_sample(self) -> None:
         self.open_paths([self.sample_path()])
@@ -402,6 +413,8 @@ class MainWindow(QMainWindow):
             if choice == AUTO_TASK and doc is not None and doc.detection is None \
                     and not any(j.kind == jobs.DETECT for j in self.engine.jobs()):
                 self.detect()
+            elif doc is not None and doc.preview is None:
+                self.request_preview()  # e.g. a task picked for a photo Automatic left alone
         self._update_actions()
 
     def _task_for(self, choice: str) -> str:
@@ -410,8 +423,14 @@ class MainWindow(QMainWindow):
         if choice != AUTO_TASK:
             return choice
         doc = self.document
-        found = doc.detection.restore_task if doc is not None and doc.detection is not None else None
+        found = doc.detection.likely_task if doc is not None and doc.detection is not None else None
         return found or self.task
+
+    def leaves_alone(self) -> bool:
+        """Automatic, and the open photo looks fine: nothing runs (as with ``cmfnet restore``)."""
+        doc = self.document
+        return (self.choice == AUTO_TASK and doc is not None and doc.detection is not None
+                and doc.detection.looks_fine)
 
     def _switch_task(self, task: str) -> None:
         """Make ``task`` the task in effect: what was made with the old one is dropped."""
@@ -438,10 +457,11 @@ class MainWindow(QMainWindow):
         doc = self.document
         detection = doc.detection if doc is not None else None
         automatic = self.choice == AUTO_TASK
-        chose = automatic and detection is not None and detection.restore_task == self.task
+        chose = automatic and detection is not None and detection.likely_task == self.task
         self.task_combo.blockSignals(True)  # showing the choice is not choosing
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setItemText(0, f"Automatic: {TASK_TITLES[self.task]}" if chose else "Automatic")
+        self.task_combo.setItemText(0, "Automatic: leave as it is" if self.leaves_alone() else
+                                    f"Automatic: {TASK_TITLES[self.task]}" if chose else "Automatic")
         self.task_combo.blockSignals(False)
         for action in self.task_actions.actions():
             action.setChecked(action.data() == self.choice)
@@ -466,10 +486,14 @@ class MainWindow(QMainWindow):
         if self.choice != AUTO_TASK:
             self._show_choice()
             return
-        task = detection.restore_task
+        task = detection.likely_task
         if task is None:
             self.statusBar().showMessage(f"{detection.summary()} — Automatic leaves it as it is; "
                                          "pick a task to restore it anyway", 10000)
+            self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION)  # nothing will run: nothing to preview
+        elif detection.unsure:
+            self.statusBar().showMessage(f"Not sure: {detection.odds()} — {TASK_TITLES[task]} is "
+                                         "preselected; pick another task to change it", 10000)
         if task is not None and task != self.task:
             self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
             return
@@ -566,7 +590,7 @@ class MainWindow(QMainWindow):
         one pass). Two jobs, so a task change, a new photo or a new request cancels the
         final pass before it starts. Returns the final pass's job."""
         doc = self.document
-        if doc is None or not self.weights_ok:
+        if doc is None or not self.weights_ok or self.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
         sides = jobs.preview_sides(*doc.pixels.shape[:2])
@@ -642,11 +666,12 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _batch_job(self, path: Path) -> Job:
-        if self.choice == AUTO_TASK:  # each photo with what it needs
+        choice = self.batch.choice()  # the batch's own: not the task picked for the open photo
+        if choice == AUTO_TASK:  # each photo with what it needs
             work = jobs.auto_batch_work(self.cache, self.options, path)
         else:
-            work = jobs.batch_work(self.cache, self.task, self.options, path)
-        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": self.choice})
+            work = jobs.batch_work(self.cache, choice, self.options, path)
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice})
 
     def cancel_run(self) -> None:
         job = self._panel_job
@@ -794,7 +819,7 @@ class MainWindow(QMainWindow):
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
         # with Automatic, the task is not known until the photo has been looked at
         detecting = self.choice == AUTO_TASK and any(j.kind == jobs.DETECT for j in self.engine.jobs())
-        can_run = has_doc and self.weights_ok and not detecting
+        can_run = has_doc and self.weights_ok and not detecting and not self.leaves_alone()
         self.apply_action.setEnabled(can_run and not running)
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)
@@ -835,9 +860,20 @@ class MainWindow(QMainWindow):
     def about(self) -> None:
         from PyQt6.QtWidgets import QMessageBox
 
-        QMessageBox.about(self, f"About {DISPLAY_NAME}",
-                          f"<b>{DISPLAY_NAME}</b><br>CMFNet (Fan et al.) in PaddlePaddle: deblur, dehaze "
-                          "and deraindrop photos. Your originals are never changed unless you say so.")
+        QMessageBox.about(self, f"About {DISPLAY_NAME}", help_pages.about_html(DISPLAY_NAME))
+
+    def show_usage(self) -> help_pages.DocumentDialog:
+        return self._document(f"{DISPLAY_NAME}: usage", help_pages.usage_markdown())
+
+    def show_model_card(self) -> help_pages.DocumentDialog:
+        path = help_pages.model_card_path()
+        return self._document(f"{DISPLAY_NAME}: model card", help_pages.model_card_markdown(), path.parent)
+
+    def _document(self, title: str, markdown: str, folder: Path | None = None) -> help_pages.DocumentDialog:
+        dialog = help_pages.DocumentDialog(title, markdown, folder, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog
 
     # ================================================================ closing
     def closeEvent(self, event) -> None:

@@ -15,6 +15,8 @@
 ``runner.cancel(job)`` sets the job's CancelToken from the GUI thread; the
 engine checks it between tiles, so a running job stops within one tile.
 Errors never escape the worker: they arrive as ``failed(job, title, message)``
+(:func:`cmfnet_core.errors.classify`'s title, message and next step; only a bug's
+traceback is logged)
 and ``finished`` is emitted whatever happened, so the window can never be
 left stuck in "busy".
 """
@@ -27,8 +29,9 @@ from collections import deque
 from PyQt6.QtCore import QCoreApplication, QObject, QThread, pyqtSignal, pyqtSlot
 
 from cmfnet_core.engine import Cancelled
+from cmfnet_core.errors import classify
 
-from .jobs import Job, describe_error
+from .jobs import Job
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +56,12 @@ class _Worker(QObject):
         except Cancelled:
             self.cancelled.emit(job)
         except Exception as exc:  # reported, never swallowed: the window shows a dialog
-            log.exception("job %s (%s) failed", job.id, job.kind)
-            title, message = describe_error(exc)
-            self.failed.emit(job, title, message)
+            problem = classify(exc)
+            if problem.expected:  # a bad photo, missing weights...: the dialog says it all
+                log.info("job %s (%s) failed: %s", job.id, job.kind, problem.message)
+            else:  # a bug: its traceback is what a report needs
+                log.exception("job %s (%s) failed", job.id, job.kind)
+            self.failed.emit(job, problem.title, problem.dialog_text())
         else:
             self.succeeded.emit(job, result)
         finally:

@@ -1,5 +1,9 @@
 """Install and remove the per-user desktop integration of CMFNet Restore.
 
+(Longer than most modules, about 730 lines: it is the file formats of four desktops,
+each a short section over one list of entries and one manifest, changed together when
+an entry changes; and it must run by path with only the standard library.)
+
 ``install.py`` calls::
 
     from plugin.desktop.integration import install_integrations, uninstall_integrations
@@ -64,7 +68,7 @@ from plugin.install_plan import PlannedFile, replace_file  # noqa: E402
 
 APP_ID = "cmfnet-restore"
 APP_NAME = "CMFNet Restore"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK (this module cannot import
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK, TASK_TITLES) (this module cannot import
 # the package, see plugin.install_plan); tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
@@ -75,9 +79,10 @@ SUBMENU = APP_NAME     # the tasks themselves; not "Restore", which is the entry
 AUTO_ITEM = (AUTO_TASK, "save")
 TASK_ITEMS = tuple((t, m) for m in MODES for t in TASKS)
 ITEMS = (AUTO_ITEM,) + TASK_ITEMS  # (task, mode) of every entry, in menu order
-# image types the engine reads (cmfnet_core.imageio): JPEG, PNG, TIFF, BMP, WebP
-MIME_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp", "image/webp")
-EXTENSIONS = ("jpg", "jpeg", "jpe", "png", "tif", "tiff", "bmp", "webp")
+# image types the engine reads (copies of cmfnet_core.imageio.READABLE, kept equal by
+# tests/test_desktop_integration.py): JPEG, PNG, TIFF, BMP, WebP, GIF (its first frame)
+MIME_TYPES = ("image/jpeg", "image/png", "image/tiff", "image/bmp", "image/webp", "image/gif")
+EXTENSIONS = ("jpg", "jpeg", "jpe", "png", "tif", "tiff", "bmp", "webp", "gif")
 MANIFEST_NAME = "integrations.json"
 REGISTRY_SHELL = r"Software\Classes\SystemFileAssociations\image\shell"
 REGISTRY_ROOT = REGISTRY_SHELL + r"\CMFNetRestore"           # the "Restore" verb
@@ -197,10 +202,12 @@ class Target:
 
     def icon(self) -> str:
         """An icon for the entries: the project's own if it ships one, else a themed name."""
-        for name in ("cmfnet-restore.svg", "cmfnet-restore.png", "app.svg", "app.png"):
-            p = Path(self.project_dir) / "resources" / "icons" / name
-            if p.is_file():
-                return str(p)
+        # resources/ in a checkout, the package cmfnet_resources in an install (cmfnet_core.bundled)
+        for folder in ("resources", "cmfnet_resources"):
+            for name in ("cmfnet-restore.svg", "cmfnet-restore.png", "app.svg", "app.png"):
+                p = Path(self.project_dir) / folder / "icons" / name
+                if p.is_file():
+                    return str(p)
         return "image-x-generic"
 
 

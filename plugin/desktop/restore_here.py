@@ -9,7 +9,9 @@ verbs, macOS Quick Actions) runs::
 
 TASK is deblur, dehaze, deraindrop or ``auto`` (the "Restore" entry; the
 default with ``--save``): ``cmfnet restore`` then finds out per photo what it
-needs, says so on stderr, and skips a photo that looks fine.
+needs, says so on stderr, and skips a photo that looks fine; one the detector
+is unsure about is restored with the likely task (``--if-unsure likely``), and
+the notification says so.
 
 It is started by the project's own Python (the one ``install.py`` set up), so
 ``cmfnet_core`` is importable in the child processes it starts; the file
@@ -20,10 +22,12 @@ File names come from the command line; when a file manager runs it as a
 script with no usable arguments, from ``NAUTILUS_SCRIPT_SELECTED_FILE_PATHS``
 or ``NEMO_SCRIPT_SELECTED_FILE_PATHS`` (newline-separated absolute paths).
 
-``--save`` runs ``cmfnet restore FILE... --task TASK`` once for all files (the
-model is loaded once), and reports with ``notify-send`` when it is present
-(``osascript`` on macOS), otherwise on stderr: what was written, and with
-``auto`` what was found in each photo and which ones were left as they are. A log of each run is kept in
+``--save`` runs ``cmfnet restore FILE... --task TASK --progress-lines`` once for
+all files (the model is loaded once), reads its ``RESULT`` line per photo
+(``cmfnet_core/results.py``, loaded by path) and reports with ``notify-send``
+when it is present (``osascript`` on macOS), otherwise on stderr: what was
+written, and with ``auto`` what was found in each photo and which ones were
+left as they are; a failure with the next step for its kind. A log of each run is kept in
 the user state directory (``$XDG_STATE_HOME/cmfnet-restore/restore-here.log``).
 """
 
@@ -31,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,13 +43,28 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 APP_NAME = "CMFNet Restore"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: this runner may be started
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK): this runner may be started
 # by a Python without the package (--python names the one with it);
 # tests/test_desktop_integration.py keeps them equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
 TASK_VERBS = {"deblur": "Deblurred", "dehaze": "Dehazed", "deraindrop": "Deraindropped"}
+INTERRUPTED = 130  # cmfnet's exit code when stopped (Ctrl+C, SIGTERM)
 SELECTION_ENV_VARS = ("NAUTILUS_SCRIPT_SELECTED_FILE_PATHS", "NEMO_SCRIPT_SELECTED_FILE_PATHS")
+# the next step for each kind of failure (cmfnet_core.errors.KINDS), in the words of a
+# right-click entry; tests/test_results.py checks every kind has them
+NEXT_STEPS = {
+    "image": "Check that the file is a photo (JPEG, PNG, TIFF, WebP, BMP, GIF) and not damaged.",
+    "weights": "Run 'cmfnet weights download' for the CMFNet authors' weights, or open CMFNet Restore and choose Restore ▸ Weights….",
+    "detector": "Use CMFNet Restore ▸ Deblur, Dehaze or Deraindrop to choose the task yourself.",
+    "settings": "Run install.py again, or restore the photo in the CMFNet Restore app.",
+    "memory": "Open the photo in CMFNet Restore and lower the tile size in Preferences.",
+    "backend": "Open the photo in CMFNet Restore and choose the paddle backend in Preferences.",
+    "file": "Check that you may write in the photo's folder and the disk has room.",
+    "interrupted": "",
+    "internal": "This is a bug in CMFNet Restore: please report it with the log "
+                "(restore-here.log in the user state folder).",
+}
 
 
 def state_dir() -> Path:
@@ -119,6 +137,22 @@ def _log(lines: list[str]) -> None:
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
 
+def _load_results():
+    """``cmfnet_core/results.py``, the CLI's RESULT line format, loaded by its path: the
+    package itself needs numpy, which the Python running this may not have."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "cmfnet_core_results", PROJECT_DIR / "cmfnet_core" / "results.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+results = _load_results()
+
+
 def cli_command(python: str, *args: str) -> list[str]:
     return [python, "-m", "cmfnet_core.cli", *args]
 
@@ -144,8 +178,12 @@ def open_in_app(python: str, task: str | None, files: list[Path]) -> int:
 
 def save_beside(python: str, task: str, files: list[Path], weights: str | None) -> int:
     # --overwrite: running it again replaces the previous NAME.TASK.EXT instead of
-    # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK)
-    cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite")
+    # adding NAME.TASK-2.EXT (never the original, whose name has no .TASK);
+    # --progress-lines: the RESULT line per photo this runner reports from
+    cmd = cli_command(python, "restore", *map(str, files), "--task", task, "--overwrite",
+                      "--progress-lines")
+    if task == AUTO_TASK:  # a right-click asks for a restore: an unsure photo gets the likely task
+        cmd += ["--if-unsure", "likely"]
     if weights:
         cmd += ["--weights", weights]
     n = len(files)
@@ -161,129 +199,97 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
     seconds = time.monotonic() - started
     _log(["save: " + " ".join(cmd), f"rc={proc.returncode} in {seconds:.1f}s",
           proc.stdout, proc.stderr])
-    if task == AUTO_TASK:
-        summary, body, error = automatic_outcome(files, proc.returncode, proc.stdout or "",
-                                                 proc.stderr or "")
-        notify(summary, body + ("" if error else light_weights_hint(proc.stderr or "")), error=error)
-        return proc.returncode
-    # the CLI prints each file it wrote; only it knows the name (GIF is written as PNG,
-    # a name taken meanwhile moves on to a counter), so no name is guessed here
-    outs = [Path(ln.strip()).name for ln in (proc.stdout or "").splitlines() if ln.strip()]
-    if proc.returncode == 0:
-        body = (", ".join(outs[:5]) + (" …" if len(outs) > 5 else "")) if outs else \
-            "The result is saved beside the original."
-        body += light_weights_hint(proc.stderr or "")
-        notify(f"{TASK_VERBS[task]} {what}", body)
-        return 0
-    errors, reason = _errors(proc.stderr or "", proc.returncode)
-    if outs:  # some photos were done: say so, and why the others were not
-        failed = f"{len(errors)} could not be restored" if len(errors) != 1 else "1 could not be restored"
-        notify(f"{TASK_VERBS[task]} {len(outs)} of {n} photos; {failed}", reason, error=True)
-    else:
-        notify(f"{APP_NAME}: {task} failed", reason, error=True)
-    return proc.returncode or 1
-
-
-WEIGHTS_HINT = ("; to get the CMFNet authors' weights: run 'cmfnet weights download', "
-                "or open CMFNet Restore and choose Restore ▸ Weights…")
+    summary, body, error = outcome(files, task, proc.returncode,
+                                   results.results_in(proc.stderr or ""), proc.stderr or "")
+    notify(summary, body + ("" if error else light_weights_hint(proc.stderr or "")), error=error)
+    return proc.returncode
 
 
 def light_weights_hint(stderr: str) -> str:
     """A line for the notification when the CLI said it ran on light weights that do little."""
     if "cmfnet: note:" in stderr and "the authors' full-size weights restore visibly" in stderr:
-        return ("\nMade with the light weights that come with CMFNet Restore; for visibly better "
+        return (" — made with the light weights that come with CMFNet Restore; for visibly better "
                 "results, run 'cmfnet weights download' once.")
     return ""
 
 
-def _errors(stderr: str, returncode: int) -> tuple[list[str], str]:
-    """The CLI's error lines, and the one to show: the first error, else its last word;
-    a problem with the restoring weights (exit 3) says how to get the authors'."""
-    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
-    errors = [ln.removeprefix("cmfnet: error: ") for ln in lines if ln.startswith("cmfnet: error: ")]
-    reason = (errors or lines or [f"exit status {returncode}"])[0 if errors else -1]
-    if returncode == 3 and "weights" in reason and "detector" not in reason \
-            and "cmfnet weights download" not in reason:
-        reason += WEIGHTS_HINT
-    return errors, reason
+def next_step(kind: str | None) -> str:
+    """What to do about a failure of this kind (``cmfnet_core.errors.KINDS``), in the
+    words of a right-click entry."""
+    return NEXT_STEPS.get(kind or "", "")
 
 
-def task_in_name(output: Path, source: Path) -> str | None:
-    """The task in the name the CLI wrote, NAME.TASK.EXT or NAME.TASK-2.EXT; None if none."""
-    if not output.name.startswith(source.stem + "."):
-        return None
-    part = output.name[len(source.stem) + 1:].split(".")[0]
-    part = re.sub(r"-\d+$", "", part)
-    return part if part in TASKS else None
+def outcome(files: list[Path], task: str, returncode: int, said: list,
+            stderr: str = "") -> tuple[str, str, bool]:
+    """(summary, body, is an error) of a ``cmfnet restore`` run, for the notification.
 
-
-def finding(stderr: str, source: Path) -> str | None:
-    """What ``--task auto`` said it found in ``source``, e.g. "Looks hazy (87 %)".
-
-    The CLI says it on stderr as ``cmfnet: PATH: looks hazy (87 %): dehaze`` or
-    ``cmfnet: PATH: looks fine (91 %); skipped (...)``: the part before the task
-    or the ``;`` is what a person needs to hear."""
-    prefix = f"cmfnet: {source}: "
-    for line in stderr.splitlines():
-        if line.startswith(prefix):
-            text = line[len(prefix):].split(";")[0].strip()
-            text = re.sub(r":\s*(" + "|".join(TASKS) + r")$", "", text)
-            return text[:1].upper() + text[1:] if text else None
-    return None
-
-
-def automatic_outcome(files: list[Path], returncode: int, stdout: str,
-                      stderr: str) -> tuple[str, str, bool]:
-    """(summary, body, is an error) of a ``cmfnet restore --task auto`` run, for the notification.
-
-    Each photo was written (the CLI prints the file, its name says the task it
-    chose), failed (an error line names it) or left as it is because it looked
-    fine or the detector was unsure (neither). The CLI takes the photos in order
-    and prints the files in that order, so they are matched one by one."""
-    outs = [Path(ln.strip()) for ln in stdout.splitlines() if ln.strip()]
-    errors, reason = _errors(stderr, returncode)
-    written: list[tuple[Path, Path]] = []
-    failed: list[Path] = []
-    left: list[Path] = []
-    pending = iter(outs)
-    following = next(pending, None)
-    for source in files:
-        if any(str(source) in e for e in errors):
-            failed.append(source)
-        elif following is not None and following.name.startswith(source.stem + "."):
-            written.append((source, following))
-            following = next(pending, None)
-        else:
-            left.append(source)
+    ``said``: the run's ``RESULT`` lines (``cmfnet_core.results``), one per photo,
+    written, skipped (Automatic: it looks fine, or what it needs is unclear) or
+    failed; or one for the whole run when it failed before any photo. Nothing of
+    the CLI's human wording is parsed: the messages are only shown."""
+    if returncode == INTERRUPTED:
+        return (f"{APP_NAME}: stopped", "The restore was interrupted; the photos not done "
+                "yet are left as they are.", True)
+    by_source = {r.source: r for r in said if r.source is not None}
+    whole = next((r for r in said if r.source is None), None)
+    if whole is not None or (not by_source and returncode != 0):
+        reason = whole.message if whole else _last_line(stderr, returncode)
+        step = next_step(whole.error if whole else "internal" if returncode == 70 else None)
+        return f"{APP_NAME}: restore failed", _with_step(reason, step), True
+    found = [(f, by_source.get(str(f))) for f in files]
+    written = [(f, r) for f, r in found if r is not None and r.status == results.WRITTEN]
+    failed = [(f, r) for f, r in found if r is not None and r.status == results.FAILED]
+    left = [f for f, r in found if r is None or r.status == results.SKIPPED]
     n = len(files)
-    if returncode not in (0, 1) or (returncode == 1 and not failed):
-        return f"{APP_NAME}: restore failed", reason, True  # weights, usage, interrupted
     if failed:
+        first = failed[0][1]
+        body = _with_step(first.message, next_step(first.error))
         if n == 1:
-            return f"{APP_NAME}: could not restore {files[0].name}", reason, True
-        return (f"Restored {len(written)} of {n} photos; {len(failed)} could not be restored",
-                reason, True)
-
-    def said(source: Path, out: Path | None) -> str:
-        found = finding(stderr, source)
-        if out is not None:
-            return f"{found}: saved {out.name}" if found else f"Saved {out.name}"
-        return f"{found or 'Looks fine'}; no copy was written"
-
+            return f"{APP_NAME}: could not restore {files[0].name}", body, True
+        verb = "Restored" if task == AUTO_TASK else TASK_VERBS[task]
+        could_not = "1 could not be restored" if len(failed) == 1 else \
+            f"{len(failed)} could not be restored"
+        return f"{verb} {len(written)} of {n} photos; {could_not}", body, True
+    if task != AUTO_TASK:
+        names = [Path(r.output).name for _, r in written]
+        body = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        return (f"{TASK_VERBS[task]} {what_of(files)}",
+                body or "The result is saved beside the original.", False)
     if n == 1:
         source = files[0]
         if written:
-            task = task_in_name(written[0][1], source)
-            verb = TASK_VERBS.get(task, "Restored")
-            return f"{verb} {source.name}", said(source, written[0][1]), False
-        return f"Left {source.name} as it is", said(source, None), False
+            r = written[0][1]
+            saved = f"saved {Path(r.output).name}"
+            if (r.message or "").startswith("Maybe"):  # unsure: restored with the likelier task
+                return (f"{TASK_VERBS.get(r.task or '', 'Restored')} {source.name}",
+                        f"Not sure, took the likelier: {r.message}: {saved}", False)
+            return (f"{TASK_VERBS.get(r.task or '', 'Restored')} {source.name}",
+                    f"{r.message}: {saved}" if r.message else saved[:1].upper() + saved[1:], False)
+        r = found[0][1]
+        return (f"Left {source.name} as it is",
+                f"{(r.message if r and r.message else 'Looks fine')}; no copy was written", False)
     if not written:
         return (f"Left {n} photos as they are",
                 "They look fine, or what they need is unclear; no copies were written.", False)
     summary = f"Restored {len(written)} of {n} photos" if left else f"Restored {n} photos"
-    parts = [out.name for _, out in written] + [f"{s.name} left as it is" for s in left]
+    parts = [Path(r.output).name for _, r in written] + [f"{s.name} left as it is" for s in left]
     body = ", ".join(parts[:5]) + (" …" if len(parts) > 5 else "")
     return summary, body, False
+
+
+def what_of(files: list[Path]) -> str:
+    return files[0].name if len(files) == 1 else f"{len(files)} photos"
+
+
+def _with_step(message: str, step: str) -> str:
+    return f"{message}\n{step}" if step else message
+
+
+def _last_line(stderr: str, returncode: int) -> str:
+    """A run that said no RESULT (e.g. bad usage, or a cmfnet older than this runner):
+    its last line on stderr, as it is."""
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and not ln.startswith("PROGRESS ")]
+    return lines[-1].removeprefix("cmfnet: error: ") if lines else f"exit status {returncode}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
 The plug-in goes to ``<profile>/plug-ins/cmfnet-restore/`` (GIMP 3 wants the
 folder named like the executable ``cmfnet-restore.py``), with its helper
-module and ``cmfnet-restore.json``, which names the project's Python so the
+modules and ``cmfnet-restore.json``, which names the project's Python so the
 plug-in can start the engine without an activated venv.
 
 Profile: ``$GIMP3_DIRECTORY`` when set (created if needed), else the first of
@@ -24,7 +24,9 @@ from plugin.install_plan import PlannedFile
 
 PLUGIN_NAME = "cmfnet-restore"
 SOURCE_DIR = Path(__file__).resolve().parent / PLUGIN_NAME
-FILES = (f"{PLUGIN_NAME}.py", "cmfnet_gimp_bridge.py")
+# cmfnet_results.py: the copy of cmfnet_core/results.py the bridge reads the engine's
+# RESULT lines with (GIMP's Python cannot import cmfnet_core)
+FILES = (f"{PLUGIN_NAME}.py", "cmfnet_gimp_bridge.py", "cmfnet_results.py")
 CONFIG_NAME = "cmfnet-restore.json"
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-DEFAULT_WEIGHTS = ROOT.parent / "shared" / "conformance" / "small_official.pth"
+DEFAULT_WEIGHTS = ROOT / "tests" / "fixtures" / "conformance" / "small_official.pth"
 TILE, OVERLAP = 64, 16
 
 CLI_CHILD = r"""

@@ -90,9 +90,7 @@ def options():
 F32_REST = {"INFERENCE_PRECISION_HINT": "f32"}
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
+from cmfnet_core.training.metrics import psnr  # noqa: E402
 
 
 def _read(path: Path) -> np.ndarray:

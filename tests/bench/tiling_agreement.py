@@ -15,13 +15,13 @@ import numpy as np
 
 from cmfnet_core.engine import Restorer
 from cmfnet_core.imageio import read_image
+from cmfnet_core.training import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+    return metrics.psnr(a, b, peak=255.0)
 
 
 def main() -> None:

@@ -182,7 +182,7 @@ def run(procedure, run_mode, image, drawables, config, data):
                 Gimp.progress_update((i + done / total) / n)
 
             lines = bridge.run_engine(cmd, on_progress, cwd=cfg.project_dir)
-            result = bridge.engine_result(lines, src, out_dir, task)
+            result = bridge.engine_result(lines, src)
             if result.path is None and task != bridge.AUTO_TASK:
                 raise bridge.BridgeError("CMFNet Restore wrote no result ({})".format(out_dir))
             if result.path is None:
@@ -199,6 +199,12 @@ def run(procedure, run_mode, image, drawables, config, data):
         finally:
             image.undo_group_end()
         Gimp.progress_end()
+        unsure = ["{}: {}, so {}".format(layer.get_name(), result.message,
+                                         bridge.TASK_LABELS.get(result.task, result.task))
+                  for layer, result, _, _ in results if result.message]
+        if unsure:  # restored with the likely task: say it was a guess, and the runner-up
+            Gimp.message("CMFNet Restore was not sure ({}); pick the task by hand to change it."
+                         .format("; ".join(unsure)))
         if untouched:  # Automatic found nothing to do there: say so, the image shows nothing
             Gimp.message("CMFNet Restore left {} as it is ({}).".format(
                 "these layers" if len(untouched) > 1 else "the layer", "; ".join(untouched)))

@@ -5,10 +5,13 @@ layer's pixels to the project's own Python in a subprocess::
 
     <project python> -m cmfnet_core.cli restore IN.png --out-dir OUT --task T --progress-lines
 
-and reads ``PROGRESS <done> <total>`` lines from it. T may be ``auto``: the
-engine then finds out what the layer needs, and the name of the file it writes
-(``OUT/IN.TASK.png``) says which task it chose; it writes nothing when the
-layer looks fine. Everything here can be
+and reads its ``PROGRESS <done> <total>`` lines and its one ``RESULT`` line
+(written, skipped or failed; the task that ran; the file written; the error
+kind): the format and its parser are ``cmfnet_results.py`` beside this file, a
+byte-identical copy of ``cmfnet_core/results.py`` (tests/test_results.py keeps
+them equal; the installer copies it too), so no human message is parsed here.
+T may be ``auto``: the engine then finds out what the layer needs and says
+which task it ran; it writes nothing when the layer looks fine. Everything here can be
 tested without GIMP (tests/test_gimp.py does); ``cmfnet-restore.py`` holds the
 ``gi.repository.Gimp`` side.
 
@@ -26,7 +29,6 @@ from __future__ import annotations
 import array
 import json
 import os
-import re
 import signal
 import struct
 import subprocess
@@ -36,8 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:  # loaded by path (tests)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cmfnet_results as results  # noqa: E402
+
 CONFIG_NAME = "cmfnet-restore.json"
-# copies of cmfnet_core.TASKS and cmfnet_core.detect.AUTO_TASK: GIMP's own Python cannot
+# copies of cmfnet_core.tasks (TASKS, AUTO_TASK, CHOICE_TITLES): GIMP's own Python cannot
 # import the package; tests/test_gimp.py keeps the copies equal
 TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
@@ -45,6 +51,24 @@ CHOICES = (AUTO_TASK,) + TASKS  # the plug-in's task choice, Automatic first
 TASK_LABELS = {AUTO_TASK: "Automatic", "deblur": "Deblur", "dehaze": "Dehaze",
                "deraindrop": "Deraindrop"}
 PROGRESS_PREFIX = "PROGRESS "
+# the next step for each kind of failure (cmfnet_core.errors.KINDS), in the plug-in's words;
+# tests/test_results.py checks every kind has them
+NEXT_STEPS = {
+    "image": "The engine could not read the layer's pixels; try Image ▸ Precision ▸ 8 bit "
+             "integer, or Image ▸ Mode ▸ RGB, and run it again.",
+    "weights": "Get the CMFNet authors' weights with 'cmfnet weights download' or the CMFNet "
+               "Restore app (Restore ▸ Weights…), or clear the Weights file field.",
+    "detector": "Choose the task yourself instead of Automatic.",
+    "settings": "Set the tile size and overlap to multiples of 8 (the overlap smaller than "
+                "the tile), or 0 and -1 for the engine's defaults.",
+    "memory": "Lower the tile size in this dialog and try again.",
+    "backend": "Try again; if it fails again, add \"extra_args\": [\"--backend\", \"paddle\"] "
+               "to cmfnet-restore.json beside the plug-in (the reference engine, slower).",
+    "file": "Check that the temporary folder has room and may be written.",
+    "interrupted": "",
+    "internal": "This is a bug in CMFNet Restore: please report it with the engine's output "
+                "(start GIMP from a terminal to see it).",
+}
 # context restored around a selection: the network sees what is next to the selected
 # pixels, so the selection's edge looks as it would in a run on the whole layer
 CONTEXT_MARGIN = 32
@@ -55,7 +79,12 @@ _PYTHON_ENV_VARS = ("PYTHONHOME", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONEXECUTAB
 
 
 class BridgeError(Exception):
-    """A failure with a message meant for the user (shown by GIMP)."""
+    """A failure with a message meant for the user (shown by GIMP); ``kind``: the engine's
+    error kind, when the engine said it."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind
 
 
 class Cancelled(BridgeError):
@@ -184,6 +213,8 @@ def engine_command(cfg: Config, src: str, out_dir: str, task: str, *,
                           "Automatic")
     cmd = [cfg.python, "-m", "cmfnet_core.cli", "restore", src, "--out-dir", out_dir,
            "--task", task, "--progress-lines"]
+    if task == AUTO_TASK:  # asked to restore: an unsure layer gets the likely task (said after)
+        cmd += ["--if-unsure", "likely"]
     w = None if task == AUTO_TASK else weights or cfg.weights
     if w:
         cmd += ["--weights", w]
@@ -200,40 +231,38 @@ class EngineResult:
 
     path: str | None      # the restored PNG; None when the engine left the layer as it is
     task: str | None      # the task that ran (for Automatic: the one it chose)
-    message: str = ""     # why nothing was written, in the engine's words
+    message: str = ""     # why nothing was written, or that Automatic was unsure, in the engine's words
 
 
-def engine_result(lines: list[str], src: str, out_dir: str, task: str) -> EngineResult:
-    """Read the outcome of a successful run from its output (``run_engine``'s lines).
-
-    The engine prints each file it wrote, ``OUT/NAME.TASK.png``; for ``auto`` the
-    TASK in that name is the one it chose. It writes nothing for a layer that looks
-    fine, and says so as ``cmfnet: SRC: looks fine (91 %); skipped (...)``."""
-    stem = Path(src).stem
+def engine_result(lines: list[str], src: str) -> EngineResult:
+    """The outcome of the run on ``src``, from its ``RESULT`` line among ``lines``
+    (``run_engine``'s): the file written and the task that ran (for Automatic, the one
+    it chose), or why nothing was written. A failure raises :class:`BridgeError`."""
     for line in lines:
-        path = Path(line.strip())
-        if path.parent == Path(out_dir) and path.name.startswith(stem + ".") and path.is_file():
-            chosen = re.sub(r"-\d+$", "", path.name[len(stem) + 1:].split(".")[0])
-            return EngineResult(str(path), chosen if chosen in TASKS else
-                                (None if task == AUTO_TASK else task))
-    said = next((ln[len(f"cmfnet: {src}: "):] for ln in lines
-                 if ln.startswith(f"cmfnet: {src}: ")), "")
-    found = said.split(";")[0].strip()
-    return EngineResult(None, None, found or "it looks fine")
+        found = results.parse_result(line)
+        if found is None or found.source != src:
+            continue
+        if found.status == results.WRITTEN:
+            # unsure, restored with the likely task (--if-unsure likely): the plug-in says so
+            unsure = (found.message or "").startswith("Maybe")
+            return EngineResult(found.output, found.task, found.message if unsure else "")
+        if found.status == results.SKIPPED:
+            return EngineResult(None, None, found.message or "it looks fine")
+        raise failure(found)
+    raise BridgeError("CMFNet Restore said nothing about the layer: is the project older "
+                      "than this plug-in? Run install.py again.")
+
+
+def failure(found: "results.Result") -> BridgeError:
+    """The error GIMP shows for a failed ``RESULT``: the engine's line and the next step."""
+    step = NEXT_STEPS.get(found.error or "", "")
+    message = f"CMFNet Restore failed: {found.message or found.error}"
+    return BridgeError(f"{message}\n{step}" if step else message, found.error)
 
 
 def parse_progress(line: str) -> tuple[int, int] | None:
     """``"PROGRESS 3 12"`` -> ``(3, 12)``; anything else -> None."""
-    if not line.startswith(PROGRESS_PREFIX):
-        return None
-    parts = line.split()
-    if len(parts) != 3:
-        return None
-    try:
-        done, total = int(parts[1]), int(parts[2])
-    except ValueError:
-        return None
-    return (done, total) if total > 0 and 0 <= done <= total else None
+    return results.parse_progress(line)
 
 
 def child_environment(environ=os.environ) -> dict[str, str]:
@@ -293,6 +322,9 @@ def run_engine(cmd: list[str], on_progress: Callable[[int, int], bool | None] | 
         _stop(proc)
         raise
     if rc != 0:
+        said = [r for r in map(results.parse_result, other) if r and r.status == results.FAILED]
+        if said:
+            raise failure(said[-1])
         last = next((ln for ln in reversed(other) if ln.strip()), f"exit status {rc}")
         if rc == 3 and "detector" not in last and "cmfnet weights download" not in last:
             last += WEIGHTS_HINT  # the weights could not be used: say how to get good ones

@@ -1,0 +1,54 @@
+"""The detector's honest validation: real photos in folds by source, calibration, ECE."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cmfnet_core import detect
+from cmfnet_core.training import detector_cv, detector_folds
+from tests.conftest import SHARED
+
+DATA = SHARED / "data"
+needs_data = pytest.mark.skipif(not (DATA / "real").is_dir(), reason="needs ../shared/data/real")
+
+
+@needs_data
+def test_every_real_photo_is_labelled_by_its_folder_and_named_source():
+    items = detector_folds.labelled_photos(DATA)
+    by_name = {p.name: (c, s) for p, c, s in items}
+    assert by_name["ohaze_03_outdoor_hazy.png"] == ("dehaze", "real-ohaze")
+    assert by_name["daclip_3_rain.png"] == ("deraindrop", "real-daclip-rain")
+    assert by_name["daclip_GOPR0871_11_00_000078.png"] == ("deblur", "gopro-GOPR0871")
+    assert by_name["kodim01.png"] == ("none", "kodak")
+    # a GoPro sequence's blurred frames and their sharp targets are one source
+    sources = {(p.parent.name, s) for p, _, s in items if p.name.startswith("GOPR0477")}
+    assert sources == {("input", "gopro-GOPR0477"), ("gt", "gopro-GOPR0477")}
+    assert len(items) == len({p for p, _, _ in items})  # no photo twice
+
+
+@needs_data
+def test_folds_keep_each_source_whole_and_every_fold_has_every_class():
+    items = detector_folds.labelled_photos(DATA)
+    fold_of = detector_folds.assign_folds(items)
+    assert fold_of == detector_folds.assign_folds(list(reversed(items)))  # a fixed rule, not an order
+    for f in range(detector_folds.FOLDS):
+        classes = {c for _, c, s in items if fold_of[s] == f}
+        assert classes == set(detect.DETECT_CLASSES), (f, classes)
+    # a source is one key, so it lies in one fold: what it holds is never split
+    assert set(fold_of) == {s for _, _, s in items}
+
+
+def test_temperature_scaling_makes_overconfident_scores_honest():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 4, 4000)
+    # a scorer right 60 % of the time that says 95 %: logits far too large
+    called = np.where(rng.random(4000) < 0.6, truth, (truth + rng.integers(1, 4, 4000)) % 4)
+    logits = np.full((4000, 4), 0.0)
+    logits[np.arange(4000), called] = np.log(0.95 / (0.05 / 3))
+    before, _ = detector_cv.expected_calibration_error(truth, detector_cv.softmax(logits))
+    t = detector_cv.fit_temperature(logits, truth)
+    after, table = detector_cv.expected_calibration_error(truth, detector_cv.softmax(logits, t))
+    assert before > 0.3 and after < 0.03 and t > 1.5
+    assert sum(n for _, _, n in table) == 4000
