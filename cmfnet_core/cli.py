@@ -82,10 +82,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="paddle is the exact reference; openvino is much faster on CPUs "
                              "(default: auto)")
     engine.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="auto: int8 where it was measured clearly faster and faithful (so far: "
-                             "VNNI CPUs without AMX, e.g. AMD Zen 4), else bf16 on CPUs with "
-                             "AMX/AVX512-BF16, else fp32; int8 calibrates once per weights, up "
-                             "to a minute (default: auto)")
+                        help="auto: int8 on the kinds of x86 CPU where it was measured clearly "
+                             "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
+                             "and Zen 4), if weights other than the bundled ones also pass their own "
+                             "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
+                             "nobody measured: ARM, or where the flags cannot be read). int8 "
+                             "calibrates once per weights file: up to a minute, several for "
+                             "full-size weights (default: auto)")
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads to use (default: all cores)")
     engine.add_argument("--local-stats", action="store_true",
@@ -242,7 +245,7 @@ def run_restore(args) -> int:
     from .cli_report import Report
     from .detect import default_detector
     from .engine import Restorer
-    from .errors import classify
+    from .errors import INTERRUPTED, classify
     from .imageio import ImageError, output_path, read_image, write_image
 
     automatic = args.task == AUTO_TASK
@@ -275,7 +278,8 @@ def run_restore(args) -> int:
             _error(f"--out-dir {args.out_dir}: cannot create the folder ({reason})")
             return EXIT_USAGE
 
-    failures, noted = 0, set()
+    failures, noted = 0, set()  # noted: tasks told about light weights (once per run)
+    settled: set[str] = set()  # tasks whose precision is decided (int8: calibrated, checked)
     for raw in args.paths:
         source = Path(raw)
         progress = _Progress(source.name, args.progress_lines, args.quiet)
@@ -291,9 +295,14 @@ def run_restore(args) -> int:
                 if task is None:
                     report.skipped(raw, found.task, found.confidence, found.summary())
                     continue
-            if restorers[task].calibration_pending:
-                print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
-                      "(once per weights file; up to a minute)", file=sys.stderr)
+            if task not in settled:  # int8's calibration and check, before the progress bar
+                if restorers[task].calibration_pending:
+                    print(f"cmfnet: note: int8: calibrating the {task} weights for this CPU first "
+                          "(once per weights file; up to a minute, several for full-size weights)",
+                          file=sys.stderr, flush=True)
+                for note in restorers[task].prepare_precision():
+                    print(f"cmfnet: note: {note}", file=sys.stderr)
+                settled.add(task)
             dest = Path(args.output) if args.output else output_path(
                 source, task, args.out_dir, reuse=args.overwrite)
             if _same_file(dest, source) and not args.overwrite:
@@ -308,8 +317,8 @@ def run_restore(args) -> int:
             problem = classify(exc)
             report.problem(problem, raw, (found.task if found else task),
                            found.confidence if found else None)
-            if not problem.expected:
-                raise _Reported(problem.exit_code) from exc  # a bug: stop, with its traceback said
+            if not problem.expected or problem.kind == INTERRUPTED:
+                raise _Reported(problem.exit_code) from exc  # a bug (its traceback said), or stopped
             failures += 1
             continue
         progress.close()

@@ -126,6 +126,21 @@ class Restorer:
 
         return not reference_cached(self.weights, local_window=self.local_window)
 
+    def prepare_precision(self) -> list[str]:
+        """Settle the precision now, not in the first tile: where int8 is decided on, calibrate
+        it if :attr:`calibration_pending` (so a progress bar does not count minutes of that as
+        one tile) and check weights other than the bundled ones (once per weights file; auto
+        runs the float path where int8 falls short). Returns one-line notes for the user."""
+        if self.backend_name != "openvino":
+            return []
+        from .backends.quantize import ensure_reference, int8_decision
+
+        options = self._backend_options
+        if self.calibration_pending:
+            ensure_reference(self.weights, local_window=self.local_window)
+        _, note = int8_decision(self.weights, options["precision"], options["device"], self.local_window)
+        return [note] if note else []
+
     def _training_patch(self) -> int:
         provenance = self.weights.meta.get("provenance", {})
         patch = provenance.get("patch") or provenance.get("training", {}).get("patch")

@@ -44,7 +44,7 @@ def test_every_bundled_file_is_package_data():
     resources = ROOT / "resources"
     tracked = subprocess.run(["git", "ls-files", "resources"], cwd=ROOT, capture_output=True, text=True)
     if tracked.returncode or not tracked.stdout:
-        pytest.skip("needs the git checkout (git ls-files): optional dependency git")
+        pytest.skip("optional dependency git: lists the files of a git checkout (git ls-files)")
     for name in tracked.stdout.split():
         relative = Path(name).relative_to("resources").as_posix()
         carried = (any(fnmatch.fnmatch(relative, p) for p in patterns)
@@ -135,4 +135,15 @@ def test_pip_install_of_a_copy_gives_a_working_cli_and_app(tmp_path):
                          env=dict(env, QT_QPA_PLATFORM="offscreen"), timeout=300)
     assert app.returncode == 0, app.stderr
     assert app.stdout.split() == ["0", str(installed / "icons" / "cmfnet-restore.png"), "False"]
+    # Help's pages, and the RESULT parser the right-click runner loads by path, from the install
+    pages = subprocess.run(
+        [python, "-c", "from plugin.app import help_pages as h\n"
+                       "from plugin.desktop import restore_here as r\n"
+                       "print(h.usage_markdown().splitlines()[0], h.model_card_markdown()[:1],"
+                       " h.model_card_path(), r.results.__file__, sep='|')"],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert pages.returncode == 0, pages.stderr
+    assert pages.stdout.strip().split("|") == [
+        "## Using it", "#", str(installed / "weights" / "MODEL_CARD.md"),
+        str(Path(site, "cmfnet_core", "results.py"))]
     assert (bin_dir / "cmfnet-gui").is_file()

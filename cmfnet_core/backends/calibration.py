@@ -25,7 +25,8 @@ SCALES = (1.0, 0.75, 0.5)  # of the photo's size, while it stays at least one cr
 
 
 def sample_photos(folder: Path = SAMPLES) -> list[Path]:
-    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE)
+    # not the restored copies the README's demo writes beside them (haze_1.dehaze.jpg)
+    photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in READABLE and "." not in p.stem)
     if not photos:
         raise FileNotFoundError(f"no sample photos in {folder}: int8 calibration needs them")
     return photos

@@ -120,11 +120,15 @@ class OpenVINOBackend:
         self.tile_shape = (tuple(int(v) for v in tile_shape) if exact_shape
                            else compiled_shape(tile_shape))
         self.local_window = local_window
+        int8_note = None
         if self.requested_precision == "int8":
-            from .quantize import ensure_int8_model, shipped_recipe
+            from .quantize import ensure_int8_model, int8_decision, shipped_recipe
 
             self.recipe = recipe or shipped_recipe()
-
+            # weights other than the measured bundled ones: int8 only where their own check passes
+            self.requested_precision, int8_note = int8_decision(weights, precision, device,
+                                                                local_window, self.recipe)
+        if self.requested_precision == "int8":
             def ensure():
                 return ensure_int8_model(weights, self.tile_shape, local_window, self.recipe)
         else:
@@ -139,7 +143,7 @@ class OpenVINOBackend:
         #: what runs, which can differ from what was asked (see precision_note)
         self.precision = runtime_precision(self.compiled)
         self.precision_note = (NO_BF16_NOTE if self.requested_precision == "bf16" != self.precision
-                               else None)
+                               else int8_note)
         self.compile_seconds = time.perf_counter() - start - self.export_seconds
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()

@@ -1,20 +1,23 @@
 """Which precision the OpenVINO backend runs: fp32, bf16 where the CPU has it, or int8.
 
 ``auto`` is the explicit rule :func:`auto_precision`: int8 on a kind of CPU
-only where int8 (the shipped recipe, ``quantize.py``) was *measured* faster
-than the best float path there and faithful enough (:data:`INT8_MEASURED`
-against the bar :data:`INT8_MIN_PSNR` / :data:`INT8_MAX_DEV_LOSS_DB`);
-otherwise ``bf16`` where the CPU has AMX or AVX512-BF16 (OpenVINO reports the
-``BF16`` capability), else ``fp32``. ``bf16`` asked for on a CPU without it
-runs fp32, and the backend says so with :data:`NO_BF16_NOTE`. Facts about the
-CPU itself stay in :mod:`cmfnet_core.cpu`.
+(:func:`cpu_kind`) only where int8 (the shipped recipe, ``quantize.py``) was
+*measured* faster than the best float path there and faithful enough
+(:data:`INT8_MEASURED` against the bar :data:`INT8_MIN_PSNR` /
+:data:`INT8_MAX_DEV_LOSS_DB`); otherwise ``bf16`` where the CPU has AMX or
+AVX512-BF16, else ``fp32``. A CPU whose kind cannot be told (no flags to read:
+Windows, macOS) or that nobody measured (ARM, x86 before AVX2, AVX-512 without
+VNNI) gets the float path. Those measurements were made with the bundled
+weights; other weights pass their own check at calibration before ``auto``
+runs them in int8 (``quantize.int8_verdict``). ``bf16`` asked for on a CPU
+without it runs fp32, and the backend says so with :data:`NO_BF16_NOTE`.
+Facts about the CPU itself stay in :mod:`cmfnet_core.cpu`.
 """
 from __future__ import annotations
 
 import importlib.util
 
 from .. import cpu
-from .core import core
 
 #: OpenVINO's inference precision hint for the float precisions (int8: :func:`inference_hint`)
 OV_PRECISION = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
@@ -66,11 +69,21 @@ INT8_MEASURED = {
 
 
 def cpu_kind(flags: frozenset[str] | None = None) -> str:
-    """``amx`` (AMX int8 tiles), ``vnni`` (int8 dot products, no AMX) or ``avx2`` (neither)."""
+    """The kind of CPU as far as int8 goes, from its flags (default: this one's): ``amx``
+    (AMX int8 tiles), ``vnni`` (int8 dot products, no AMX), ``avx2`` (AVX2, neither VNNI
+    nor AVX-512), ``avx512`` (AVX-512 without VNNI: oneDNN takes another int8 path there,
+    not measured), ``other`` (an x86 before AVX2, or not x86: ARM's ``Features``) or
+    ``unknown`` (no flags to read: Windows and macOS have no /proc/cpuinfo)."""
     flags = cpu.cpu_flags() if flags is None else flags
+    if not flags:
+        return "unknown"
     if cpu.cpu_has_amx_int8(flags):
         return "amx"
-    return "vnni" if cpu.cpu_has_vnni(flags) else "avx2"
+    if cpu.cpu_has_vnni(flags):
+        return "vnni"
+    if "avx512f" in flags:
+        return "avx512"
+    return "avx2" if "avx2" in flags else "other"
 
 
 def int8_pays(flags: frozenset[str] | None = None) -> bool:
@@ -84,21 +97,28 @@ def int8_pays(flags: frozenset[str] | None = None) -> bool:
 def auto_precision(flags: frozenset[str] | None = None, bf16: bool | None = None,
                    int8: bool = True) -> str:
     """What ``auto`` runs on a CPU with these flags (default: this one's). ``bf16``: whether
-    bf16 runs natively (default: what OpenVINO says here, or else the flags); ``int8``:
-    whether int8 can run at all (nncf installed)."""
+    bf16 runs natively (default: :func:`cpu_has_bf16`); ``int8``: whether int8 can run at
+    all (nncf installed)."""
     if int8 and int8_pays(flags):
         return "int8"
     if bf16 is None:
-        bf16 = cpu_has_bf16() if flags is None else bool(flags & cpu.BF16_FLAGS)
+        bf16 = cpu_has_bf16() if flags is None else cpu_has_bf16(flags)
     return "bf16" if bf16 else "fp32"
 
 
-def cpu_has_bf16() -> bool:
-    """True where the CPU runs bf16 natively (AMX or AVX512-BF16)."""
-    try:
-        return "BF16" in core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
-    except Exception:  # noqa: BLE001 - fall back to the kernel's view of the CPU
-        return cpu.cpu_has_bf16()
+def float_precision() -> str:
+    """The float path ``auto`` runs on this CPU where int8 is not wanted: bf16 or fp32."""
+    return auto_precision(int8=False)
+
+
+def cpu_has_bf16(flags: frozenset[str] | None = None) -> bool:
+    """True where the CPU runs bf16 natively (AMX or AVX512-BF16): as its flags say (default:
+    this CPU's), or, where there are none to read (Windows, macOS), as OpenVINO says (its
+    ``BF16`` capability). A CPU with flags but none of these (ARM, older x86) runs fp32."""
+    flags = cpu.cpu_flags() if flags is None else flags
+    if flags:
+        return bool(flags & cpu.BF16_FLAGS)
+    return "BF16" in cpu.openvino_view()[0]
 
 
 def resolve_precision(precision: str, device: str = "cpu") -> str:

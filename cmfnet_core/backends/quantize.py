@@ -13,6 +13,12 @@ constants. So a new photo shape costs an export and a graph edit (seconds),
 not a calibration (tens of seconds), and every shape runs the same
 quantisation.
 
+The recipe's fidelity was measured on the bundled weights (``precision.py``).
+Any other weights (downloaded, imported, trained by the user) get their own
+check once calibrated (:func:`int8_verdict`): int8 against fp32 on held-out
+crops of the same photos, kept beside the reference; where it falls short of
+the bar, ``auto`` runs the float path for those weights instead, and says so.
+
 Parts of the network can be left in floating point (:data:`KEEP_GROUPS`):
 NNCF's ignored scope, filled with the nodes of the named modules, found
 through their weights (each conv's weight Constant is matched to its
@@ -33,13 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_atomic
 from ..versions import version_of
-from ..weights import Weights
+from ..weights import BUNDLED_DIR, Weights
 from .cache import cache_root, model_key, prune_cache, touch
 from .calibration import calibration_crops
 from .core import core
 from .export import ensure_model, quiet_native_output
-from .precision import cpu_kind
+from .precision import INT8_MIN_PSNR, cpu_kind, float_precision, inference_hint, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -107,8 +114,10 @@ RECIPE_NO_VNNI = RECIPE.replace(overflow_fix="enable")
 
 
 def shipped_recipe(flags: frozenset[str] | None = None) -> Recipe:
-    """The recipe ``--precision int8`` runs on a CPU with these flags (default: this one's)."""
-    return RECIPE_NO_VNNI if cpu_kind(flags) == "avx2" else RECIPE
+    """The recipe ``--precision int8`` runs on a CPU with these flags (default: this one's):
+    the plain one only where int8 dot products were seen (VNNI, AMX), else the overflow fix
+    (its 7-bit weights are safe wherever the int8 sums may saturate)."""
+    return RECIPE if cpu_kind(flags) in ("vnni", "amx") else RECIPE_NO_VNNI
 
 _calibration_lock = threading.Lock()
 _PASS_THROUGH = ("Identity", "Relu", "Convert")  # between a gate's conv and its sigmoid
@@ -390,3 +399,94 @@ def ensure_int8_model(weights: Weights, tile_shape: tuple[int, int], local_windo
 
     _publish(target, key, write)
     return xml, False, time.perf_counter() - start
+
+
+# --- weights nobody measured: their own check, once, at calibration ----------------------
+
+#: the held-out crops other weights are checked on: one from each sample photo (the
+#: calibration's round-robin), at the recipe's crop size, drawn with another seed than the
+#: calibration's (int8 is checked on crops it was not fitted to). On full-size weights the
+#: check costs about what calibrating on 9 crops does (seconds to tens of seconds, once).
+CHECK_CROPS = 9
+CHECK_SEED_OFFSET = 1000
+VERDICT_FILE = "verdict.json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether these weights may run int8 under ``auto``. ``psnr_min``: int8 against fp32
+    at the worst check crop (None for the bundled weights, measured by the benchmark)."""
+
+    faithful: bool
+    psnr_min: float | None = None
+    crops: int = 0
+
+    def note(self, instead: str) -> str | None:
+        """One line for the user where int8 falls short; ``instead``: what runs for them."""
+        if self.faithful:
+            return None
+        return (f"int8 would be only {self.psnr_min:.1f} dB from fp32 with these weights (the bar is "
+                f"{INT8_MIN_PSNR:.0f} dB; checked once, when they were calibrated): {instead}")
+
+
+def measured_weights(weights: Weights) -> bool:
+    """True for the bundled weights, whose int8 fidelity the benchmark measured
+    (``precision.INT8_MEASURED``); read_weights has checked their sha256 against the sidecar."""
+    if weights.path is None:
+        return False
+    try:
+        return Path(weights.path).resolve().parent == BUNDLED_DIR.resolve()
+    except OSError:
+        return False
+
+
+def _check(reference: Path, recipe: Recipe) -> dict:
+    """int8 against fp32 on the check crops, each as it runs on this CPU (min and mean PSNR)."""
+    from ..training.metrics import psnr
+
+    crops = calibration_crops(CHECK_CROPS, recipe.crop, recipe.seed + CHECK_SEED_OFFSET)
+    fp32 = core().compile_model(str(reference / "fp32.xml"), "CPU",
+                                {"INFERENCE_PRECISION_HINT": inference_hint("fp32")})
+    int8 = core().compile_model(str(reference / "int8.xml"), "CPU",
+                                {"INFERENCE_PRECISION_HINT": inference_hint("int8")})
+    values = [psnr(np.clip(int8(crop)[0], 0, 1), np.clip(fp32(crop)[0], 0, 1)) for crop in crops]
+    return {"psnr_min": round(min(values), 2), "psnr_mean": round(float(np.mean(values)), 2),
+            "crops": len(crops), "crop": recipe.crop, "seed": recipe.seed + CHECK_SEED_OFFSET,
+            "bar_db": INT8_MIN_PSNR}
+
+
+def int8_verdict(weights: Weights, recipe: Recipe | None = None, local_window: int = 0) -> Verdict:
+    """Whether int8 is faithful enough for these weights: the bundled ones as measured;
+    any others checked once after calibrating (:func:`ensure_reference`, which this runs on a
+    miss), the figures kept in the reference's folder so later runs only read them."""
+    if measured_weights(weights):
+        return Verdict(True)
+    recipe = recipe or shipped_recipe()
+    reference = ensure_reference(weights, recipe, local_window)
+    verdict_path = reference / VERDICT_FILE
+    with _calibration_lock:
+        try:
+            figures = json.loads(verdict_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            figures = None
+        if not figures or figures.get("bar_db") != INT8_MIN_PSNR:
+            figures = _check(reference, recipe)
+            write_atomic(verdict_path, (json.dumps(figures, indent=2) + "\n").encode(), overwrite=True)
+    return Verdict(figures["psnr_min"] >= INT8_MIN_PSNR, figures["psnr_min"], figures["crops"])
+
+
+def int8_decision(weights: Weights, precision: str = "auto", device: str = "cpu",
+                  local_window: int = 0, recipe: Recipe | None = None) -> tuple[str, str | None]:
+    """The precision to run and a note for the user: ``auto``'s int8 becomes the float path
+    (bf16 or fp32, :func:`~.precision.float_precision`) for weights whose check fails; int8
+    asked for by name runs, with the same note. Calibrates (once per weights) where int8 is
+    decided on and nothing is cached yet; anything else is decided at once."""
+    resolved = resolve_precision(precision, device)
+    if resolved != "int8" or device != "cpu":
+        return resolved, None
+    verdict = int8_verdict(weights, recipe, local_window)
+    if verdict.faithful:
+        return "int8", None
+    if precision == "auto":
+        return float_precision(), verdict.note(f"running {float_precision()} instead")
+    return "int8", verdict.note(f"running int8 as asked (auto runs {float_precision()} for them)")

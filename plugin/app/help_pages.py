@@ -31,9 +31,10 @@ def readme_text() -> str:
     if README.is_file():
         return README.read_text(encoding="utf-8")
     try:
-        return metadata.metadata("cmfnet-restore").get_payload() or ""
+        described = metadata.metadata("cmfnet-restore")
     except metadata.PackageNotFoundError:
         return ""
+    return described.get_payload() or described.get("Description") or ""
 
 
 def usage_markdown() -> str:
@@ -47,9 +48,9 @@ def usage_markdown() -> str:
 
 
 def model_card_path() -> Path:
-    from cmfnet_core.weights import BUNDLED_DIR
+    from cmfnet_core.bundled import MODEL_CARD
 
-    return BUNDLED_DIR / "MODEL_CARD.md"
+    return MODEL_CARD
 
 
 def model_card_markdown() -> str:

@@ -5,7 +5,7 @@ cancel)`` plus a kind and a cancel token. ``workers.py`` runs jobs on a worker
 thread; this module says *what* they do, so it can be tested without Qt.
 
 Each job ends in exactly one of: succeeded (with a result), cancelled, failed
-(with a title and a one-line message from :func:`describe_error`).
+(with the title and message of :func:`cmfnet_core.errors.classify`, said by ``workers.py``).
 """
 from __future__ import annotations
 
@@ -22,7 +22,6 @@ from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
-from cmfnet_core.errors import classify
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -338,14 +337,6 @@ def blend(original: np.ndarray, restored: np.ndarray, strength: float) -> np.nda
         info = np.iinfo(original.dtype)
         return np.clip(np.rint(mixed), info.min, info.max).astype(original.dtype)
     return mixed.astype(original.dtype)
-
-
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """(dialog title, the message and the next step in the app's words) for anything a job
-    can raise: the core's classifier (:func:`cmfnet_core.errors.classify`), as every front
-    end uses it."""
-    problem = classify(exc)
-    return problem.title, problem.dialog_text()
 
 
 class Eta:
