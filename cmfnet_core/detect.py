@@ -241,11 +241,15 @@ def _paddle_runner(state, weights):
     """(scene, details) -> logits, in Paddle dygraph."""
     import paddle
 
+    from .network import ensure_dygraph
+
+    ensure_dygraph()
     network = _fitted_network(state, weights)
     network.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
     network.eval()
 
     def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:
+        ensure_dygraph()  # the thread that runs it may not be the one that built it
         with paddle.no_grad():
             return network(paddle.to_tensor(scene), paddle.to_tensor(details)).numpy()
     return run
