@@ -75,11 +75,12 @@ INT8_MEASURED = {
 #: light network's verdict (int8 gains more, not less, on wider convolutions: issue 24 saw
 #: int8 9.9x faster than Paddle fp32 with a full-size checkpoint on such a CPU).
 INT8_SPEEDUP_FULL_SIZE = {
-    # Xeon Sapphire Rapids, 2 vCPUs shared by seven sessions (load average 7-12), 2 threads:
+    # Xeon with AMX (KVM), 2 vCPUs shared by seven sessions (load average 3.6-12), 2 threads:
     # int8 1.19x bf16 on a 256 tile (the engine's full-size tile; median of per-round ratios,
-    # 8 rounds in two runs, 1.04-1.25), 1.15x and 1.23x on the app's 192 x 256 and 384 x 512
-    # previews, where the light network gained 1.06: the full network's 96-192 channels
-    # fill AMX's int8 tiles better. Rerun on a free CPU before changing this figure.
+    # 13 rounds in three runs, 1.03-1.25 but one; 1.21x in the quietest run), 1.22x and 1.16x
+    # on the app's 192 x 256 and 384 x 512 previews, where the light network gained 1.06: the
+    # full network's 96-192 channels fill AMX's int8 tiles better. 55.5 dB from fp32 on random
+    # weights (bf16: 62.6). Rerun on a free CPU before changing this figure.
     "amx": 1.19,
 }
 #: the widest network that counts as light (the engine's tile rule uses the same line)
