@@ -84,11 +84,11 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="auto: int8 on the kinds of x86 CPU where it was measured clearly "
                              "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
-                             "and Zen 4), if weights other than the bundled ones also pass their own "
-                             "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
-                             "nobody measured: ARM, or where the flags cannot be read). int8 "
-                             "calibrates once per weights file: up to a minute, several for "
-                             "full-size weights (default: auto)")
+                             "and Zen 4; AMX too for full-size weights), if weights other than the "
+                             "bundled ones also pass their own check; else bf16 on CPUs with "
+                             "AMX/AVX512-BF16, else fp32 (as on CPUs nobody measured: ARM, or where "
+                             "the flags cannot be read). int8 calibrates once per weights file: up "
+                             "to a minute, several for full-size weights (default: auto)")
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads to use (default: all cores)")
     engine.add_argument("--local-stats", action="store_true",

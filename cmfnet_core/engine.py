@@ -119,8 +119,8 @@ class Restorer:
     def calibration_pending(self) -> bool:
         """Whether the first tile will calibrate int8 for these weights first (once per
         weights file and CPU kind, tens of seconds): worth telling the user before it starts."""
-        if self.backend_name != "openvino" or resolve_precision(self._backend_options["precision"],
-                                                                 self._backend_options["device"]) != "int8":
+        if self.backend_name != "openvino" or resolve_precision(
+                self._backend_options["precision"], self._backend_options["device"], self.weights) != "int8":
             return False
         from .backends.quantize import reference_cached
 
