@@ -63,7 +63,7 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="largest tile side in pixels, a multiple of 8 (default: automatic, "
                              "the same choice as the app's: 768 for light weights, 640 for the "
                              "full-size official model); each tile also sees 48 px (light) or "
-                             "96 px (full-size) of context on every side, so no seam shows")
+                             "64 px (full-size) of context on every side, so no seam shows")
     engine.add_argument("--overlap", type=int, default=16, metavar="N",
                         help="pixels of neighbouring tiles' kept parts blended, a multiple of 8 "
                              "(default: 16)")
