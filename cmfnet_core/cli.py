@@ -42,7 +42,8 @@ examples:
       use a weights file directly (official .pth, .pdparams or this tool's format)
 
 The original photo is never modified. Tiles keep memory bounded: a larger
---tile is faster but needs more memory; --overlap hides seams between tiles.
+--tile is faster but needs more memory; each tile sees real pixels beyond the
+part it keeps, so tiled and whole-photo results agree.
 """
 
 DETECT_EXAMPLES = """\
@@ -70,10 +71,13 @@ examples:
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group("engine")
     engine.add_argument("--tile", type=int, default=None, metavar="N",
-                        help="tile side in pixels, a multiple of 8 (default: 512 for light "
-                             "weights, 256 for the full-size official model)")
+                        help="largest tile side in pixels, a multiple of 8 (default: automatic, "
+                             "the same choice as the app's: 768 for light weights, 640 for the "
+                             "full-size official model); each tile also sees 48 px (light) or "
+                             "64 px (full-size) of context on every side, so no seam shows")
     engine.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
-                        help="pixels shared by neighbouring tiles, a multiple of 8 (default: %(default)s)")
+                        help="pixels of neighbouring tiles' kept parts blended, a multiple of 8 "
+                             "(default: %(default)s)")
     engine.add_argument("--device", choices=DEVICES, default="cpu",
                         help="gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
                              "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "

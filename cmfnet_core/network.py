@@ -77,7 +77,11 @@ class CALayer(nn.Layer):
         self.local_window = 0
 
     def forward(self, x):
-        if self.local_window and (x.shape[2] > self.local_window or x.shape[3] > self.local_window):
+        # local statistics always take the windowed path, even where the tile is no larger
+        # than the window: the graph is then the same for every tile shape (the int8
+        # models are made per shape by copying one calibration onto it, which needs that),
+        # and a pixel's statistics are those of the window around it, as in a larger tile
+        if self.local_window:
             y = local_mean(x, self.local_window)
         else:
             y = x.mean(axis=[2, 3], keepdim=True)

@@ -10,7 +10,7 @@ from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, 
                              QVBoxLayout)
 
 from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS, check_options
-from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.engine import DEFAULT_OVERLAP
 from cmfnet_core.errors import SettingsError, classify
 
 from .jobs import EngineOptions
@@ -22,10 +22,13 @@ class PreferencesDialog(QDialog):
     def __init__(self, options: EngineOptions, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Preferences")
-        self.tile = self._spin(64, 2048, 8, options.tile, " px")
-        self.tile.setToolTip("Larger tiles see more context and run faster, but need more memory.")
+        self.tile = self._spin(0, 2048, 8, options.tile or 0, " px")
+        self.tile.setSpecialValueText("automatic")  # 0: engine.auto_tile, as the CLI, GIMP, right-click
+        self.tile.setToolTip("Automatic picks the size for the network (the same choice as the command "
+                             "line's). Larger tiles repeat less of the context each tile sees around "
+                             "what it keeps, but need more memory.")
         self.overlap = self._spin(0, 256, 8, options.overlap, " px")
-        self.overlap.setToolTip("Pixels shared by neighbouring tiles, blended so no seam shows.")
+        self.overlap.setToolTip("Pixels of neighbouring tiles blended, inside what each tile keeps.")
         self.device = self._combo(DEVICES, options.device)
         self.backend = self._combo(BACKENDS, options.backend)
         self.precision = self._combo(PRECISIONS, options.precision)
@@ -40,7 +43,7 @@ class PreferencesDialog(QDialog):
         form.addRow("Precision:", self.precision)
         form.addRow("CPU threads:", self.threads)
         hint = QLabel("Out of memory? Lower the tile size. "
-                      f"Defaults: tile {DEFAULT_TILE}, overlap {DEFAULT_OVERLAP}, cpu, auto.")
+                      f"Defaults: tile automatic, overlap {DEFAULT_OVERLAP}, cpu, auto.")
         hint.setWordWrap(True)
         self.problem = QLabel()  # why OK was refused, in the words of the app
         self.problem.setWordWrap(True)
@@ -76,7 +79,7 @@ class PreferencesDialog(QDialog):
         return combo
 
     def _load(self, options: EngineOptions) -> None:
-        self.tile.setValue(options.tile)
+        self.tile.setValue(options.tile or 0)
         self.overlap.setValue(options.overlap)
         self.device.setCurrentText(options.device)
         self.backend.setCurrentText(options.backend)
@@ -95,8 +98,8 @@ class PreferencesDialog(QDialog):
         super().accept()
 
     def options(self) -> EngineOptions:
-        tile = max(64, self.tile.value() // 8 * 8)
-        overlap = min(self.overlap.value(), tile // 2) // 8 * 8
+        tile = self.tile.value() and max(64, self.tile.value() // 8 * 8)  # 0: automatic
+        overlap = min(self.overlap.value(), (tile or 256) // 2) // 8 * 8
         return EngineOptions(tile=tile, overlap=overlap, device=self.device.currentText(),
                              backend=self.backend.currentText(),
                              precision=self.precision.currentText(),

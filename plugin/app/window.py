@@ -156,6 +156,7 @@ class MainWindow(QMainWindow):
         self.view.split_changed.connect(self.compare.set_split_silently)
         self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.view.region_selected.connect(self.preview_region)
+        self.view.view_settled.connect(self.refine_view)
         self.progress.cancel_requested.connect(self.cancel_run)
         self.task_combo.currentIndexChanged.connect(lambda i: self.choose(CHOICES[i]))
         self.batch.open_requested.connect(lambda p: self.open_paths([p]))
@@ -593,7 +594,7 @@ class MainWindow(QMainWindow):
         if doc is None or not self.weights_ok or self.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
-        sides = jobs.preview_sides(*doc.pixels.shape[:2])
+        sides = jobs.preview_sides(*doc.pixels.shape[:2], final_side=self._screen_long_side())
         if doc.preview is not None and doc.preview_task == self.task:
             # a refresh, or the final pass after a stopped one: what is on show stays until then
             sides = sides[-1:]
@@ -611,11 +612,15 @@ class MainWindow(QMainWindow):
         doc.preview, doc.preview_task, doc.preview_final = result, self.task, job.context["final"]
         if doc.result is None:
             self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
+        shown = f"{result.shape[1]} × {result.shape[0]}"
         if job.context["final"]:
-            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview ready — drag the split or "
-                                         "hold B to compare; Apply restores full resolution", 8000)
+            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview at {shown}, the screen's "
+                                         "resolution — drag the split or hold B to compare; Apply "
+                                         "restores full resolution", 8000)
+            self.refine_view()
         else:
-            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview: a first look — refining…")
+            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview: a first look at {shown}, "
+                                         "Before shown at the same resolution — refining…")
 
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
@@ -630,6 +635,38 @@ class MainWindow(QMainWindow):
         return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
                                                                   "rect": QRect(rect)}))
 
+    def _screen_long_side(self) -> int:
+        """The photo's long side in device pixels as the view fits it (its preview's size)."""
+        doc, view = self.document, self.view
+        if doc is None:
+            return jobs.PREVIEW_LONG_SIDE
+        rect = view.item.image_rect()
+        fit = min(view.viewport().width() / max(1.0, rect.width()),
+                  view.viewport().height() / max(1.0, rect.height()))
+        scale = max(fit, view.scale_factor()) * view.devicePixelRatioF()
+        return int(min(max(doc.pixels.shape[:2]), -(-max(doc.pixels.shape[:2]) * scale // 1)))
+
+    def refine_view(self) -> Job | None:
+        """Restore what is in view at the resolution the screen shows it (1:1 from 100 %),
+        where the restoration on show is coarser: exactly what Apply will write there at 1:1.
+        Until it comes, the view shows Before at the same coarser resolution."""
+        doc = self.document
+        if (doc is None or not self.weights_ok or doc.result is not None or doc.preview is None
+                or doc.preview_task != self.task or not doc.preview_final):
+            return None
+        need = min(1.0, self.view.display_scale())
+        rect = self.view.visible_image_rect()
+        if rect.isEmpty() or self.view.after_scale() >= need * 0.99:
+            return None
+        for job in self.engine.jobs():
+            if job.kind == jobs.REGION and job.context.get("view"):
+                self.engine.cancel(job)  # superseded: the view moved on
+        box = (rect.x(), rect.y(), rect.width(), rect.height())
+        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need)
+        scale = "1:1" if need >= 1.0 else f"{need * 100:.0f} %"
+        return self.engine.submit(Job(jobs.REGION, work, context={
+            "doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}))
+
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
 
@@ -639,6 +676,9 @@ class MainWindow(QMainWindow):
         if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
+        if job.context.get("view"):
+            self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview of the visible area at "
+                                         f"{job.context['view']} — the screen's resolution", 8000)
 
     # ================================================================ full run
     def apply(self) -> Job | None:
