@@ -603,6 +603,7 @@ def test_automatic_leaves_a_photo_that_looks_fine_as_it_is_as_the_command_line_d
     assert window.detection_label.text() == "Looks fine · 91 %"
     assert "pick a task to restore it anyway" in window.detection_label.toolTip()
     assert not window.apply_action.isEnabled() and window.document.preview is None
+    assert "pick a task to restore it" in window.apply_action.toolTip()
     assert not any(j.kind == jobs.PREVIEW for j in window.engine.jobs())
     # restoring it anyway is the user's call: a task picked by hand previews and applies
     job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW,

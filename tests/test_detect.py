@@ -316,6 +316,8 @@ def test_detect_json_gives_every_probability(photos):
     assert result.returncode == 0, result.stderr
     (found,) = json.loads(result.stdout)
     assert found["path"] == str(hazy) and found["task"] == "dehaze"
+    assert found["unsure"] is False and found["likely_task"] == "dehaze"
+    assert found["runner_up"] in detect.DETECT_CLASSES and found["runner_up"] != "dehaze"
     assert set(found["probabilities"]) == set(detect.DETECT_CLASSES)
     assert abs(sum(found["probabilities"].values()) - 1) < 1e-3
 
