@@ -259,7 +259,8 @@ def is_final(job: Job) -> bool:
 
 def pick_for_the_batch(window: MainWindow, task: str) -> None:
     """Tell the batch to run ``task`` on every photo (its default is Automatic)."""
-    window.batch.task_combo.setCurrentIndex(window.batch.task_combo.findData(task))
+    window.batch.task_combo.setCurrentIndex(window.batch.task_combo.findData(task))  # as a user would
+    assert window.batch.choice() == task
 
 
 def open_photo(qtbot, window: MainWindow, path: Path):
@@ -614,6 +615,7 @@ def test_automatic_leaves_a_photo_that_looks_fine_as_it_is_as_the_command_line_d
     assert window.detection_label.text() == "Looks fine · 91 %"
     assert "pick a task to restore it anyway" in window.detection_label.toolTip()
     assert not window.apply_action.isEnabled() and window.document.preview is None
+    assert "pick a task to restore it" in window.apply_action.toolTip()
     assert not any(j.kind == jobs.PREVIEW for j in window.engine.jobs())
     # restoring it anyway is the user's call: a task picked by hand previews and applies
     job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW,
@@ -1020,7 +1022,7 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
     def fake_exec():
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
         seen.update(task=window.task, files=[(j.kind, j.context.get("path")) for j in window.files.jobs()],
-                    engine=[j.kind for j in window.engine.jobs()])
+                    engine=[j.kind for j in window.engine.jobs()], batch=window.batch.choice())
         window.prompts = ScriptedPrompts()
         window.close()
         return 0
@@ -1029,7 +1031,8 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
     assert app_main.main([str(photo), "--task", "dehaze"]) == 0
     # the photo's size comes first (its header), then its pixels; nothing is warmed for
     # typical photos meanwhile: the size says exactly what this photo's first look needs
-    assert seen == {"task": "dehaze", "files": [(jobs.SIZE, photo), (jobs.READ, photo)], "engine": []}
+    assert seen == {"task": "dehaze", "files": [(jobs.SIZE, photo), (jobs.READ, photo)], "engine": [],
+                    "batch": "dehaze"}  # several files would make a batch: told a task, it runs that
 
 
 def test_display_conversion_of_every_pixel_layout(qtbot):

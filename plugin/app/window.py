@@ -873,6 +873,8 @@ class MainWindow(QMainWindow):
         self.compare.setEnabled(has_doc)
         self.zoom_label.setVisible(has_doc)
         why = "" if self.weights_ok else " (import weights first)"
+        if self.leaves_alone():
+            why = " (Automatic leaves a photo that looks fine as it is: pick a task to restore it)"
         self.apply_action.setToolTip("Restore the whole photo at full resolution" + why)
 
     def _update_title(self) -> None:
