@@ -1,8 +1,9 @@
 """What is wrong with a photo: blur, haze, raindrops or nothing (the "Automatic" task).
 
 ``detect(image)`` returns a :class:`Detection`: a probability per class of
-``DETECT_CLASSES`` (calibrated: of the photos called hazy at 70 %, about 70 %
-are), the most likely one and the runner-up. It is the same call for the CLI
+``DETECT_CLASSES`` (their reliability on real photos is in the model card: about
+right for clean photos, over-confident on the damaged ones it misses), the most
+likely one and the runner-up. It is the same call for the CLI
 (``cmfnet detect``, ``cmfnet restore --task auto``), the app, the right-click
 entry and the GIMP bridge, and they act on it alike:
 
