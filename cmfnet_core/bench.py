@@ -229,19 +229,20 @@ def _photo_shape(megapixels: float) -> tuple[int, int]:
     return int(round(width * 3 / 4)), width
 
 
-def _tiles_for(megapixels: float, tile: int) -> int:
-    from .tiling import plan_tiles
+def _tiles_for(megapixels: float, tile: int, context: int = 0) -> int:
+    from .tiling import fit_context, plan_tiles
 
-    return len(plan_tiles(*_photo_shape(megapixels), tile, OVERLAP)[1])
+    return len(plan_tiles(*_photo_shape(megapixels), tile, OVERLAP, fit_context(tile, OVERLAP, context))[1])
 
 
-def tile_plan_overhead(megapixels: float, tile: int) -> dict:
+def tile_plan_overhead(megapixels: float, tile: int, context: int = 0) -> dict:
     """What a photo's tile plan computes: its tiles, their shape, and the pixels computed
-    per photo pixel (overlaps and the padding to multiples of 8 make it more than 1)."""
-    from .tiling import plan_tiles
+    per photo pixel (each tile's ``context``, the engine's for the network, the blended
+    overlaps and the padding to multiples of 8 make it more than 1)."""
+    from .tiling import fit_context, plan_tiles
 
     height, width = _photo_shape(megapixels)
-    _, tiles = plan_tiles(height, width, tile, OVERLAP)
+    _, tiles = plan_tiles(height, width, tile, OVERLAP, fit_context(tile, OVERLAP, context))
     computed = sum(t.h * t.w for t in tiles)
     return {"tiles": len(tiles), "tile_shape": (tiles[0].h, tiles[0].w),
             "pixels_per_photo_pixel": computed / (height * width)}
@@ -343,7 +344,7 @@ def measure_startup(runs: int = 3) -> dict:
 
 # --- reporting --------------------------------------------------------------------
 
-def _recommend(cases: list[Case], megapixels: float) -> Case | None:
+def _recommend(cases: list[Case], megapixels: float, context: int = 0) -> Case | None:
     """Fastest openvino configuration for a whole photo (overlap included).
 
     A smaller tile wins within 10% of the fastest (less memory, finer progress
@@ -359,7 +360,7 @@ def _recommend(cases: list[Case], megapixels: float) -> Case | None:
         timed = [c for c in cases if c.times]
     if not timed:
         return None
-    seconds = {id(c): _tiles_for(megapixels, c.tile) * c.ms for c in timed}
+    seconds = {id(c): _tiles_for(megapixels, c.tile, context) * c.ms for c in timed}
     floats = [seconds[id(c)] for c in timed if c.precision != "int8"]
     if floats:
         timed = [c for c in timed if c.precision != "int8" or seconds[id(c)] * INT8_MIN_SPEEDUP <= min(floats)]
@@ -374,7 +375,8 @@ def _recommend(cases: list[Case], megapixels: float) -> Case | None:
     return most_threads if seconds[id(most_threads)] <= 1.10 * seconds[id(quickest)] else quickest
 
 
-def _table(cases: list[Case], flops_per_pixel: float, megapixels: float, peak: dict | None = None) -> list[str]:
+def _table(cases: list[Case], flops_per_pixel: float, megapixels: float, peak: dict | None = None,
+           context: int = 0) -> list[str]:
     """One line per case; ``peak``: GFLOP/s per precision (:func:`measure_peak`), for the
     '% peak' column (the share of the peak at the precision the case ran in)."""
     baseline = next((c for c in cases if c.backend == "paddle" and c.times), None)
@@ -394,7 +396,7 @@ def _table(cases: list[Case], flops_per_pixel: float, megapixels: float, peak: d
         mp_min = pixels / seconds * 60 / 1e6
         tflops = flops_per_pixel * pixels / seconds / 1e12
         speedup = f"{pixels / c.ms / base_rate:8.1f}" if base_rate else f"{'-':>8}"
-        estimate = _tiles_for(megapixels, c.tile) * seconds
+        estimate = _tiles_for(megapixels, c.tile, context) * seconds
         top = (peak or {}).get(c.precision)
         share = f"{100 * tflops * 1000 / top:>5.0f}%" if top else f"{'-':>6}"
         lines.append(f"{c.backend:<9} {c.precision:<5} {c.tile:>5} {c.threads:>3} {c.ms:>9.0f} "
@@ -443,9 +445,13 @@ def run(args) -> int:
                   + ", ".join(f"{name} {p['gflops']:.0f} GFLOP/s" + ("" if p["ran"] == name else f" (ran {p['ran']})")
                               for name, p in measured["precisions"].items()))
             report["peak"] = measured
-    plan = {tile: tile_plan_overhead(args.photo_mp, tile) for tile in sorted(set(args.tiles))}
+    from .engine import context_for
+
+    context = context_for(weights.config)
+    plan = {tile: tile_plan_overhead(args.photo_mp, tile, context) for tile in sorted(set(args.tiles))}
     height, width = _photo_shape(args.photo_mp)
-    print(f"{args.photo_mp:g}-MP photo ({width}x{height}) tile plans, overlap {OVERLAP}: "
+    print(f"{args.photo_mp:g}-MP photo ({width}x{height}) tile plans, context {context} px a side "
+          f"(at most a quarter of the tile), overlap {OVERLAP}: "
           + "; ".join(f"tile {tile}: {p['tiles']} of {p['tile_shape'][1]}x{p['tile_shape'][0]}, "
                       f"{p['pixels_per_photo_pixel']:.3f} px computed per photo px" for tile, p in plan.items()))
     report["tile_plans"] = {str(tile): p for tile, p in plan.items()}
@@ -457,7 +463,7 @@ def run(args) -> int:
     _measure(cases, max(1, args.rounds))
     current, peak = rss_mb()
     print()
-    for line in _table(cases, flops, args.photo_mp, peaks):
+    for line in _table(cases, flops, args.photo_mp, peaks, context):
         print(line)
     print(f"\npeak RSS of this benchmark process: {peak:.0f} MB (every configuration above loaded "
           f"at once; now {current:.0f} MB)")
@@ -466,7 +472,7 @@ def run(args) -> int:
                        for c in cases]
     report["peak_rss_mb"] = peak
 
-    best = _recommend(cases, args.photo_mp)
+    best = _recommend(cases, args.photo_mp, context)
     for case in cases:
         case.runner = None  # free the compiled models before the child processes run
     if best:

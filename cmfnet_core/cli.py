@@ -43,7 +43,8 @@ examples:
       use a weights file directly (official .pth, .pdparams or this tool's format)
 
 The original photo is never modified. Tiles keep memory bounded: a larger
---tile is faster but needs more memory; --overlap hides seams between tiles.
+--tile is faster but needs more memory; each tile sees real pixels beyond the
+part it keeps, so tiled and whole-photo results agree.
 """)
 
 DETECT_EXAMPLES = N_("""\
@@ -71,10 +72,13 @@ examples:
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine = parser.add_argument_group(_("engine"))
     engine.add_argument("--tile", type=int, default=None, metavar="N",
-                        help=_("tile side in pixels, a multiple of 8 (default: 512 for light "
-                               "weights, 256 for the full-size official model)"))
+                        help=_("largest tile side in pixels, a multiple of 8 (default: automatic, "
+                               "the same choice as the app's: 768 for light weights, 640 for the "
+                               "full-size official model); each tile also sees 48 px (light) or "
+                               "64 px (full-size) of context on every side, so no seam shows"))
     engine.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="N",
-                        help=_("pixels shared by neighbouring tiles, a multiple of 8 (default: %(default)s)"))
+                        help=_("pixels of neighbouring tiles' kept parts blended, a multiple of 8 "
+                               "(default: %(default)s)"))
     engine.add_argument("--device", choices=DEVICES, default="cpu",
                         help=_("gpu: OpenVINO on an Intel GPU (integrated or Arc) when it sees one, "
                                "else Paddle on an NVIDIA GPU (needs paddlepaddle-gpu); untested "
@@ -85,11 +89,11 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help=_("auto: int8 on the kinds of x86 CPU where it was measured clearly "
                                "faster and faithful (AVX2-only and VNNI without AMX, e.g. AMD Zen 1 "
-                               "and Zen 4), if weights other than the bundled ones also pass their own "
-                               "check; else bf16 on CPUs with AMX/AVX512-BF16, else fp32 (as on CPUs "
-                               "nobody measured: ARM, or where the flags cannot be read). int8 "
-                               "calibrates once per weights file: up to a minute, several for "
-                               "full-size weights (default: auto)"))
+                               "and Zen 4; AMX too for full-size weights), if weights other than the "
+                               "bundled ones also pass their own check; else bf16 on CPUs with "
+                               "AMX/AVX512-BF16, else fp32 (as on CPUs nobody measured: ARM, or where "
+                               "the flags cannot be read). int8 calibrates once per weights file: up "
+                               "to a minute, several for full-size weights (default: auto)"))
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help=_("CPU threads to use (default: all cores)"))
     engine.add_argument("--local-stats", action="store_true",
@@ -288,7 +292,7 @@ def run_restore(args) -> int:
             _error(_("--out-dir {folder}: cannot create the folder ({reason})").format(folder=args.out_dir, reason=reason))
             return EXIT_USAGE
 
-    failures = 0
+    failures, noted = 0, set()  # noted: tasks told about light weights (once per run)
     settled: set[str] = set()  # tasks whose precision is decided (int8: calibrated, checked)
     for raw in args.paths:
         source = Path(raw)
@@ -333,6 +337,10 @@ def run_restore(args) -> int:
             continue
         progress.close()
         report.written(raw, dest, task, *((found.confidence, found.summary()) if found else ()))
+        if args.weights is None and task not in noted:  # once per task and run
+            noted.add(task)
+            if note := weights_commands_module.light_weights_note(task):
+                print(f"cmfnet: note: {note}", file=sys.stderr)
     return EXIT_FAILED if failures else EXIT_OK
 
 

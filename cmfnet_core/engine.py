@@ -26,14 +26,26 @@ import numpy as np
 from .backends import PER_SHAPE, Backend, check_options, make_backend
 from .backends.precision import resolve_precision
 from .i18n import _
-from .tiling import MULTIPLE, axis_weight_sums, blend_weights, plan_tiles, round_up, take_tile
+from .tiling import MULTIPLE, axis_weight_sums, blend_weights, fit_context, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
 ProgressCallback = Callable[[int, int], None]
 
-DEFAULT_TILE = 256  # full-size weights; lighter ones default to LIGHT_TILE
-LIGHT_TILE = 512  # measured: same throughput per pixel from 384 to 768, less overlap overhead
-DEFAULT_OVERLAP = 32
+# The automatic tile (:func:`auto_tile`): the largest side of a tile, by network size. Each
+# tile also computes CONTEXT pixels on every side that it does not keep, so larger tiles
+# waste less (light, tile 768: 1.3x the photo's pixels computed; tile 512: 1.5x).
+DEFAULT_TILE = 640  # full-size weights (n_feat 96): a 640 x 640 tile holds ~2 GB of activations
+LIGHT_TILE = 768  # measured: same throughput per pixel from 384 to 768
+DEFAULT_OVERLAP = 16  # blended inside the kept part of each tile; the context does the real work
+# Real pixels each tile sees beyond those it keeps, on every side, and the reflection that
+# frames the photo: measured in tests/bench/border_reach.py (a crop restored alone against
+# the same pixels restored with 160 px of real context around them): the bundled light
+# networks differ by < 1 level from 28 px in and < 0.25 from 34 px (99th percentile < 1
+# from 34). The full-size network has the same depth (the same receptive field, only wider
+# layers); with random weights its edge fades within 7 px, which says little about trained
+# ones, so it gets the light networks' measured reach with a margin.
+LIGHT_CONTEXT = 48
+FULL_CONTEXT = 64
 PREVIEW_LONG_SIDE = 512
 # A preview's first look, shown while the PREVIEW_LONG_SIDE one runs: a quarter of its
 # pixels, so about a quarter of its time (one tile each; default dehaze weights on OpenVINO,
@@ -45,6 +57,17 @@ EMIT_ROWS = 16  # finished rows converted to the output's pixel type per step
 # and a few cover one photo and the app's warm-up without memory growing photo after photo.
 KEEP_BACKENDS = 4
 WARM_TILE = 64  # side of the one small tile a backend that runs any shape is warmed on
+
+
+def context_for(config) -> int:
+    """The context (see :data:`LIGHT_CONTEXT`) a network of this config needs."""
+    return LIGHT_CONTEXT if config.n_feat <= 48 else FULL_CONTEXT
+
+
+def auto_tile(config) -> int:
+    """The automatic tile side for a network of this config: the one choice shared by the
+    app, the CLI, GIMP and right-click (a tile setting of 0 or None means this)."""
+    return LIGHT_TILE if config.n_feat <= 48 else DEFAULT_TILE
 
 
 class Cancelled(Exception):
@@ -79,11 +102,12 @@ class Restorer:
     ----------
     task: ``deblur``, ``dehaze`` or ``deraindrop``; picks the default weights.
     weights: a weights file (any supported format); None uses the installed default.
-    tile: tile side in pixels (multiple of 8); None picks 512 for light weights
-        (n_feat <= 48) and 256 for the full-size model. Larger tiles see more
-        context and repeat less work in overlaps, but need more memory.
-    overlap: pixels shared by neighbouring tiles (multiple of 8), feathered so no
-        seam shows.
+    tile: largest tile side in pixels (multiple of 8); None or 0: :func:`auto_tile`.
+        Larger tiles repeat less of their context, but need more memory.
+    overlap: pixels of the kept parts of neighbouring tiles blended (multiple of 8).
+    context: pixels each tile sees on every side beyond those it keeps, and the
+        reflection framing the photo; None: what the network needs (:func:`context_for`).
+        A small tile carries at most a quarter of its side (``tiling.fit_context``).
     device / backend / precision / threads: where and how each tile runs
         (see ``backends/``); ``auto`` picks the fastest exact-enough path.
     local_stats: pool channel attention over a window of about the training patch
@@ -93,14 +117,16 @@ class Restorer:
 
     def __init__(self, task: str, weights=None, *, tile: int | None = None,
                  overlap: int = DEFAULT_OVERLAP, device: str = "cpu", backend: str = "auto",
-                 precision: str = "auto", threads: int | None = None, local_stats: bool | int = False):
+                 precision: str = "auto", threads: int | None = None, local_stats: bool | int = False,
+                 context: int | None = None):
         if task not in TASKS:
             raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
         self.weights_path = resolve_weights(task, weights)
         self.weights: Weights = read_weights(self.weights_path)
-        if tile is None:
-            tile = LIGHT_TILE if self.weights.config.n_feat <= 48 else DEFAULT_TILE
-        plan_tiles(tile, tile, tile, overlap)  # validates tile and overlap early
+        if not tile:
+            tile = auto_tile(self.weights.config)
+        self.context = context_for(self.weights.config) if context is None else context
+        plan_tiles(tile, tile, tile, overlap, fit_context(tile, overlap, self.context))  # validates early
         self.task, self.tile, self.overlap = task, tile, overlap
         if self.weights.task and self.weights.task != task:
             raise WeightsError(_("{name} holds {made_for} weights, not {task}").format(name=self.weights_path.name, made_for=self.weights.task, task=task))
@@ -120,8 +146,8 @@ class Restorer:
     def calibration_pending(self) -> bool:
         """Whether the first tile will calibrate int8 for these weights first (once per
         weights file and CPU kind, tens of seconds): worth telling the user before it starts."""
-        if self.backend_name != "openvino" or resolve_precision(self._backend_options["precision"],
-                                                                 self._backend_options["device"]) != "int8":
+        if self.backend_name != "openvino" or resolve_precision(
+                self._backend_options["precision"], self._backend_options["device"], self.weights) != "int8":
             return False
         from .backends.quantize import reference_cached
 
@@ -193,21 +219,34 @@ class Restorer:
             if progress:
                 progress(done, len(shapes))
 
+    def plan(self, height: int, width: int, tile: int | None = None, *,
+             whole: bool = False) -> tuple[tuple[int, int], list, int]:
+        """(canvas size, tiles, context) for a ``height`` x ``width`` photo: what
+        :meth:`restore` runs. ``whole``: one tile holding the photo and its full context."""
+        if whole:
+            side = max(round_up(max(height, width) + 2 * self.context),
+                       2 * self.context + self.overlap + MULTIPLE)
+            return (*plan_tiles(height, width, side, self.overlap, self.context), self.context)
+        tile = tile or self.tile
+        context = fit_context(tile, self.overlap, self.context)
+        return (*plan_tiles(height, width, tile, self.overlap, context), context)
+
     def restore(self, image: np.ndarray, progress: ProgressCallback | None = None,
-                cancel: CancelToken | None = None, *, tile: int | None = None) -> np.ndarray:
+                cancel: CancelToken | None = None, *, tile: int | None = None,
+                whole: bool = False) -> np.ndarray:
         """Restore ``image`` (H x W, H x W x 1-4; uint8, uint16 or float in [0, 1]).
 
         Returns an array of the same shape and dtype. Colour images are RGB(A);
         alpha is passed through untouched; gray is restored through RGB.
         Raises :class:`Cancelled` if ``cancel`` is set between two tiles.
-        ``tile``: the largest tile for this call instead of the restorer's
-        (:meth:`restore_whole` passes the image's own size: one tile).
+        ``tile``: the largest tile for this call instead of the restorer's;
+        ``whole``: one tile (:meth:`restore_whole`).
         """
         colour, alpha, gray = split_channels(image)
         height, width = colour.shape[:2]
         scale = _scale_of(image.dtype)
-        padded, tiles = plan_tiles(height, width, tile or self.tile, self.overlap)
-        band = _Band(padded, tiles, self.overlap)
+        padded, tiles, context = self.plan(height, width, tile, whole=whole)
+        band = _Band(padded, tiles, self.overlap, context)
         out = np.empty(image.shape, image.dtype)
 
         def emit(rows: slice) -> None:
@@ -221,19 +260,59 @@ class Restorer:
 
         if progress:
             progress(0, len(tiles))
+        done_rows = 0  # photo rows written to ``out``
         for done, tile in enumerate(tiles, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
-            if tile.y != band.top:  # a new row of tiles: the rows above it are final
-                emit(slice(band.top, min(tile.y, height)))
+            if tile.y != band.top:  # a new row of tiles: the rows above what it keeps are final
+                final = min(max(tile.y, 0), height)  # canvas rows < tile.y + context: photo rows < tile.y
+                emit(slice(done_rows, final))
+                done_rows = max(done_rows, final)
                 band.move_to(tile.y)
-            patch = take_tile(colour, tile).astype(np.float32) / scale
+            patch = take_tile(colour, tile, context).astype(np.float32) / scale
             result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0]
             band.add(tile, result.transpose(1, 2, 0))
             if progress:
                 progress(done, len(tiles))
-        emit(slice(band.top, height))
+        emit(slice(done_rows, height))
         return out
+
+    def restore_region(self, image: np.ndarray, box: tuple[int, int, int, int],
+                       progress: ProgressCallback | None = None,
+                       cancel: CancelToken | None = None) -> np.ndarray:
+        """``restore(image)[y:y + h, x:x + w]`` for ``box`` = (x, y, w, h), computing only the
+        tiles of the whole photo's plan that reach into the box: the same tiles on the same
+        pixels, blended with the same weights, so a preview of a region is what Apply writes
+        there (bit for bit where the backend is deterministic). ``progress`` counts those tiles."""
+        x, y, w, h = box
+        colour, alpha, gray = split_channels(image)
+        height, width = colour.shape[:2]
+        if not (0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height):
+            raise ValueError(f"region {box} is not inside the {width} x {height} image")
+        scale = _scale_of(image.dtype)
+        padded, tiles, c = self.plan(height, width)
+        band = _Band(padded, tiles, self.overlap, c)
+        needed = [t for t in tiles if t.y + c < y + h + c and t.y + t.h - c > y + c
+                  and t.x + c < x + w + c and t.x + t.w - c > x + c]
+        total = np.zeros((h, w, 3), np.float32)
+        if progress:
+            progress(0, len(needed))
+        for done, tile in enumerate(needed, start=1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            patch = take_tile(colour, tile, c).astype(np.float32) / scale
+            result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
+            weighted = result * blend_weights(tile, padded, self.overlap, c)[..., None]
+            # the overlap of the tile and the box, in canvas coordinates
+            top, bottom = max(tile.y, y + c), min(tile.y + tile.h, y + h + c)
+            left, right = max(tile.x, x + c), min(tile.x + tile.w, x + w + c)
+            total[top - y - c:bottom - y - c, left - x - c:right - x - c] += \
+                weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x]
+            if progress:
+                progress(done, len(needed))
+        weight = (band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None])
+        restored = np.clip(total / weight, 0.0, 1.0)
+        return merge_channels(restored, None if alpha is None else alpha[y:y + h, x:x + w], gray, image.dtype)
 
     def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> np.ndarray:
@@ -242,36 +321,40 @@ class Restorer:
         image padded to multiples of 8 (:func:`whole_tile_shape`). ``cancel`` is checked
         before that one tile; once it runs, it runs to the end (the backends cannot be
         interrupted mid-tile), so a caller that must not use a result cancelled meanwhile
-        checks the token again afterwards."""
-        side = max(round_up(max(np.shape(image)[:2])), self.overlap + MULTIPLE)
-        return self.restore(image, progress, cancel, tile=side)
+        checks the token again afterwards. Like every tile, it is framed by the context
+        of reflection (:func:`whole_tile_shape`), so its border matches a tiled run's."""
+        return self.restore(image, progress, cancel, whole=True)
 
 
 class _Band:
-    """The float accumulator for one row of tiles (tile height x padded width x 3).
+    """The float accumulator for one row of tiles (tile height x canvas width x 3).
 
     The grid's blend weight is separable (a sum of ramps per axis), so only the
     results need a buffer: beyond the photo and its output, restoring holds one
-    row of tiles in floats, whatever the photo's size.
+    row of tiles in floats, whatever the photo's size. Rows and columns are the
+    canvas's (the photo framed by ``context``); :meth:`finished` takes photo rows.
     """
 
-    def __init__(self, padded: tuple[int, int], tiles: list, overlap: int):
+    def __init__(self, padded: tuple[int, int], tiles: list, overlap: int, context: int = 0):
         first = tiles[0]
         ys = sorted({t.y for t in tiles})
         xs = sorted({t.x for t in tiles})
         self.height, self.overlap, self.padded, self.top = first.h, overlap, padded, 0
-        self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap)
-        self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap)
+        self.context = context
+        self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap, context)
+        self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap, context)
         self.total = np.zeros((first.h, padded[1], 3), np.float32)
 
     def add(self, tile, result: np.ndarray) -> None:
-        mask = blend_weights(tile, self.padded, self.overlap)[..., None]
+        mask = blend_weights(tile, self.padded, self.overlap, self.context)[..., None]
         self.total[:, tile.x:tile.x + tile.w] += result * mask
 
     def finished(self, rows: slice, width: int) -> np.ndarray:
-        """Blended float RGB in [0, 1] for ``rows`` (all above the current row's unfinished part)."""
-        local = self.total[rows.start - self.top:rows.stop - self.top, :width]
-        weight = self.row_weight[rows, None, None] * self.col_weight[None, :width, None]
+        """Blended float RGB in [0, 1] for photo ``rows`` (all above the current row's unfinished part)."""
+        c = self.context
+        local = self.total[rows.start + c - self.top:rows.stop + c - self.top, c:c + width]
+        weight = (self.row_weight[rows.start + c:rows.stop + c, None, None]
+                  * self.col_weight[None, c:c + width, None])
         restored = local / weight
         return np.clip(restored, 0.0, 1.0, out=restored)
 
@@ -343,13 +426,15 @@ def downscale(image: np.ndarray, long_side: int = PREVIEW_LONG_SIDE) -> np.ndarr
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def whole_tile_shape(height: int, width: int) -> tuple[int, int]:
-    """The one tile :meth:`Restorer.restore_whole` runs for an image of this size."""
-    return round_up(height), round_up(width)
+def whole_tile_shape(height: int, width: int, context: int = LIGHT_CONTEXT) -> tuple[int, int]:
+    """The one tile :meth:`Restorer.restore_whole` runs for an image of this size: the
+    image framed by ``context`` (the restorer's) and padded to multiples of 8."""
+    return round_up(height + 2 * context), round_up(width + 2 * context)
 
 
-def preview_tile_shape(height: int, width: int, long_side: int = PREVIEW_LONG_SIDE) -> tuple[int, int]:
+def preview_tile_shape(height: int, width: int, long_side: int = PREVIEW_LONG_SIDE,
+                       context: int = LIGHT_CONTEXT) -> tuple[int, int]:
     """The tile shape the preview of a ``height`` x ``width`` photo runs at: one tile of
     its downscaled copy. Warming it ahead of time (:meth:`Restorer.warm`) makes that
     preview compile nothing."""
-    return whole_tile_shape(*downscaled_size(height, width, long_side))
+    return whole_tile_shape(*downscaled_size(height, width, long_side), context)

@@ -28,6 +28,15 @@ def resize(x: paddle.Tensor, factor: float) -> paddle.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+
+def ensure_dygraph() -> None:
+    """Put this thread in Paddle's eager (dygraph) mode, where the network is built and run.
+
+    Paddle keeps its eager/static switch per thread: a thread other than the one that first
+    imported paddle (the app's main thread after a worker imported it) can come up static."""
+    if not paddle.in_dynamic_mode():
+        paddle.disable_static()
+
 class Resize(nn.Layer):
     """Bilinear resize by a fixed factor (a parameter-free Sequential slot)."""
 
@@ -68,7 +77,11 @@ class CALayer(nn.Layer):
         self.local_window = 0
 
     def forward(self, x):
-        if self.local_window and (x.shape[2] > self.local_window or x.shape[3] > self.local_window):
+        # local statistics always take the windowed path, even where the tile is no larger
+        # than the window: the graph is then the same for every tile shape (the int8
+        # models are made per shape by copying one calibration onto it, which needs that),
+        # and a pixel's statistics are those of the window around it, as in a larger tile
+        if self.local_window:
             y = local_mean(x, self.local_window)
         else:
             y = x.mean(axis=[2, 3], keepdim=True)

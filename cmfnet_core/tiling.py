@@ -4,12 +4,19 @@ A photo is cut into a grid of equal, overlapping tiles fitted to it: along
 each axis the fewest tiles of at most the maximum size that cover it with the
 overlap, each then shrunk to just what that takes (a multiple of 8) and spread
 evenly. So every tile has the same shape (one compiled model serves them
-all), no tile reaches outside the (padded) image, and the pixels computed
-stay close to the photo's plus the overlaps (a 1024-pixel side at tile 512 is
-3 tiles of 368, not 3 of 512). Overlaps are blended with linear ramps, so no
-seam shows even though CMFNet's channel attention makes each tile's output
-depend slightly on the whole tile. The blend weights are separable (one ramp
-per axis), which lets the engine finish the photo one row of tiles at a time.
+all), and the pixels computed stay close to the photo's plus the overlaps.
+
+Each tile carries ``context``: pixels on every side that the network sees but
+whose results are thrown away, because a convolution network's output near
+the edge of what it is given differs from its output with real pixels there
+(measured in ``tests/bench/border_reach.py``: the bundled light networks
+differ by more than a level up to about 30 px from the edge). The photo itself
+is framed by ``context`` pixels of reflection on every side (the tiles live on
+that *canvas*), so its own border is not a zero-padded edge either: no light
+frame. Only inside the kept part do neighbours blend, with linear ramps over
+``overlap`` pixels, hiding the little that remains. The blend weights are
+separable (one ramp per axis), which lets the engine finish the photo one row
+of tiles at a time.
 """
 from __future__ import annotations
 
@@ -56,21 +63,38 @@ def fit_axis(length: int, max_size: int, overlap: int) -> tuple[int, list[int]]:
     return size, [i * span // (count - 1) for i in range(count)]
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int) -> tuple[tuple[int, int], list[Tile]]:
-    """Padded image size and the tiles covering it, row by row (top to bottom).
+def fit_context(tile: int, overlap: int, context: int) -> int:
+    """The context a tile of at most ``tile`` pixels carries: ``context``, but never more
+    than a quarter of what the blend leaves (so neighbouring tiles still advance by at
+    least half of that), rounded down to a multiple of 8. Only tiles far below the
+    automatic size are cut short: the light networks' 48 px fit tiles from 208 px."""
+    return max(0, min(context, (tile - overlap) // 4)) // MULTIPLE * MULTIPLE
 
-    The image is padded to a multiple of 8 (never less than that); ``tile`` is
-    the largest tile side allowed.
+
+def plan_tiles(height: int, width: int, tile: int, overlap: int,
+               context: int = 0) -> tuple[tuple[int, int], list[Tile]]:
+    """Canvas size and the tiles covering it, row by row (top to bottom).
+
+    The canvas is the photo framed by ``context`` pixels on every side (so photo
+    pixel (r, c) is canvas pixel (r + context, c + context)), then padded at the
+    bottom and right to a multiple of 8. ``tile`` is the largest tile side allowed;
+    neighbouring tiles share ``2 * context + overlap`` pixels, so the parts they keep
+    (all but ``context`` on every side) still share ``overlap`` to blend over.
+    ``context`` must fit the tile (:func:`fit_context`).
     """
-    if tile % MULTIPLE or overlap % MULTIPLE:
-        raise SettingsError(_("tile ({tile}) and overlap ({overlap}) must be multiples of "
-                              "{multiple}").format(tile=tile, overlap=overlap, multiple=MULTIPLE))
+    if tile % MULTIPLE or overlap % MULTIPLE or context % MULTIPLE:
+        raise SettingsError(_("tile ({tile}), overlap ({overlap}) and context ({context}) must be "
+                              "multiples of {multiple}").format(tile=tile, overlap=overlap,
+                                                                context=context, multiple=MULTIPLE))
     if not 0 <= overlap < tile:
         raise SettingsError(_("overlap ({overlap}) must be smaller than the tile ({tile})").format(
             overlap=overlap, tile=tile))
-    padded_h, padded_w = round_up(height), round_up(width)
-    tile_h, ys = fit_axis(padded_h, tile, overlap)
-    tile_w, xs = fit_axis(padded_w, tile, overlap)
+    if context < 0 or tile - 2 * context - overlap < MULTIPLE:
+        raise SettingsError(_("context ({context}) does not fit a tile of {tile} with overlap "
+                              "{overlap}").format(context=context, tile=tile, overlap=overlap))
+    padded_h, padded_w = round_up(height + 2 * context), round_up(width + 2 * context)
+    tile_h, ys = fit_axis(padded_h, tile, 2 * context + overlap)
+    tile_w, xs = fit_axis(padded_w, tile, 2 * context + overlap)
     return (padded_h, padded_w), [Tile(y, x, tile_h, tile_w) for y in ys for x in xs]
 
 
@@ -84,22 +108,27 @@ def _ramp(length: int, fade_start: int, fade_end: int) -> np.ndarray:
     return weights
 
 
-def axis_ramp(start: int, size: int, length: int, overlap: int) -> np.ndarray:
-    """One tile's weights along one axis: fades only on the sides shared with a neighbour."""
-    return _ramp(size, overlap if start > 0 else 0, overlap if start + size < length else 0)
+def axis_ramp(start: int, size: int, length: int, overlap: int, context: int = 0) -> np.ndarray:
+    """One tile's weights along one axis: 0 over the ``context`` at each end (seen, not
+    kept), fades over ``overlap`` only on the sides shared with a neighbour."""
+    weights = np.zeros(size, np.float32)
+    weights[context:size - context] = _ramp(size - 2 * context, overlap if start > 0 else 0,
+                                            overlap if start + size < length else 0)
+    return weights
 
 
-def blend_weights(tile: Tile, padded: tuple[int, int], overlap: int) -> np.ndarray:
-    """Feathering mask (h x w) for a tile: fades only on sides shared with a neighbour."""
-    return np.outer(axis_ramp(tile.y, tile.h, padded[0], overlap),
-                    axis_ramp(tile.x, tile.w, padded[1], overlap))
+def blend_weights(tile: Tile, padded: tuple[int, int], overlap: int, context: int = 0) -> np.ndarray:
+    """Feathering mask (h x w) for a tile: 0 on its context, fades only towards neighbours."""
+    return np.outer(axis_ramp(tile.y, tile.h, padded[0], overlap, context),
+                    axis_ramp(tile.x, tile.w, padded[1], overlap, context))
 
 
-def axis_weight_sums(starts: list[int], size: int, length: int, overlap: int) -> np.ndarray:
+def axis_weight_sums(starts: list[int], size: int, length: int, overlap: int,
+                     context: int = 0) -> np.ndarray:
     """Sum of the tiles' ramps along one axis; the grid's total weight is the outer product."""
     total = np.zeros(length, np.float32)
     for start in starts:
-        total[start:start + size] += axis_ramp(start, size, length, overlap)
+        total[start:start + size] += axis_ramp(start, size, length, overlap, context)
     return total
 
 
@@ -114,23 +143,22 @@ def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
     return np.where(index < length, index, period - index)
 
 
-def take_tile(image: np.ndarray, tile: Tile) -> np.ndarray:
-    """The tile's pixels of an H x W x C image, reflect-padded where the tile passes the
-    bottom/right border: the same as ``pad_image(image, padded)[tile.slices]``, without
-    a padded copy of the whole photo."""
+def take_tile(image: np.ndarray, tile: Tile, context: int = 0) -> np.ndarray:
+    """The tile's pixels of an H x W x C image on a canvas framed by ``context`` pixels,
+    reflected where the tile passes the photo's border: the same as
+    ``pad_image(image, padded, context)[tile.slices]``, without a padded copy of the photo."""
     height, width = image.shape[:2]
-    if tile.y + tile.h <= height and tile.x + tile.w <= width:
-        return image[tile.slices]
-    rows = reflect_indices(tile.y, tile.y + tile.h, height)
-    cols = reflect_indices(tile.x, tile.x + tile.w, width)
+    y, x = tile.y - context, tile.x - context
+    if y >= 0 and x >= 0 and y + tile.h <= height and x + tile.w <= width:
+        return image[y:y + tile.h, x:x + tile.w]
+    rows = reflect_indices(y, y + tile.h, height)
+    cols = reflect_indices(x, x + tile.w, width)
     return image[np.ix_(rows, cols)]
 
 
-def pad_image(image: np.ndarray, padded: tuple[int, int]) -> np.ndarray:
-    """Reflect-pad an H x W x C image at the bottom and right to ``padded``."""
-    pad_h, pad_w = padded[0] - image.shape[0], padded[1] - image.shape[1]
-    if pad_h == 0 and pad_w == 0:
-        return image
-    # 'symmetric' works for any size, even a 1-pixel image, where 'reflect' has nothing to mirror
-    mode = "reflect" if min(image.shape[:2]) > 1 else "symmetric"
-    return np.pad(image, ((0, pad_h), (0, pad_w), (0, 0)), mode=mode)
+def pad_image(image: np.ndarray, padded: tuple[int, int], context: int = 0) -> np.ndarray:
+    """Reflect-pad an H x W x C image by ``context`` on every side, then at the bottom and
+    right to ``padded`` (the canvas of :func:`plan_tiles`)."""
+    rows = reflect_indices(-context, padded[0] - context, image.shape[0])
+    cols = reflect_indices(-context, padded[1] - context, image.shape[1])
+    return image[np.ix_(rows, cols)]

@@ -65,6 +65,30 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
+def light_weights_note(task: str) -> str | None:
+    """What ``restore`` says after running ``task`` on the light bundled weights where they
+    do little (blur, raindrops); None otherwise."""
+    from .weights import default_weights
+
+    if task not in ("deblur", "deraindrop"):
+        return None
+    try:
+        entry = default_weights(task)
+    except (WeightsError, OSError):
+        return None
+    if entry is None or not entry.bundled or entry.full_size:
+        return None
+    if task == "deblur":
+        note = _("{task} ran on the light weights that come with this tool, which change blur "
+                 "only a little; the authors' full-size weights restore visibly: "
+                 "cmfnet weights download {task}")
+    else:
+        note = _("{task} ran on the light weights that come with this tool, which change raindrops "
+                 "only a little; the authors' full-size weights restore visibly: "
+                 "cmfnet weights download {task}")
+    return note.format(task=task)
+
+
 # --- download --------------------------------------------------------------------------
 
 class _Bar:

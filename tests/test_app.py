@@ -22,7 +22,8 @@ from PyQt6.QtGui import QDragEnterEvent, QDropEvent  # noqa: E402
 from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from cmfnet_core import imageio  # noqa: E402
-from cmfnet_core.engine import PREVIEW_LONG_SIDE, Cancelled, CancelToken  # noqa: E402
+from cmfnet_core.engine import (LIGHT_CONTEXT, PREVIEW_LONG_SIDE, Cancelled, CancelToken,  # noqa: E402
+                                whole_tile_shape)
 from plugin.app import jobs  # noqa: E402
 from plugin.app.dialogs import DISCARD  # noqa: E402
 from plugin.app.jobs import EngineOptions, Job  # noqa: E402
@@ -34,6 +35,11 @@ from tests.test_hardening import leftovers, snapshot  # noqa: E402
 SAMPLES = Path(__file__).resolve().parent.parent / "resources" / "samples"
 TIMEOUT = 30_000  # ms; generous, the machine running CI may be busy
 TEST_OPTIONS = EngineOptions(tile=64, overlap=16, backend="paddle", threads=1)
+
+
+def framed(height: int, width: int) -> tuple[int, int]:
+    """The tile a preview of this size runs as: framed by the light networks' context."""
+    return whole_tile_shape(height, width, LIGHT_CONTEXT)
 
 
 class ScriptedPrompts:
@@ -136,6 +142,9 @@ def make_window(qtbot, settings):
     def make(warm_up: bool = False) -> MainWindow:
         window = MainWindow(settings=settings, prompts=ScriptedPrompts(), warm_up=warm_up)
         qtbot.addWidget(window)
+        # small enough that a 600 x 400 photo is shown below 512 px: its preview's final
+        # pass (the screen's resolution, at least 512 px) is then the 512 px thumbnail
+        window.resize(560, 420)
         window.show()
         windows.append(window)
         return window
@@ -201,13 +210,14 @@ def first_tile_hold(monkeypatch) -> FirstTileHold:
 
 @pytest.fixture
 def final_preview_hold(monkeypatch) -> FirstTileHold:
-    """Holds each preview's final pass (long side 512) once its tile is done, before it returns."""
+    """Holds each preview's final pass (the screen's resolution, at least 512 px) once its
+    first tile is done, before it returns."""
     hold = FirstTileHold()
     make = jobs.preview_work
 
     def held(*args, long_side=PREVIEW_LONG_SIDE, **kwargs):
         work = make(*args, long_side=long_side, **kwargs)
-        return hold.wrap(work) if long_side == PREVIEW_LONG_SIDE else work
+        return hold.wrap(work) if long_side >= PREVIEW_LONG_SIDE else work
 
     monkeypatch.setattr(jobs, "preview_work", held)
     yield hold
@@ -249,7 +259,8 @@ def is_final(job: Job) -> bool:
 
 def pick_for_the_batch(window: MainWindow, task: str) -> None:
     """Tell the batch to run ``task`` on every photo (its default is Automatic)."""
-    window.batch.task_combo.setCurrentIndex(window.batch.task_combo.findData(task))
+    window.batch.task_combo.setCurrentIndex(window.batch.task_combo.findData(task))  # as a user would
+    assert window.batch.choice() == task
 
 
 def open_photo(qtbot, window: MainWindow, path: Path):
@@ -372,7 +383,8 @@ def test_a_large_photo_shows_a_first_look_then_the_final_preview_in_its_place(
     # the final pass is held after its tile: this is what the user sees meanwhile
     doc, view = window.document, window.view
     assert shown == [(256, 171)] and doc.preview.shape == (171, 256, 3) and not doc.preview_final
-    assert window.statusBar().currentMessage() == "Deblur preview: a first look — refining…"
+    assert window.statusBar().currentMessage() == ("Deblur preview: a first look at 256 × 171, Before "
+                                                   "shown at the same resolution — refining…")
     assert window.progress.isVisible() and window.progress.label.text().startswith(REFINING_TITLE)
     placed = (view.item.image_rect(), view.scale_factor())
     assert placed[0] == QRectF(0, 0, 600, 400)
@@ -381,7 +393,7 @@ def test_a_large_photo_shows_a_first_look_then_the_final_preview_in_its_place(
                                      match=is_final)
     assert outcome == "succeeded" and final.shape == (341, 512, 3)
     assert shown == [(256, 171), (512, 341)] and doc.preview is final and doc.preview_final
-    assert window.statusBar().currentMessage().startswith("Deblur preview ready")
+    assert window.statusBar().currentMessage().startswith("Deblur preview at 512 × 341")
     assert (view.item.image_rect(), view.scale_factor()) == placed
     assert not window.progress.isVisible()
 
@@ -493,12 +505,12 @@ def test_opening_a_photo_cancels_the_warm_up_for_typical_photos(
                                      match=lambda j: j.context["photo"] == (400, 600))
         assert outcome == "succeeded" and window.document is None  # still decoding
         assert outcomes[startup] == "cancelled" and startup_warmup_hold.tiles_done == [0, 1]
-        assert fake_backends.built == [(192, 256), (176, 256)]  # one typical shape, then the harbour's
+        assert fake_backends.built == [framed(192, 256), framed(176, 256)]  # one typical shape, then the harbour's
     finally:
         decoding.set()
     job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW, lambda: None, match=is_final)
     assert outcome == "succeeded"
-    assert fake_backends.built == [(192, 256), (176, 256), (344, 512)]  # the final pass built its own
+    assert fake_backends.built == [framed(192, 256), framed(176, 256), framed(344, 512)]  # the final pass built its own
 
 
 def test_a_photo_whose_header_says_no_size_cancels_the_warm_up_when_it_is_read(
@@ -516,7 +528,7 @@ def test_a_photo_whose_header_says_no_size_cancels_the_warm_up_when_it_is_read(
     assert outcome == "succeeded" and outcomes[held.args[0]] == "cancelled"
     assert startup_warmup_hold.tiles_done == [0, 1]
     assert started[:3] == [jobs.WARMUP, jobs.PREVIEW, jobs.PREVIEW]  # no size: nothing else to warm
-    assert fake_backends.built == [(192, 256), (176, 256), (344, 512)]
+    assert fake_backends.built == [framed(192, 256), framed(176, 256), framed(344, 512)]
 
 
 class WarmDetector:
@@ -603,6 +615,7 @@ def test_automatic_leaves_a_photo_that_looks_fine_as_it_is_as_the_command_line_d
     assert window.detection_label.text() == "Looks fine · 91 %"
     assert "pick a task to restore it anyway" in window.detection_label.toolTip()
     assert not window.apply_action.isEnabled() and window.document.preview is None
+    assert "pick a task to restore it" in window.apply_action.toolTip()
     assert not any(j.kind == jobs.PREVIEW for j in window.engine.jobs())
     # restoring it anyway is the user's call: a task picked by hand previews and applies
     job, (outcome, _) = wait_job(qtbot, window.engine, jobs.PREVIEW,
@@ -1009,7 +1022,7 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
     def fake_exec():
         window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
         seen.update(task=window.task, files=[(j.kind, j.context.get("path")) for j in window.files.jobs()],
-                    engine=[j.kind for j in window.engine.jobs()])
+                    engine=[j.kind for j in window.engine.jobs()], batch=window.batch.choice())
         window.prompts = ScriptedPrompts()
         window.close()
         return 0
@@ -1018,7 +1031,8 @@ def test_main_opens_files_with_task(qtbot, settings, monkeypatch, photo):
     assert app_main.main([str(photo), "--task", "dehaze"]) == 0
     # the photo's size comes first (its header), then its pixels; nothing is warmed for
     # typical photos meanwhile: the size says exactly what this photo's first look needs
-    assert seen == {"task": "dehaze", "files": [(jobs.SIZE, photo), (jobs.READ, photo)], "engine": []}
+    assert seen == {"task": "dehaze", "files": [(jobs.SIZE, photo), (jobs.READ, photo)], "engine": [],
+                    "batch": "dehaze"}  # several files would make a batch: told a task, it runs that
 
 
 def test_display_conversion_of_every_pixel_layout(qtbot):
@@ -1073,7 +1087,7 @@ def test_warmup_builds_the_first_look_of_any_typical_photo(fake_backends, small_
 
     cache = jobs.RestorerCache()
     run_work(jobs.warmup_work(cache, "deblur", PER_SHAPE_OPTIONS, small_weights))
-    assert fake_backends.built == [(192, 256), (256, 192), (176, 256), (256, 176)]
+    assert fake_backends.built == [framed(192, 256), framed(256, 192), framed(176, 256), framed(256, 176)]
     assert len(fake_backends.built) == KEEP_BACKENDS
     for photo in [(3000, 4000), (4000, 3000), (3648, 5472), (5472, 3648), (1064, 1600)]:
         image = np.zeros((*photo, 3), np.uint8)
@@ -1085,7 +1099,7 @@ def test_warmup_builds_the_first_look_of_any_typical_photo(fake_backends, small_
 def test_warmup_for_a_known_photo_builds_its_preview(fake_backends, small_weights):
     cache = jobs.RestorerCache()
     run_work(jobs.warmup_work(cache, "deblur", PER_SHAPE_OPTIONS, small_weights, photos=[(1080, 1920)]))
-    assert fake_backends.built == [(144, 256), (288, 512)]  # its first look, then its final pass
+    assert fake_backends.built == [framed(144, 256), framed(288, 512)]  # its first look, then its final pass
     image = np.zeros((1080, 1920, 3), np.uint8)
     for side in jobs.preview_sides(1080, 1920):
         run_work(jobs.preview_work(cache, "deblur", PER_SHAPE_OPTIONS, image, small_weights, long_side=side))
@@ -1096,7 +1110,7 @@ def test_warmup_for_a_known_photo_builds_its_preview(fake_backends, small_weight
     fake_backends.ran.clear()
     run_work(jobs.warmup_work(jobs.RestorerCache(), "deblur", PER_SHAPE_OPTIONS, small_weights,
                               photos=[(1080, 1920)], opening=True))
-    assert fake_backends.built == [(144, 256)] and fake_backends.ran == []
+    assert fake_backends.built == [framed(144, 256)] and fake_backends.ran == []
 
 
 def test_opening_with_one_network_for_every_shape_still_runs_its_small_tile(fake_backends, small_weights):
@@ -1113,7 +1127,7 @@ def test_warming_what_is_warm_already_runs_nothing(fake_backends, small_weights)
     run_work(work)
     ran = list(fake_backends.ran)
     run_work(work)  # e.g. the photo warmed at start is the one opened: a tile's time saved per shape
-    assert fake_backends.ran == ran == [(144, 256), (288, 512)]
+    assert fake_backends.ran == ran == [framed(144, 256), framed(288, 512)]
 
 
 def test_automatic_warm_up_for_a_photo_being_opened_warms_the_detector_alone(

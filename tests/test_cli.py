@@ -246,3 +246,16 @@ def test_settings_that_cannot_run_are_refused_once_before_any_photo(photo_file, 
                     "-q", *settings)
     assert result.returncode == 2 and result.stderr.count("error:") == 1, result.stderr
     assert sorted(p.name for p in photo_file.parent.iterdir()) == [photo_file.name]
+
+
+def test_restoring_with_the_light_bundled_weights_says_once_how_to_get_the_authors(photo_file, tmp_path):
+    second = photo_file.with_name("second.png")
+    second.write_bytes(photo_file.read_bytes())
+    result = cmfnet("restore", photo_file, second, "--task", "deraindrop", "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "cmfnet weights download" in line]
+    assert notes == ["cmfnet: note: deraindrop ran on the light weights that come with this tool, "
+                     "which change raindrops only a little; the authors' full-size weights restore "
+                     "visibly: cmfnet weights download deraindrop"]
+    dehaze = cmfnet("restore", photo_file, "--task", "dehaze", "-q", *FAST)  # its light weights hold up
+    assert dehaze.returncode == 0 and "weights download" not in dehaze.stderr

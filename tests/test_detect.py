@@ -61,7 +61,7 @@ def test_the_paddle_network_equals_its_training_twin(tmp_path):
     torch.manual_seed(0)
     model = trainer.twin().eval()
     weights = trainer.save(trainer.paddle_state(model), tmp_path / "random.pdparams", {})
-    image = np.random.default_rng(1).integers(0, 256, (300, 420, 3), dtype=np.uint8)
+    image = some_photos()[0]
     ours = detect.Detector(weights)(image).probabilities
     theirs = trainer.twin_predictor(model)(image).probabilities
     assert ours.keys() == theirs.keys()
@@ -131,10 +131,15 @@ def random_weights(tmp_path_factory):
 
 
 def some_photos() -> list[np.ndarray]:
+    """Smooth random pictures (pixel noise is no photo: the detector is unsure of it), a flat
+    one, 16-bit gray, RGBA."""
     rng = np.random.default_rng(1)
-    return [rng.integers(0, 256, (300, 420, 3), dtype=np.uint8), np.full((200, 200, 3), 30, np.uint8),
-            (rng.random((500, 400)) * 65535).astype(np.uint16),
-            rng.integers(0, 256, (1200, 1600, 4), dtype=np.uint8)]
+
+    def smooth(shape, dtype, top):
+        coarse = rng.random((shape[0] // 8, shape[1] // 8) + shape[2:]).astype(np.float32)
+        return (cv2.resize(coarse, shape[1::-1], interpolation=cv2.INTER_CUBIC).clip(0, 1) * top).astype(dtype)
+    return [smooth((300, 420, 3), np.uint8, 255), np.full((200, 200, 3), 30, np.uint8),
+            smooth((500, 400), np.uint16, 65535), smooth((1200, 1600, 4), np.uint8, 255)]
 
 
 @needs_openvino
@@ -146,7 +151,7 @@ def test_openvino_and_paddle_give_the_same_probabilities(random_weights):
     for ours, reference in calls:
         assert ours.keys() == reference.keys() == set(detect.DETECT_CLASSES)
         assert max(abs(ours[k] - reference[k]) for k in ours) < 1e-4, (ours, reference)
-    assert max(max(reference.values()) for _, reference in calls) > 0.5  # the weights say something
+    assert max(max(reference.values()) for _, reference in calls) > 0.4  # the weights say something (1/4 each: nothing)
 
 
 PROBE = """
@@ -324,6 +329,8 @@ def test_detect_json_gives_every_probability(photos):
     assert result.returncode == 0, result.stderr
     (found,) = json.loads(result.stdout)
     assert found["path"] == str(hazy) and found["task"] == "dehaze"
+    assert found["unsure"] is False and found["likely_task"] == "dehaze"
+    assert found["runner_up"] in detect.DETECT_CLASSES and found["runner_up"] != "dehaze"
     assert set(found["probabilities"]) == set(detect.DETECT_CLASSES)
     assert abs(sum(found["probabilities"].values()) - 1) < 1e-3
 
@@ -384,3 +391,21 @@ def test_a_forced_task_is_not_second_guessed(photos):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(clean.with_name("clean.deblur.png"))
     assert "looks" not in result.stderr
+
+
+@pytest.mark.parametrize("size", [(20, 20), (64, 48), (400, 300)])
+def test_noise_and_tiny_images_come_out_unsure_not_raindrops(detector, size):
+    """A 20 x 20 noise image was called rain-spotted at 86 %: noise is no photo, and a
+    photo too small for its crops has no fine detail to judge."""
+    noise = np.random.default_rng(0).integers(0, 256, size + (3,), dtype=np.uint8)
+    found = detector(noise)
+    assert found.confidence < detect.AUTO_THRESHOLD and found.restore_task is None, found.probabilities
+    flat = detector(np.full(size + (3,), 120, np.uint8))
+    assert flat.confidence < detect.AUTO_THRESHOLD, flat.probabilities
+
+
+def test_a_photo_shrunk_to_a_thumbnail_is_judged_less_surely(detector):
+    hazy = read_rgb(SAMPLES / "haze_1.jpg")
+    whole = detector(hazy)
+    thumbnail = detector(cv2.resize(hazy, (40, 30), interpolation=cv2.INTER_AREA))
+    assert whole.restore_task == "dehaze" and thumbnail.confidence < min(0.5, whole.confidence)

@@ -42,12 +42,13 @@ def test_tiled_output_agrees_with_whole_image(request, small_weights, whole_rest
     assert psnr(whole_restorer.restore(image), tiled.restore(image), peak=255) > 30
 
 
-def test_whole_image_path_equals_the_network(small_weights, whole_restorer, conformance_dir):
-    """A single-tile restore is exactly the official forward, clamped and quantised."""
+def test_whole_image_path_equals_the_network(small_weights, conformance_dir):
+    """A single-tile restore without the framing context is exactly the official forward,
+    clamped and quantised."""
     x = np.load(conformance_dir / "input_deblur1_crop_1x3x128x128.npy")
     expected = np.clip(np.load(conformance_dir / "small_out0_deblur1_crop_1x3x128x128.npy"), 0, 1)
     image = np.rint(x[0].transpose(1, 2, 0) * 255).astype(np.uint8)
-    out = whole_restorer.restore(image)
+    out = Restorer("deblur", small_weights, tile=256, overlap=32, backend="paddle", context=0).restore(image)
     assert np.abs(out.astype(np.float32) / 255 - expected[0].transpose(1, 2, 0)).max() <= 1 / 255 + 1e-4
 
 
@@ -195,12 +196,15 @@ def test_preview_tile_shape_is_the_shape_a_preview_runs_at(fake_backends, small_
 
 
 def test_after_warming_a_shape_restoring_it_builds_nothing(fake_backends, small_weights):
+    from cmfnet_core.engine import whole_tile_shape
+
     restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
-    restorer.warm([(384, 512), (344, 512), (384, 512)])
-    assert fake_backends.built == fake_backends.ran == [(384, 512), (344, 512)]  # each once
+    first, second = whole_tile_shape(380, 505, restorer.context), whole_tile_shape(344, 512, restorer.context)
+    restorer.warm([first, second, first])
+    assert fake_backends.built == fake_backends.ran == [first, second]  # each once
     restorer.restore_whole(np.zeros((380, 505, 3), np.uint8))
     restorer.restore_whole(np.zeros((344, 512, 3), np.uint8))
-    assert fake_backends.built == [(384, 512), (344, 512)]
+    assert fake_backends.built == [first, second]
 
 
 def test_warming_stops_between_shapes_when_cancelled(fake_backends, small_weights):
@@ -227,16 +231,17 @@ def test_a_backend_that_runs_any_shape_is_built_and_warmed_once(fake_backends, s
 
 def test_backends_built_per_shape_are_kept_for_the_last_few_shapes(fake_backends, small_weights):
     """Each holds a compiled model: memory must not grow with every new photo shape."""
-    from cmfnet_core.engine import KEEP_BACKENDS
+    from cmfnet_core.engine import KEEP_BACKENDS, whole_tile_shape
 
     restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="openvino")
     shapes = [(8 * (i + 1), 16) for i in range(KEEP_BACKENDS + 1)]
+    built = [whole_tile_shape(*shape, restorer.context) for shape in shapes]
     for shape in shapes[:KEEP_BACKENDS]:
         restorer.restore_whole(np.zeros((*shape, 3), np.uint8))
     restorer.restore_whole(np.zeros((*shapes[0], 3), np.uint8))  # used again: the most recent now
     restorer.restore_whole(np.zeros((*shapes[-1], 3), np.uint8))  # one too many: shapes[1] goes
-    assert fake_backends.built == shapes
+    assert fake_backends.built == built
     restorer.restore_whole(np.zeros((*shapes[0], 3), np.uint8))
     restorer.restore_whole(np.zeros((*shapes[1], 3), np.uint8))
-    assert fake_backends.built == [*shapes, shapes[1]]
+    assert fake_backends.built == [*built, built[1]]
     assert len(restorer._backends) == KEEP_BACKENDS

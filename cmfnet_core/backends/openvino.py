@@ -115,7 +115,7 @@ class OpenVINOBackend:
                  threads: int | None = None, local_window: int = 0, config: dict | None = None,
                  exact_shape: bool = False, recipe=None, device: str = "cpu"):
         self.device = device
-        self.requested_precision = resolve_precision(precision, device)
+        self.requested_precision = resolve_precision(precision, device, weights)
         self.threads = int(threads or default_threads())
         self.tile_shape = (tuple(int(v) for v in tile_shape) if exact_shape
                            else compiled_shape(tile_shape))

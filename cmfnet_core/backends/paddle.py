@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..network import ensure_dygraph
 from ..weights import Weights, build_network
 from . import default_threads
 
@@ -20,10 +21,7 @@ class PaddleBackend:
                  local_window: int = 0):
         import paddle
 
-        if not paddle.in_dynamic_mode():
-            # paddle keeps its eager/static switch per thread; a worker thread started after
-            # paddle was imported elsewhere can come up static, where the network cannot run
-            paddle.disable_static()
+        ensure_dygraph()
         if device == "gpu":
             paddle.set_device("gpu")
         else:
@@ -35,7 +33,6 @@ class PaddleBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         paddle = self._paddle
-        if not paddle.in_dynamic_mode():
-            paddle.disable_static()
+        ensure_dygraph()  # run from another thread than the one that built it
         with paddle.no_grad():
             return self.network(paddle.to_tensor(np.ascontiguousarray(batch, np.float32))).numpy()

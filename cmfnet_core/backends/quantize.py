@@ -483,7 +483,7 @@ def int8_decision(weights: Weights, precision: str = "auto", device: str = "cpu"
     (bf16 or fp32, :func:`~.precision.float_precision`) for weights whose check fails; int8
     asked for by name runs, with the same note. Calibrates (once per weights) where int8 is
     decided on and nothing is cached yet; anything else is decided at once."""
-    resolved = resolve_precision(precision, device)
+    resolved = resolve_precision(precision, device, weights)
     if resolved != "int8" or device != "cpu":
         return resolved, None
     verdict = int8_verdict(weights, recipe, local_window)

@@ -365,11 +365,10 @@ def twin_predictor(model):
     import torch
 
     def predict(image):
-        scene, crops = detect.views(image)
+        scene, crops, weight = detect.prepared(image)  # as the tool does (detect.Detector)
         with torch.no_grad():
             logits = model(torch.from_numpy(scene[None]), torch.from_numpy(crops[None])).numpy()[0]
-        p = np.exp(logits - logits.max())
-        return detect.Detection(dict(zip(CLASSES, (float(v) for v in p / p.sum()))))
+        return detect.detection_of(logits, weight)
     return predict
 
 

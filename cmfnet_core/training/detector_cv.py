@@ -153,13 +153,14 @@ def extract(data: Path, weights: Path, out: Path, variants: int = 8, extra_none:
 # --- the head ---------------------------------------------------------------------------
 
 RECIPES = {
-    # name: (start from the shipped head?, weight of a real view against a synthetic one, epochs)
+    # name: (start from the shipped head?, real views' weight, epochs); the real views
+    # together weigh real_weight / 4 of the synthetic views together (``train_head``)
     "shipped": None,                       # run 14 as it is
     "synth": (True, 0.0, 30),              # the head again, synthetic views only (+ no-photo views)
-    "real1": (True, 1.0, 30),              # + real views of the training folds, as many as they are
-    "real4": (True, 4.0, 30),              # + real views weighted 4x
+    "real1": (True, 1.0, 30),              # + real views of the training folds, a quarter of the weight
+    "real4": (True, 4.0, 30),              # + real views, as much weight as the synthetic ones
     "real4-fresh": (False, 4.0, 60),       # as real4, from a fresh head
-    "real12": (True, 12.0, 30),            # real views weighted 12x
+    "real12": (True, 12.0, 30),            # real views, 3x the synthetic ones' weight
 }
 
 

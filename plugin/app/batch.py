@@ -118,6 +118,9 @@ class BatchPanel(QWidget):
         """The batch's task: AUTO_TASK (the default) or a task picked for the whole batch."""
         return self.task_combo.currentData()
 
+    def set_choice(self, choice: str) -> None:
+        self.task_combo.setCurrentIndex(self.task_combo.findData(choice))
+
     # --- running ------------------------------------------------------------------------
     def start(self) -> None:
         for entry in self.entries:

@@ -20,7 +20,7 @@ import numpy as np
 
 from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.i18n import _
-from cmfnet_core.engine import (DEFAULT_OVERLAP, DEFAULT_TILE, KEEP_BACKENDS, PREVIEW_COARSE_LONG_SIDE,
+from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
@@ -63,7 +63,7 @@ class Job:
 class EngineOptions:
     """How tiles run; mirrors the Restorer's keyword arguments."""
 
-    tile: int = DEFAULT_TILE
+    tile: int = 0  # 0: automatic (engine.auto_tile), the CLI's, GIMP's and right-click's choice
     overlap: int = DEFAULT_OVERLAP
     device: str = "cpu"
     backend: str = "auto"
@@ -121,25 +121,28 @@ def ensure_dygraph() -> None:
 
 # --- the work itself -------------------------------------------------------------
 
-def preview_sides(height: int, width: int) -> tuple[int, ...]:
+def preview_sides(height: int, width: int, final_side: int = PREVIEW_LONG_SIDE) -> tuple[int, ...]:
     """The long sides a ``height`` x ``width`` photo's preview runs at, in order: a first
-    look at :data:`PREVIEW_COARSE_LONG_SIDE`, then the final one at :data:`PREVIEW_LONG_SIDE`.
-    The first look only where it costs at most half the final pass (a quarter for most
-    photos); a smaller photo is previewed in one pass, since a first look that is nearly
-    as slow would only push the final one back."""
-    final = max(downscaled_size(height, width, PREVIEW_LONG_SIDE))
-    if final * final >= 2 * PREVIEW_COARSE_LONG_SIDE * PREVIEW_COARSE_LONG_SIDE:
-        return PREVIEW_COARSE_LONG_SIDE, PREVIEW_LONG_SIDE
-    return (PREVIEW_LONG_SIDE,)
+    look at :data:`PREVIEW_COARSE_LONG_SIDE`, then the final one at ``final_side`` (the
+    long side the view shows the photo at, in device pixels; at least
+    :data:`PREVIEW_LONG_SIDE`, at most the photo's). The first look only where it costs at
+    most half the final pass (a quarter for most photos); a smaller photo is previewed in
+    one pass, since a first look that is nearly as slow would only push the final one back."""
+    final = min(max(final_side, PREVIEW_LONG_SIDE), max(height, width, PREVIEW_LONG_SIDE))
+    pixels = max(downscaled_size(height, width, final))
+    if pixels * pixels >= 2 * PREVIEW_COARSE_LONG_SIDE * PREVIEW_COARSE_LONG_SIDE:
+        return PREVIEW_COARSE_LONG_SIDE, final
+    return (final,)
 
 
-def warm_shapes(photos, first_look_only: bool = False) -> list[tuple[int, int]]:
+def warm_shapes(photos, first_look_only: bool = False, context: int = LIGHT_CONTEXT) -> list[tuple[int, int]]:
     """The tile shapes the previews of ``photos`` ((height, width) each, most likely first)
     run: every first look before any final pass, since the first look is what the user
     waits for, and a cancel between shapes leaves the most useful ones warm.
     ``first_look_only``: the first passes alone. At most as many shapes as the restorer
-    keeps backends for (:data:`KEEP_BACKENDS`): warming more would evict the first ones."""
-    passes = [[preview_tile_shape(*photo, long_side=side) for side in preview_sides(*photo)]
+    keeps backends for (:data:`KEEP_BACKENDS`): warming more would evict the first ones.
+    ``context``: the restorer's (each preview tile is framed by it)."""
+    passes = [[preview_tile_shape(*photo, long_side=side, context=context) for side in preview_sides(*photo)]
               for photo in photos]
     first = [shapes[0] for shapes in passes]
     rest = [] if first_look_only else [shape for shapes in passes for shape in shapes[1:]]
@@ -188,22 +191,55 @@ def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights
                 return
         cancel.raise_if_cancelled()
         restorer = cache.get(restores, options, weights)
-        shapes = warm_shapes(photos or TYPICAL_PHOTOS, first_look_only=opening)
+        shapes = warm_shapes(photos or TYPICAL_PHOTOS, first_look_only=opening, context=restorer.context)
         restorer.warm(shapes, cancel, progress, run=not opening)
     return work
 
 
 def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
                  weights=None, long_side: int = PREVIEW_LONG_SIDE) -> Work:
-    """Restore a downscaled copy (long side ``long_side``) as one tile: a pass of the preview.
+    """Restore a downscaled copy (long side ``long_side``): a pass of the preview.
 
-    One tile whatever the tile setting (that is for full-resolution runs): a
-    512 x 340 thumbnail cut into tiles of 256 computed 2.3x its pixels. A cancel that
-    comes while the tile runs cannot stop it, but its result is then not returned: a
+    A thumbnail (long side up to :data:`PREVIEW_LONG_SIDE`) runs as one tile whatever the
+    tile setting: a 512 x 340 thumbnail cut into tiles of 256 computed 2.3x its pixels.
+    A screen-sized pass runs in tiles of at least the automatic size (with their context). A cancel that
+    comes while a tile runs cannot stop it, but its result is then not returned: a
     superseded preview is never shown."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
         small = downscale(image, long_side)
-        restored = cache.get(task, options, weights).restore_whole(small, progress=progress, cancel=cancel)
+        restorer = cache.get(task, options, weights)
+        if small.shape[:2] == image.shape[:2] and max(small.shape[:2]) > PREVIEW_LONG_SIDE:
+            restored = restorer.restore(small, progress=progress, cancel=cancel)  # 1:1: Apply's own run
+        elif max(small.shape[:2]) <= PREVIEW_LONG_SIDE:
+            restored = restorer.restore_whole(small, progress=progress, cancel=cancel)
+        else:  # a downscaled copy is not Apply's output anyway: the largest tiles that fit
+            tile = max(restorer.tile, auto_tile(restorer.weights.config))
+            restored = restorer.restore(small, progress=progress, cancel=cancel, tile=tile)
+        cancel.raise_if_cancelled()
+        return restored
+    return work
+
+
+def view_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
+              rect: tuple[int, int, int, int], scale: float, weights=None) -> Work:
+    """The part ``rect`` = (x, y, w, h) of the photo in view, restored at ``scale`` restored
+    pixels per photo pixel (the screen's; 1 or more: 1:1). At 1:1 it is exactly what the
+    full run writes there (:meth:`Restorer.restore_region`); below, the same region of the
+    photo downscaled to ``scale``, restored in tiles with their context around it."""
+    def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
+        restorer = cache.get(task, options, weights)
+        if scale >= 1.0:
+            return restorer.restore_region(image, rect, progress=progress, cancel=cancel)
+        import cv2
+
+        x, y, w, h = rect
+        height, width = image.shape[:2]
+        small_h, small_w = max(1, round(height * scale)), max(1, round(width * scale))
+        small = cv2.resize(image, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        x0, y0 = int(x * small_w / width), int(y * small_h / height)
+        x1, y1 = -(-(x + w) * small_w // width), -(-(y + h) * small_h // height)
+        restored = restorer.restore_region(small, (x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
+                                           progress=progress, cancel=cancel)
         cancel.raise_if_cancelled()
         return restored
     return work
@@ -219,17 +255,11 @@ def restore_work(cache: RestorerCache, task: str, options: EngineOptions, image:
 
 def region_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
                 rect: tuple[int, int, int, int], weights=None) -> Work:
-    """Restore ``rect`` = (x, y, w, h) at full resolution, with some context around it
-    so the region's border looks as it will in the full run."""
+    """Restore ``rect`` = (x, y, w, h) at full resolution exactly as the full run will
+    (:meth:`Restorer.restore_region`: the same tiles, context and blend), so a 1:1
+    preview is the result, not an approximation of it."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
-        x, y, w, h = rect
-        margin = max(options.overlap, 16)
-        height, width = image.shape[:2]
-        x0, y0 = max(0, x - margin), max(0, y - margin)
-        x1, y1 = min(width, x + w + margin), min(height, y + h + margin)
-        crop = image[y0:y1, x0:x1]
-        out = cache.get(task, options, weights).restore(crop, progress=progress, cancel=cancel)
-        return out[y - y0:y - y0 + h, x - x0:x - x0 + w].copy()
+        return cache.get(task, options, weights).restore_region(image, rect, progress=progress, cancel=cancel)
     return work
 
 

@@ -16,7 +16,8 @@ def parse_args(argv: list[str] | None):
     parser = argparse.ArgumentParser(prog="cmfnet-gui", description=_("Open the CMFNet Restore desktop app."))
     parser.add_argument("files", nargs="*", metavar="FILE", help=_("photos to open (several make a batch)"))
     parser.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
-                        help=_("task to select (auto: found per photo)"))
+                        help=_("task for the photos opened with it (auto: found per photo); "
+                               "a photo opened later starts from auto"))
     # Qt's own options (e.g. -platform) are passed through untouched
     return parser.parse_known_args(argv)
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     install_excepthook(window)
     if args.task:
         window.choose(args.task)
+        window.batch.set_choice(args.task)  # several files make a batch: told, it runs this task
     window.show()
     if args.files:
         window.open_paths(args.files)  # its size, read first, warms exactly its first look

@@ -11,7 +11,7 @@ from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, 
 
 from cmfnet_core import i18n
 from cmfnet_core.backends import BACKENDS, DEVICES, PRECISIONS, check_options
-from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.engine import DEFAULT_OVERLAP
 from cmfnet_core.errors import SettingsError, classify
 from cmfnet_core.i18n import _
 
@@ -24,10 +24,13 @@ class PreferencesDialog(QDialog):
     def __init__(self, options: EngineOptions, parent=None, language: str = i18n.SYSTEM):
         super().__init__(parent)
         self.setWindowTitle(_("Preferences"))
-        self.tile = self._spin(64, 2048, 8, options.tile, " px")
-        self.tile.setToolTip(_("Larger tiles see more context and run faster, but need more memory."))
+        self.tile = self._spin(0, 2048, 8, options.tile or 0, " px")
+        self.tile.setSpecialValueText(_("automatic"))  # 0: engine.auto_tile, as the CLI, GIMP, right-click
+        self.tile.setToolTip(_("Automatic picks the size for the network (the same choice as the command "
+                               "line's). Larger tiles repeat less of the context each tile sees around "
+                               "what it keeps, but need more memory."))
         self.overlap = self._spin(0, 256, 8, options.overlap, " px")
-        self.overlap.setToolTip(_("Pixels shared by neighbouring tiles, blended so no seam shows."))
+        self.overlap.setToolTip(_("Pixels of neighbouring tiles blended, inside what each tile keeps."))
         self.device = self._combo(DEVICES, options.device)
         self.backend = self._combo(BACKENDS, options.backend)
         self.precision = self._combo(PRECISIONS, options.precision)
@@ -49,7 +52,7 @@ class PreferencesDialog(QDialog):
         form.addRow(_("CPU threads:"), self.threads)
         form.addRow(_("Language:"), self.language)
         hint = QLabel(_("Out of memory? Lower the tile size. "
-                      "Defaults: tile {tile}, overlap {overlap}, cpu, auto.").format(tile=DEFAULT_TILE, overlap=DEFAULT_OVERLAP))
+                        "Defaults: tile automatic, overlap {overlap}, cpu, auto.").format(overlap=DEFAULT_OVERLAP))
         hint.setWordWrap(True)
         self.problem = QLabel()  # why OK was refused, in the words of the app
         self.problem.setWordWrap(True)
@@ -85,7 +88,7 @@ class PreferencesDialog(QDialog):
         return combo
 
     def _load(self, options: EngineOptions) -> None:
-        self.tile.setValue(options.tile)
+        self.tile.setValue(options.tile or 0)
         self.overlap.setValue(options.overlap)
         self.device.setCurrentText(options.device)
         self.backend.setCurrentText(options.backend)
@@ -108,8 +111,8 @@ class PreferencesDialog(QDialog):
         super().accept()
 
     def options(self) -> EngineOptions:
-        tile = max(64, self.tile.value() // 8 * 8)
-        overlap = min(self.overlap.value(), tile // 2) // 8 * 8
+        tile = self.tile.value() and max(64, self.tile.value() // 8 * 8)  # 0: automatic
+        overlap = min(self.overlap.value(), (tile or 256) // 2) // 8 * 8
         return EngineOptions(tile=tile, overlap=overlap, device=self.device.currentText(),
                              backend=self.backend.currentText(),
                              precision=self.precision.currentText(),

@@ -11,7 +11,7 @@ from PyQt6.QtCore import QByteArray, QSettings
 
 from cmfnet_core import i18n
 from cmfnet_core.detect import AUTO_TASK
-from cmfnet_core.engine import DEFAULT_OVERLAP, DEFAULT_TILE
+from cmfnet_core.engine import DEFAULT_OVERLAP
 from cmfnet_core.weights import TASKS
 
 from .jobs import EngineOptions
@@ -37,7 +37,7 @@ class AppSettings:
         s = self.store
         threads = int(s.value("engine/threads", 0))
         return EngineOptions(
-            tile=int(s.value("engine/tile", DEFAULT_TILE)),
+            tile=int(s.value("engine/tile", 0)),  # 0: automatic (engine.auto_tile)
             overlap=int(s.value("engine/overlap", DEFAULT_OVERLAP)),
             device=str(s.value("engine/device", "cpu")),
             backend=str(s.value("engine/backend", "auto")),

@@ -2,15 +2,20 @@
 
 The "after" layer is whatever restoration is available: the thumbnail
 preview (drawn scaled up over the whole photo, so a coarse first look and the
-final preview take the same place on screen), 1:1 region previews drawn
-at their place on top, or the full-resolution result. Left of the split
-line shows the original, right of it the restoration; the strength slider
-sets the after layer's opacity, which is exactly the linear blend that is
-saved.
+final preview take the same place on screen), region previews drawn at their
+place on top (each at the resolution it was computed at: the screen's, or 1:1),
+or the full-resolution result. Left of the split line shows the original, right
+of it the restoration; the strength slider sets the after layer's opacity,
+which is exactly the linear blend that is saved.
+
+Before and After are always compared at the same resolution: wherever the
+restoration on show is coarser than the screen shows the photo, the original is
+drawn from a copy at that same coarser resolution, so a sharp Before never sits
+beside a soft After (which would make the tool look as if it blurred the photo).
 """
 from __future__ import annotations
 
-from PyQt6.QtCore import QPointF, QRect, QRectF, Qt, pyqtSignal
+from PyQt6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
@@ -18,6 +23,8 @@ from cmfnet_core.i18n import N_, _
 
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 SPLIT_GRAB_PX = 8
+KEEP_PATCHES = 12  # region previews kept (newest on top); older ones are covered or out of view
+SETTLE_MS = 250  # a zoom or pan is taken as finished after this long without another
 
 
 class CompareItem(QGraphicsItem):
@@ -26,8 +33,11 @@ class CompareItem(QGraphicsItem):
     def __init__(self):
         super().__init__()
         self._before = QPixmap()
+        self._before_image = QImage()
         self._after: QPixmap | None = None
-        self._patches: list[tuple[QRect, QPixmap]] = []
+        self._after_before: QPixmap | None = None  # the original at the after layer's resolution
+        # (rect, after, the original at the same resolution) per region preview
+        self._patches: list[tuple[QRect, QPixmap, QPixmap]] = []
         self.split = 0.5        # fraction of the width showing the original
         self.strength = 1.0     # opacity of the restoration
         self.show_before = False
@@ -36,17 +46,39 @@ class CompareItem(QGraphicsItem):
     def set_before(self, image: QImage) -> None:
         self.prepareGeometryChange()
         self._before = QPixmap.fromImage(image)
-        self._after = None
+        self._before_image = image
+        self._after = self._after_before = None
         self._patches.clear()
         self.update()
 
     def set_after(self, image: QImage | None) -> None:
         self._after = QPixmap.fromImage(image) if image is not None else None
+        self._after_before = None if image is None else self._matched(self._before_image.rect(), image.size())
         self.update()
 
+    def _matched(self, rect: QRect, size: QSize) -> QPixmap:
+        """The original's ``rect`` at ``size`` (area-averaged, as the preview's input was)."""
+        part = self._before_image.copy(rect)
+        if part.size() == size:
+            return QPixmap.fromImage(part)
+        return QPixmap.fromImage(part.scaled(size, Qt.AspectRatioMode.IgnoreAspectRatio,
+                                             Qt.TransformationMode.SmoothTransformation))
+
     def add_patch(self, rect: QRect, image: QImage) -> None:
-        self._patches.append((QRect(rect), QPixmap.fromImage(image)))
+        """A restored region, ``image`` covering ``rect`` (photo pixels) at its own resolution."""
+        self._patches.append((QRect(rect), QPixmap.fromImage(image), self._matched(rect, image.size())))
+        del self._patches[:-KEEP_PATCHES]
         self.update()
+
+    def after_scale(self, rect: QRect) -> float:
+        """The resolution (restored pixels per photo pixel) the after layer has all over
+        ``rect``: that of the finest preview covering it whole, else the whole-photo one's;
+        0 where nothing is restored."""
+        best = 0.0 if self._after is None else self._after.width() / max(1, self._before.width())
+        for patch_rect, pixmap, _ in self._patches:
+            if patch_rect.contains(rect):
+                best = max(best, pixmap.width() / max(1, patch_rect.width()))
+        return best
 
     def clear_patches(self) -> None:
         self._patches.clear()
@@ -68,7 +100,8 @@ class CompareItem(QGraphicsItem):
             return
         smooth = painter.worldTransform().m11() < 1.0  # zoomed in, photo pixels stay crisp
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        painter.drawPixmap(full, self._before, QRectF(self._before.rect()))
+        shown = painter.worldTransform().m11() * painter.device().devicePixelRatioF()  # device px a photo px
+        self._paint_original(painter, full, shown, smooth)
         if self.show_before or not self.has_after():
             return
         split_x = full.width() * self.split
@@ -82,16 +115,35 @@ class CompareItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth or thumbnail)
             painter.drawPixmap(full, self._after, QRectF(self._after.rect()))
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        for rect, pixmap in self._patches:
+        for rect, pixmap, _ in self._patches:
+            # a screen-resolution region is drawn enlarged when zoomed in: smoothed, as above
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
+                                  smooth or pixmap.width() < rect.width())
             painter.drawPixmap(QRectF(rect), pixmap, QRectF(pixmap.rect()))
         painter.restore()
-        pen = QPen(QColor(255, 255, 255, 170), 1, Qt.PenStyle.DashLine)
-        pen.setCosmetic(True)
-        painter.setPen(pen)
-        for rect, _ in self._patches:
-            painter.drawRect(QRectF(rect))
         if 0.0 < self.split < 1.0:
             self._paint_divider(painter, split_x, full.height())
+
+    def _paint_original(self, painter: QPainter, full: QRectF, shown: float, smooth: bool) -> None:
+        """The original, at the resolution of the restoration drawn over each part of it
+        where that is coarser than the screen (B held shows it as sharp as it is)."""
+        def coarse(pixmap: QPixmap, width: float) -> bool:
+            return pixmap.width() < min(shown, 1.0) * width * 0.99
+
+        if self.show_before or self._after is None or not coarse(self._after, full.width()):
+            painter.drawPixmap(full, self._before, QRectF(self._before.rect()))
+        else:
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+            painter.drawPixmap(full, self._after_before, QRectF(self._after_before.rect()))
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+        if self.show_before:
+            return
+        for rect, pixmap, before in self._patches:
+            matched = before if coarse(pixmap, rect.width()) else self._before
+            source = QRectF(before.rect()) if matched is before else QRectF(rect)
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth or matched is before)
+            painter.drawPixmap(QRectF(rect), matched, source)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
 
     def _paint_divider(self, painter: QPainter, x: float, height: float) -> None:
         pen = QPen(QColor(255, 255, 255), 2)
@@ -122,6 +174,9 @@ class PhotoView(QGraphicsView):
     zoom_changed = pyqtSignal(float)
     split_changed = pyqtSignal(float)
     region_selected = pyqtSignal(QRect)
+    #: the view came to rest after a zoom, pan or resize (:data:`SETTLE_MS`): time to
+    #: refine what it shows, at the resolution it shows it (:meth:`display_scale`)
+    view_settled = pyqtSignal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -148,6 +203,13 @@ class PhotoView(QGraphicsView):
         self._region_mode = False
         self._region_start: QPointF | None = None
         self._dragging_split = False
+        self._settle = QTimer(self)
+        self._settle.setSingleShot(True)
+        self._settle.setInterval(SETTLE_MS)
+        self._settle.timeout.connect(self.view_settled)
+        self.zoom_changed.connect(self._settle.start)
+        self.horizontalScrollBar().valueChanged.connect(self._settle.start)
+        self.verticalScrollBar().valueChanged.connect(self._settle.start)
 
     # --- content ------------------------------------------------------------------
     def set_photo(self, image: QImage) -> None:
@@ -210,6 +272,15 @@ class PhotoView(QGraphicsView):
         super().resizeEvent(event)
         if self._fit_mode:
             self.fit()
+        self._settle.start()
+
+    def display_scale(self) -> float:
+        """Device pixels (HiDPI included) per photo pixel at the current zoom."""
+        return self.scale_factor() * self.devicePixelRatioF()
+
+    def after_scale(self) -> float:
+        """Restored pixels per photo pixel over the whole visible part (0: none yet)."""
+        return self.item.after_scale(self.visible_image_rect())
 
     def visible_image_rect(self) -> QRect:
         """The part of the photo in view, in image pixels."""

@@ -158,6 +158,7 @@ class MainWindow(QMainWindow):
         self.view.split_changed.connect(self.compare.set_split_silently)
         self.view.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f} %"))
         self.view.region_selected.connect(self.preview_region)
+        self.view.view_settled.connect(self.refine_view)
         self.progress.cancel_requested.connect(self.cancel_run)
         self.task_combo.currentIndexChanged.connect(lambda i: self.choose(CHOICES[i]))
         self.batch.open_requested.connect(lambda p: self.open_paths([p]))
@@ -600,7 +601,7 @@ class MainWindow(QMainWindow):
         if doc is None or not self.weights_ok or self.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
-        sides = jobs.preview_sides(*doc.pixels.shape[:2])
+        sides = jobs.preview_sides(*doc.pixels.shape[:2], final_side=self._screen_long_side())
         if doc.preview is not None and doc.preview_task == self.task:
             # a refresh, or the final pass after a stopped one: what is on show stays until then
             sides = sides[-1:]
@@ -618,11 +619,16 @@ class MainWindow(QMainWindow):
         doc.preview, doc.preview_task, doc.preview_final = result, self.task, job.context["final"]
         if doc.result is None:
             self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
+        shown = f"{result.shape[1]} × {result.shape[0]}"
         if job.context["final"]:
-            self.statusBar().showMessage(_("{task} preview ready — drag the split or "
-                                         "hold B to compare; Apply restores full resolution").format(task=TASK_TITLES[self.task]), 8000)
+            self.statusBar().showMessage(_("{task} preview at {size}, the screen's resolution — drag "
+                                           "the split or hold B to compare; Apply restores full "
+                                           "resolution").format(task=TASK_TITLES[self.task], size=shown), 8000)
+            self.refine_view()
         else:
-            self.statusBar().showMessage(_("{task} preview: a first look — refining…").format(task=TASK_TITLES[self.task]))
+            self.statusBar().showMessage(_("{task} preview: a first look at {size}, Before shown at the "
+                                           "same resolution — refining…").format(task=TASK_TITLES[self.task],
+                                                                                  size=shown))
 
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
@@ -637,6 +643,38 @@ class MainWindow(QMainWindow):
         return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
                                                                   "rect": QRect(rect)}))
 
+    def _screen_long_side(self) -> int:
+        """The photo's long side in device pixels as the view fits it (its preview's size)."""
+        doc, view = self.document, self.view
+        if doc is None:
+            return jobs.PREVIEW_LONG_SIDE
+        rect = view.item.image_rect()
+        fit = min(view.viewport().width() / max(1.0, rect.width()),
+                  view.viewport().height() / max(1.0, rect.height()))
+        scale = max(fit, view.scale_factor()) * view.devicePixelRatioF()
+        return int(min(max(doc.pixels.shape[:2]), -(-max(doc.pixels.shape[:2]) * scale // 1)))
+
+    def refine_view(self) -> Job | None:
+        """Restore what is in view at the resolution the screen shows it (1:1 from 100 %),
+        where the restoration on show is coarser: exactly what Apply will write there at 1:1.
+        Until it comes, the view shows Before at the same coarser resolution."""
+        doc = self.document
+        if (doc is None or not self.weights_ok or doc.result is not None or doc.preview is None
+                or doc.preview_task != self.task or not doc.preview_final):
+            return None
+        need = min(1.0, self.view.display_scale())
+        rect = self.view.visible_image_rect()
+        if rect.isEmpty() or self.view.after_scale() >= need * 0.99:
+            return None
+        for job in self.engine.jobs():
+            if job.kind == jobs.REGION and job.context.get("view"):
+                self.engine.cancel(job)  # superseded: the view moved on
+        box = (rect.x(), rect.y(), rect.width(), rect.height())
+        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need)
+        scale = "1:1" if need >= 1.0 else f"{need * 100:.0f} %"
+        return self.engine.submit(Job(jobs.REGION, work, context={
+            "doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}))
+
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
 
@@ -646,6 +684,10 @@ class MainWindow(QMainWindow):
         if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
+        if job.context.get("view"):
+            self.statusBar().showMessage(_("{task} preview of the visible area at {size} — the "
+                                           "screen's resolution").format(task=TASK_TITLES[self.task],
+                                                                         size=job.context["view"]), 8000)
 
     # ================================================================ full run
     def apply(self) -> Job | None:
@@ -840,6 +882,8 @@ class MainWindow(QMainWindow):
         self.compare.setEnabled(has_doc)
         self.zoom_label.setVisible(has_doc)
         why = "" if self.weights_ok else _(" (import weights first)")
+        if self.leaves_alone():
+            why = _(" (Automatic leaves a photo that looks fine as it is: pick a task to restore it)")
         self.apply_action.setToolTip(_("Restore the whole photo at full resolution") + why)
 
     def _update_title(self) -> None:

@@ -226,8 +226,18 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
           proc.stdout, proc.stderr])
     summary, body, error = outcome(files, task, proc.returncode,
                                    results.results_in(proc.stderr or ""), proc.stderr or "")
-    notify(summary, body, error=error)
+    notify(summary, body + ("" if error else light_weights_hint(proc.stderr or "")), error=error)
     return proc.returncode
+
+
+def light_weights_hint(stderr: str) -> str:
+    """A line for the notification when the CLI said it ran on light weights that do little
+    (its note names the command, which is the same in every language)."""
+    if any(line.startswith("cmfnet: note: ") and "cmfnet weights download" in line
+           for line in stderr.splitlines()):
+        return " — " + _("made with the light weights that come with CMFNet Restore; for visibly "
+                         "better results, run 'cmfnet weights download' once.")
+    return ""
 
 
 def next_step(kind: str | None) -> str:

@@ -1,6 +1,7 @@
 """Benchmark (not a test): how soon the app shows a photo's preview, this checkout against another.
 
     .venv/bin/python tests/bench/preview_latency.py [--code /path/to/older/checkout] [--rounds 3]
+    .venv/bin/python tests/bench/preview_latency.py --views [--model light,full]
 
 The real window (offscreen), the default weights and backend, task Dehaze, a
 1600 x 1064 photo (the bundled haze sample, resized). Two moments:
@@ -16,6 +17,13 @@ that checkout's code); OpenVINO's exported and compiled models are on disk alrea
 median seconds to the first preview on screen ("first") and to the final one
 ("final"); before progressive previews the two are the same. The machine's other
 load slows both checkouts alike only roughly: rounds alternate between them.
+
+``--views``: what each of the view's passes costs through the engine, as the app
+runs them (``jobs.preview_work`` / ``jobs.view_work``), for the bundled light
+weights and a full-size network (random weights: the same work as the authors'):
+the first look (256 px), the screen-resolution preview of the photo fit in a
+1400 x 900 view, and the 1:1 region that view shows at 100 %. Each pass is run
+once untimed (compiling its models), then timed.
 """
 from __future__ import annotations
 
@@ -95,13 +103,62 @@ def child(code: Path, scenario: str, photo: Path, cache: Path) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
+VIEW = (1400, 900)  # width, height of the view, device pixels
+
+
+def view_passes(models: list[str]) -> None:
+    import time
+
+    import cv2
+
+    from cmfnet_core.bench import _random_weights
+    from cmfnet_core.engine import PREVIEW_COARSE_LONG_SIDE, CancelToken
+    from cmfnet_core.weights import save_weights
+    from plugin.app import jobs
+
+    image = cv2.cvtColor(cv2.resize(cv2.imread(str(ROOT / "resources" / "samples" / "haze_1.jpg")), SIZE,
+                                    interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    fit = min(VIEW[0] / SIZE[0], VIEW[1] / SIZE[1])
+    screen_side = round(max(SIZE) * fit)
+    x, y = (SIZE[0] - VIEW[0]) // 2, (SIZE[1] - VIEW[1]) // 2
+    region = (max(0, x), max(0, y), min(VIEW[0], SIZE[0]), min(VIEW[1], SIZE[1]))
+    print(f"{SIZE[0]} x {SIZE[1]} photo in a {VIEW[0]} x {VIEW[1]} view, Dehaze, default backend; "
+          f"load average {os.getloadavg()[0]:.1f} on {len(os.sched_getaffinity(0))} CPU(s)")
+    with tempfile.TemporaryDirectory(prefix="preview-views-") as folder:
+        for model in models:
+            weights = None
+            if model == "full":
+                weights = save_weights(_random_weights("full"), Path(folder) / "full.pdparams", task="dehaze",
+                                       provenance={"kind": "benchmark", "weights": "random"})
+            cache = jobs.RestorerCache()
+            options = jobs.EngineOptions()
+            passes = {
+                f"first look ({PREVIEW_COARSE_LONG_SIDE} px)":
+                    jobs.preview_work(cache, "dehaze", options, image, weights, long_side=PREVIEW_COARSE_LONG_SIDE),
+                f"screen resolution ({screen_side} px)":
+                    jobs.preview_work(cache, "dehaze", options, image, weights, long_side=screen_side),
+                f"1:1 region ({region[2]} x {region[3]})":
+                    jobs.view_work(cache, "dehaze", options, image, region, 1.0, weights),
+            }
+            for name, work in passes.items():
+                work(lambda done, total: None, CancelToken())  # compiles, not timed
+                start = time.perf_counter()
+                work(lambda done, total: None, CancelToken())
+                print(f"{model:>5} | {name:<28} | {time.perf_counter() - start:6.2f} s", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--views", action="store_true", help="time the view's passes (see above)")
+    parser.add_argument("--model", default="light,full", help="with --views: light, full or both")
     parser.add_argument("--code", type=Path, help="another checkout to compare with (e.g. an older main)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "cmfnet-preview-bench",
                         help="CMFNET_CACHE_DIR for the children (kept between runs)")
     args = parser.parse_args()
+    if args.views:
+        view_passes(args.model.split(","))
+        return 0
     import cv2
 
     checkouts = {"this": ROOT, **({"other": args.code.resolve()} if args.code else {})}
