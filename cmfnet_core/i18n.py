@@ -164,6 +164,7 @@ class Translated(dict):
 _TOKENS = re.compile(r"\s+|[\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]|[^\s\u2e80-\u9fff\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+")
 _NO_LINE_START = set("，。、；：！？）」』》”…")  # punctuation that closes, never opens a line
 _NO_LINE_END = set("（「『《“")  # and that opens, never ends one
+_WIDE_HEADING = re.compile(r"^(\S[^\n:：]*[\u2e80-\u9fff]):$", re.M)  # "选项:" (argparse's sections)
 
 
 def _columns(text: str) -> int:
@@ -202,5 +203,10 @@ def wide_text_formatter(base):
             if _columns(text) == len(text) or base._fill_text is not argparse.HelpFormatter._fill_text:
                 return super()._fill_text(text, width, indent)  # a Raw formatter keeps its lines
             return "\n".join(indent + line for line in wrap_wide(text, width - len(indent)))
+
+        def format_help(self):
+            # argparse writes "HEADING:" itself (no gettext); a heading in wide characters
+            # takes the full-width colon of its language ("选项：")
+            return _WIDE_HEADING.sub("\\1：", super().format_help())
 
     return WideTextFormatter

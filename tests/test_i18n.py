@@ -201,7 +201,7 @@ def test_cmfnet_help_is_chinese_under_a_chinese_locale():
 
 def test_cmfnet_restore_help_is_chinese_and_keeps_options_and_names():
     out = cli("restore", "--help", env=ZH).stdout
-    for words in ("要恢复的照片", "引擎:", "示例：", "原图从不被修改", "--out-dir", "NAME.TASK.EXT",
+    for words in ("要恢复的照片", "\n引擎：\n", "\n选项：\n", "示例：", "原图从不被修改", "--out-dir", "NAME.TASK.EXT",
                   "photo.dehaze.jpg", "512"):
         assert words in out
 

@@ -7,13 +7,14 @@ import signal
 import sys
 
 from cmfnet_core.detect import AUTO_TASK
-from cmfnet_core.i18n import _, translate_argparse
+from cmfnet_core.i18n import _, translate_argparse, wide_text_formatter
 from cmfnet_core.weights import TASKS
 
 
 def parse_args(argv: list[str] | None):
     translate_argparse()
-    parser = argparse.ArgumentParser(prog="cmfnet-gui", description=_("Open the CMFNet Restore desktop app."))
+    parser = argparse.ArgumentParser(prog="cmfnet-gui", description=_("Open the CMFNet Restore desktop app."),
+                                     formatter_class=wide_text_formatter(argparse.HelpFormatter))
     parser.add_argument("files", nargs="*", metavar="FILE", help=_("photos to open (several make a batch)"))
     parser.add_argument("--task", "-t", choices=TASKS + (AUTO_TASK,),
                         help=_("task for the photos opened with it (auto: found per photo); "
