@@ -22,6 +22,7 @@ from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
+from cmfnet_core.paddle_mode import eager
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -88,7 +89,7 @@ class RestorerCache:
         self._lock = threading.Lock()
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
-        ensure_dygraph()
+        eager()
         path = Path(resolve_weights(task, weights)).resolve()
         key = (task, str(path), path.stat().st_mtime if path.exists() else 0, options)
         with self._lock:
@@ -105,17 +106,6 @@ class RestorerCache:
             self._items.clear()
 
 
-def ensure_dygraph() -> None:
-    """Paddle keeps its eager/static switch per thread, and a thread started after paddle
-    was first imported in another non-main thread comes up in static mode, where building
-    the network fails. Call this in the thread that is about to run the engine."""
-    import sys
-
-    paddle = sys.modules.get("paddle")
-    if paddle is None:
-        return  # not loaded (e.g. a cached OpenVINO model): importing it here makes this thread eager
-    if not paddle.in_dynamic_mode():
-        paddle.disable_static()
 
 
 # --- the work itself -------------------------------------------------------------
@@ -181,7 +171,7 @@ def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights
     the detector alone). "auto" itself has no weights, so it is never asked of the cache.
     """
     def work(progress: Progress, cancel: CancelToken) -> None:
-        ensure_dygraph()
+        eager()
         restores = task
         if task == AUTO_TASK:
             warm_detector()
@@ -307,7 +297,7 @@ def detect_work(image: np.ndarray) -> Work:
     def work(progress: Progress, cancel: CancelToken):
         from cmfnet_core.detect import detect
 
-        ensure_dygraph()
+        eager()
         return detect(image)
     return work
 
@@ -331,7 +321,7 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
 
         photo = read_image(path)
         cancel.raise_if_cancelled()
-        ensure_dygraph()
+        eager()
         found = detect(photo.pixels)
         task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:
