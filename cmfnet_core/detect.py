@@ -264,16 +264,15 @@ def _paddle_runner(state, weights):
     """(scene, details) -> logits, in Paddle dygraph."""
     import paddle
 
-    from .network import ensure_dygraph
+    from .paddle_mode import eager_paddle
 
-    ensure_dygraph()
-    network = _fitted_network(state, weights)
-    network.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
-    network.eval()
+    with eager_paddle():
+        network = _fitted_network(state, weights)
+        network.set_state_dict({k: paddle.to_tensor(v) for k, v in state.items()})
+        network.eval()
 
     def run(scene: np.ndarray, details: np.ndarray) -> np.ndarray:
-        ensure_dygraph()  # the thread that runs it may not be the one that built it
-        with paddle.no_grad():
+        with eager_paddle(), paddle.no_grad():  # maybe another thread than the one that built it
             return network(paddle.to_tensor(scene), paddle.to_tensor(details)).numpy()
     return run
 

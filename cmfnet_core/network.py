@@ -28,15 +28,6 @@ def resize(x: paddle.Tensor, factor: float) -> paddle.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
-
-def ensure_dygraph() -> None:
-    """Put this thread in Paddle's eager (dygraph) mode, where the network is built and run.
-
-    Paddle keeps its eager/static switch per thread: a thread other than the one that first
-    imported paddle (the app's main thread after a worker imported it) can come up static."""
-    if not paddle.in_dynamic_mode():
-        paddle.disable_static()
-
 class Resize(nn.Layer):
     """Bilinear resize by a fixed factor (a parameter-free Sequential slot)."""
 

@@ -205,14 +205,15 @@ def load_network(path: str | os.PathLike, local_window: int = 0):
 def build_network(weights: Weights, local_window: int = 0):
     import paddle
 
-    from .network import CMFNet, ensure_dygraph
+    from .network import CMFNet
+    from .paddle_mode import eager_paddle
 
-    ensure_dygraph()
-    network = CMFNet(weights.config)
-    network.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.state.items()})
-    if local_window:
-        network.set_local_statistics(local_window)
-    network.eval()
+    with eager_paddle():
+        network = CMFNet(weights.config)
+        network.set_state_dict({k: paddle.to_tensor(v) for k, v in weights.state.items()})
+        if local_window:
+            network.set_local_statistics(local_window)
+        network.eval()
     return network
 
 

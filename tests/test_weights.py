@@ -4,8 +4,6 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import subprocess
-import sys
 import zipfile
 
 import numpy as np
@@ -194,18 +192,3 @@ def test_import_makes_official_weights_the_default(tmp_path, small_weights):
 def test_import_refuses_unknown_task(small_weights):
     with pytest.raises(WeightsError, match="unknown task"):
         import_weights("denoise", small_weights)
-
-
-def test_network_builds_on_a_thread_other_than_the_one_that_imported_paddle():
-    """The app imports paddle on a worker; Paddle's eager switch is per thread, so the main
-    thread came up static and the next network built there failed (a fresh process: the
-    order of imports is the point)."""
-    script = (
-        "import threading\n"
-        "t = threading.Thread(target=lambda: __import__('paddle')); t.start(); t.join()\n"
-        "from cmfnet_core.weights import build_network, read_weights\n"
-        "from cmfnet_core.bundled import WEIGHTS\n"
-        "print(type(build_network(read_weights(WEIGHTS / 'deblur.pdparams'))).__name__)\n")
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("CMFNet")

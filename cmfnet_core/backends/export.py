@@ -121,12 +121,16 @@ def export_network_onnx(build: Callable[[], object], inputs: Sequence[InputSpec]
     import paddle
     import paddle2onnx
 
+    from ..paddle_mode import LOCK
+
     prefix = workdir / stem
     workdir.mkdir(parents=True, exist_ok=True)
-    was_dynamic = paddle.in_dynamic_mode()
     place = paddle.CPUPlace()
-    paddle.enable_static()
-    try:
+    # Static for this build. paddle.enable_static() is no switch on a thread that paddle
+    # set eager without its own switch (any thread but the one that imported it): there it
+    # leaves the thread eager and paddle.static.data fails. The tracer is the switch itself,
+    # and it is process-wide underneath (C++): no eager run may interleave, hence LOCK.
+    with LOCK, paddle.base.framework._dygraph_guard(None):
         main, startup = paddle.static.Program(), paddle.static.Program()
         scope = paddle.static.Scope()
         with paddle.utils.unique_name.guard(), paddle.static.program_guard(main, startup), \
@@ -145,9 +149,6 @@ def export_network_onnx(build: Callable[[], object], inputs: Sequence[InputSpec]
                 tensor.set(np.ascontiguousarray(value, np.float32), place)
             with quiet_native_output():
                 paddle.static.save_inference_model(str(prefix), feeds, [output], executor, program=main)
-    finally:
-        if was_dynamic:
-            paddle.disable_static()
     program = prefix.with_suffix(".json")
     if not program.exists():  # paddle built without PIR writes the old format
         program = prefix.with_suffix(".pdmodel")

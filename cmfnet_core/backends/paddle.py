@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..network import ensure_dygraph
+from ..paddle_mode import eager, eager_paddle
 from ..weights import Weights, build_network
 from . import default_threads
 
@@ -21,7 +21,7 @@ class PaddleBackend:
                  local_window: int = 0):
         import paddle
 
-        ensure_dygraph()
+        eager()
         if device == "gpu":
             paddle.set_device("gpu")
         else:
@@ -33,6 +33,5 @@ class PaddleBackend:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         paddle = self._paddle
-        ensure_dygraph()  # run from another thread than the one that built it
-        with paddle.no_grad():
+        with eager_paddle(), paddle.no_grad():  # maybe another thread than the one that built it
             return self.network(paddle.to_tensor(np.ascontiguousarray(batch, np.float32))).numpy()

@@ -23,6 +23,7 @@ from cmfnet_core.i18n import _
 from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
                                 preview_tile_shape)
+from cmfnet_core.paddle_mode import eager
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -89,7 +90,7 @@ class RestorerCache:
         self._lock = threading.Lock()
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
-        ensure_dygraph()
+        eager()
         path = Path(resolve_weights(task, weights)).resolve()
         key = (task, str(path), path.stat().st_mtime if path.exists() else 0, options)
         with self._lock:
@@ -106,17 +107,6 @@ class RestorerCache:
             self._items.clear()
 
 
-def ensure_dygraph() -> None:
-    """Paddle keeps its eager/static switch per thread, and a thread started after paddle
-    was first imported in another non-main thread comes up in static mode, where building
-    the network fails. Call this in the thread that is about to run the engine."""
-    import sys
-
-    paddle = sys.modules.get("paddle")
-    if paddle is None:
-        return  # not loaded (e.g. a cached OpenVINO model): importing it here makes this thread eager
-    if not paddle.in_dynamic_mode():
-        paddle.disable_static()
 
 
 # --- the work itself -------------------------------------------------------------
@@ -182,7 +172,7 @@ def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights
     the detector alone). "auto" itself has no weights, so it is never asked of the cache.
     """
     def work(progress: Progress, cancel: CancelToken) -> None:
-        ensure_dygraph()
+        eager()
         restores = task
         if task == AUTO_TASK:
             warm_detector()
@@ -308,7 +298,7 @@ def detect_work(image: np.ndarray) -> Work:
     def work(progress: Progress, cancel: CancelToken):
         from cmfnet_core.detect import detect
 
-        ensure_dygraph()
+        eager()
         return detect(image)
     return work
 
@@ -332,7 +322,7 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
 
         photo = read_image(path)
         cancel.raise_if_cancelled()
-        ensure_dygraph()
+        eager()
         found = detect(photo.pixels)
         task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:
