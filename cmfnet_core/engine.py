@@ -311,39 +311,43 @@ class Restorer:
 
 
 class _Band:
-    """The float accumulator for one row of tiles (tile height x canvas width x 3).
+    """The float accumulator for one row of tiles (the rows it keeps x canvas width x 3).
 
     The grid's blend weight is separable (a sum of ramps per axis), so only the
     results need a buffer: beyond the photo and its output, restoring holds one
-    row of tiles in floats, whatever the photo's size. Rows and columns are the
-    canvas's (the photo framed by ``context``); :meth:`finished` takes photo rows.
+    row of tiles in floats, whatever the photo's size; and only the rows the tiles
+    keep, not their context (whose weight is 0). Columns are the canvas's (the photo
+    framed by ``context``); rows are photo rows from ``top``, the photo row at which
+    the current row of tiles starts keeping (its canvas row ``top + context``).
     """
 
     def __init__(self, padded: tuple[int, int], tiles: list, overlap: int, context: int = 0):
         first = tiles[0]
         ys = sorted({t.y for t in tiles})
         xs = sorted({t.x for t in tiles})
-        self.height, self.overlap, self.padded, self.top = first.h, overlap, padded, 0
+        self.height, self.overlap, self.padded, self.top = first.h - 2 * context, overlap, padded, 0
         self.context = context
         self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap, context)
         self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap, context)
-        self.total = np.zeros((first.h, padded[1], 3), np.float32)
+        self.total = np.zeros((self.height, padded[1], 3), np.float32)
 
     def add(self, tile, result: np.ndarray) -> None:
-        mask = blend_weights(tile, self.padded, self.overlap, self.context)[..., None]
-        self.total[:, tile.x:tile.x + tile.w] += result * mask
+        c = self.context
+        mask = blend_weights(tile, self.padded, self.overlap, c)[c:tile.h - c, :, None]
+        self.total[:, tile.x:tile.x + tile.w] += result[c:tile.h - c] * mask
 
     def finished(self, rows: slice, width: int) -> np.ndarray:
         """Blended float RGB in [0, 1] for photo ``rows`` (all above the current row's unfinished part)."""
         c = self.context
-        local = self.total[rows.start + c - self.top:rows.stop + c - self.top, c:c + width]
+        local = self.total[rows.start - self.top:rows.stop - self.top, c:c + width]
         weight = (self.row_weight[rows.start + c:rows.stop + c, None, None]
                   * self.col_weight[None, c:c + width, None])
         restored = local / weight
         return np.clip(restored, 0.0, 1.0, out=restored)
 
     def move_to(self, top: int) -> None:
-        """Shift the buffer down to the next row of tiles, which starts at ``top``."""
+        """Shift the buffer down to the next row of tiles, which starts at canvas row ``top``
+        (and keeps from photo row ``top``)."""
         keep = max(self.height - top + self.top, 0)  # rows the next row of tiles shares
         self.total[:keep] = self.total[self.height - keep:]  # numpy copes with the overlap
         self.total[keep:] = 0.0
