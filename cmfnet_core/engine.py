@@ -263,11 +263,17 @@ class Restorer:
 
     def restore_region(self, image: np.ndarray, box: tuple[int, int, int, int],
                        progress: ProgressCallback | None = None,
-                       cancel: CancelToken | None = None) -> np.ndarray:
+                       cancel: CancelToken | None = None, *,
+                       first: tuple[float, float] | None = None,
+                       partial: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
         """``restore(image)[y:y + h, x:x + w]`` for ``box`` = (x, y, w, h), computing only the
         tiles of the whole photo's plan that reach into the box: the same tiles on the same
-        pixels, blended with the same weights, so a preview of a region is what Apply writes
-        there (bit for bit where the backend is deterministic). ``progress`` counts those tiles."""
+        pixels, blended with the same weights and summed in the same order, so a preview of
+        a region is what Apply writes there (bit for bit where the backend is deterministic).
+        ``progress`` counts those tiles. ``first``: a photo point (x, y) whose tiles run
+        first, nearest column first (the view's split line). ``partial(region, final)``:
+        called after each tile that finishes some pixels, with the region so far and the
+        h x w mask of its finished pixels (the rest is 0), for a view to stream them in."""
         x, y, w, h = box
         colour, alpha, gray = split_channels(image)
         height, width = colour.shape[:2]
@@ -276,27 +282,56 @@ class Restorer:
         scale = _scale_of(image.dtype)
         padded, tiles, c = self.plan(height, width)
         band = _Band(padded, tiles, self.overlap, c)
-        needed = [t for t in tiles if t.y + c < y + h + c and t.y + t.h - c > y + c
+        weight = band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None]
+
+        def kept(tile) -> tuple[slice, slice]:
+            """Where the tile has weight, inside the box (box coordinates; may be empty)."""
+            return (slice(max(tile.y + c, y + c) - y - c, min(tile.y + tile.h - c, y + h + c) - y - c),
+                    slice(max(tile.x + c, x + c) - x - c, min(tile.x + tile.w - c, x + w + c) - x - c))
+
+        needed = [i for i, t in enumerate(tiles) if t.y + c < y + h + c and t.y + t.h - c > y + c
                   and t.x + c < x + w + c and t.x + t.w - c > x + c]
-        total = np.zeros((h, w, 3), np.float32)
+        order = list(needed)
+        if first is not None:
+            order.sort(key=lambda i: (abs(tiles[i].x + tiles[i].w / 2 - c - first[0]),
+                                      abs(tiles[i].y + tiles[i].h / 2 - c - first[1])))
+        pending = np.zeros((h, w), np.int16)  # tiles still to come, per pixel
+        for i in needed:
+            pending[kept(tiles[i])] += 1
+        parts: dict[int, tuple] = {}  # plan index -> (box slices, weighted result there)
+
+        def blended() -> np.ndarray:
+            total = np.zeros((h, w, 3), np.float32)
+            for i in sorted(parts):  # plan order: the full run's order of summing
+                where, values = parts[i]
+                total[where] += values
+            return merge_channels(np.clip(total / weight, 0.0, 1.0),
+                                  None if alpha is None else alpha[y:y + h, x:x + w], gray, image.dtype)
+
         if progress:
-            progress(0, len(needed))
-        for done, tile in enumerate(needed, start=1):
+            progress(0, len(order))
+        for done, i in enumerate(order, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
+            tile = tiles[i]
             patch = take_tile(colour, tile, c).astype(np.float32) / scale
             result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
             weighted = result * blend_weights(tile, padded, self.overlap, c)[..., None]
             # the overlap of the tile and the box, in canvas coordinates
             top, bottom = max(tile.y, y + c), min(tile.y + tile.h, y + h + c)
             left, right = max(tile.x, x + c), min(tile.x + tile.w, x + w + c)
-            total[top - y - c:bottom - y - c, left - x - c:right - x - c] += \
-                weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x]
+            parts[i] = ((slice(top - y - c, bottom - y - c), slice(left - x - c, right - x - c)),
+                        weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x])
+            pending[kept(tile)] -= 1
+            if partial is not None and done < len(order):
+                final = pending == 0
+                if final.any():
+                    region = blended()
+                    region[~final] = 0
+                    partial(region, final)
             if progress:
-                progress(done, len(needed))
-        weight = (band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None])
-        restored = np.clip(total / weight, 0.0, 1.0)
-        return merge_channels(restored, None if alpha is None else alpha[y:y + h, x:x + w], gray, image.dtype)
+                progress(done, len(order))
+        return blended()
 
     def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> np.ndarray:
