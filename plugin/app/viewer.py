@@ -15,9 +15,12 @@ beside a soft After (which would make the tool look as if it blurred the photo).
 """
 from __future__ import annotations
 
+import numpy as np
 from PyQt6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
+
+from .qimage import to_qimage
 
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 SPLIT_GRAB_PX = 8
@@ -36,6 +39,8 @@ class CompareItem(QGraphicsItem):
         self._after_before: QPixmap | None = None  # the original at the after layer's resolution
         # (rect, after, the original at the same resolution) per region preview
         self._patches: list[tuple[QRect, QPixmap, QPixmap]] = []
+        # a 1:1 region still streaming in: (rect, after, original), both transparent where unfinished
+        self._partial: tuple[QRect, QPixmap, QPixmap] | None = None
         self.split = 0.5        # fraction of the width showing the original
         self.strength = 1.0     # opacity of the restoration
         self.show_before = False
@@ -47,6 +52,7 @@ class CompareItem(QGraphicsItem):
         self._before_image = image
         self._after = self._after_before = None
         self._patches.clear()
+        self._partial = None
         self.update()
 
     def set_after(self, image: QImage | None) -> None:
@@ -80,6 +86,24 @@ class CompareItem(QGraphicsItem):
 
     def clear_patches(self) -> None:
         self._patches.clear()
+        self._partial = None
+        self.update()
+
+    def set_partial(self, rect: QRect, region, finished) -> None:
+        """A 1:1 region being restored: ``region`` (photo pixels, h x w) where ``finished``
+        (h x w booleans) says it is final. Drawn over what is on show, with the original at
+        full resolution under exactly those pixels; elsewhere both halves stay as they were."""
+        mask = QImage(np.ascontiguousarray(finished, np.uint8) * 255, finished.shape[1], finished.shape[0],
+                      finished.shape[1], QImage.Format.Format_Grayscale8).copy()
+        after = to_qimage(region).convertToFormat(QImage.Format.Format_ARGB32)
+        before = self._before_image.copy(rect).convertToFormat(QImage.Format.Format_ARGB32)
+        after.setAlphaChannel(mask)
+        before.setAlphaChannel(mask)
+        self._partial = (QRect(rect), QPixmap.fromImage(after), QPixmap.fromImage(before))
+        self.update()
+
+    def clear_partial(self) -> None:
+        self._partial = None
         self.update()
 
     def has_after(self) -> bool:
@@ -117,6 +141,10 @@ class CompareItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
                                   smooth or pixmap.width() < rect.width())
             painter.drawPixmap(QRectF(rect), pixmap, QRectF(pixmap.rect()))
+        if self._partial is not None:
+            rect, after, _ = self._partial
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+            painter.drawPixmap(QRectF(rect), after, QRectF(after.rect()))
         painter.restore()
         if 0.0 < self.split < 1.0:
             self._paint_divider(painter, split_x, full.height())
@@ -145,6 +173,9 @@ class CompareItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth or matched is before)
             painter.drawPixmap(QRectF(rect), matched, source)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+        if self._partial is not None:
+            rect, _, before = self._partial
+            painter.drawPixmap(QRectF(rect), before, QRectF(before.rect()))
 
     def _paint_divider(self, painter: QPainter, x: float, height: float) -> None:
         pen = QPen(QColor(255, 255, 255), 2)
@@ -226,6 +257,12 @@ class PhotoView(QGraphicsView):
 
     def clear_patches(self) -> None:
         self.item.clear_patches()
+
+    def set_partial(self, rect: QRect, region, finished) -> None:
+        self.item.set_partial(rect, region, finished)
+
+    def clear_partial(self) -> None:
+        self.item.clear_partial()
 
     def set_split(self, fraction: float) -> None:
         self.item.split = min(1.0, max(0.0, fraction))
