@@ -103,6 +103,12 @@ def test_a_refined_region_is_what_apply_writes_there(qtbot, hidpi_window, large_
     first = np.nonzero(streamed[0].any(axis=0))[0]
     assert first.min() <= split <= first.max() + 64
     assert view.after_scale() >= 1.0  # 1:1 all over the visible part
+    # a pan restores only what came into view: what is done is reused
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() >= bar.value() + 40  # the 600 px photo is wider than the view at 100 %
+    moved, _ = wait_job(qtbot, window.engine, jobs.REGION, lambda: bar.setValue(bar.value() + 40),
+                        match=lambda j: j.context.get("view") == "1:1")
+    assert moved.context["rect"].width() <= 48 and view.after_scale() >= 1.0
     job, (outcome, result) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply)
     assert outcome == "succeeded"
     region = result[rect.y():rect.y() + rect.height(), rect.x():rect.x() + rect.width()]

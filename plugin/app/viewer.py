@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 from PyQt6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QRegion
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
 from .qimage import to_qimage
@@ -76,13 +76,24 @@ class CompareItem(QGraphicsItem):
 
     def after_scale(self, rect: QRect) -> float:
         """The resolution (restored pixels per photo pixel) the after layer has all over
-        ``rect``: that of the finest preview covering it whole, else the whole-photo one's;
-        0 where nothing is restored."""
+        ``rect``: the finest that region previews cover it with together, else the
+        whole-photo one's; 0 where nothing is restored."""
         best = 0.0 if self._after is None else self._after.width() / max(1, self._before.width())
-        for patch_rect, pixmap, _ in self._patches:
-            if patch_rect.contains(rect):
-                best = max(best, pixmap.width() / max(1, patch_rect.width()))
+        for scale in sorted({pixmap.width() / max(1, r.width()) for r, pixmap, _ in self._patches}, reverse=True):
+            if scale <= best:
+                break
+            if self.missing(rect, scale).isEmpty():
+                return scale
         return best
+
+    def missing(self, rect: QRect, scale: float) -> QRect:
+        """The bounding box of the part of ``rect`` no region preview of at least ``scale``
+        covers (empty if they cover it all): what is left to restore, reusing what is done."""
+        covered = QRegion()
+        for patch_rect, pixmap, _ in self._patches:
+            if pixmap.width() / max(1, patch_rect.width()) >= scale * 0.99:
+                covered = covered.united(QRegion(patch_rect))
+        return QRegion(rect).subtracted(covered).boundingRect()
 
     def clear_patches(self) -> None:
         self._patches.clear()
@@ -319,6 +330,10 @@ class PhotoView(QGraphicsView):
     def after_scale(self) -> float:
         """Restored pixels per photo pixel over the whole visible part (0: none yet)."""
         return self.item.after_scale(self.visible_image_rect())
+
+    def missing_rect(self, scale: float) -> QRect:
+        """The part of the view still to restore at ``scale`` (bounding box; may be empty)."""
+        return self.item.missing(self.visible_image_rect(), scale)
 
     def visible_image_rect(self) -> QRect:
         """The part of the photo in view, in image pixels."""

@@ -606,9 +606,9 @@ class MainWindow(QMainWindow):
                 or doc.preview_task != self.task or not doc.preview_final):
             return None
         need = min(1.0, self.view.display_scale())
-        rect = self.view.visible_image_rect()
-        if rect.isEmpty() or self.view.after_scale() >= need * 0.99:
+        if self.view.visible_image_rect().isEmpty() or self.view.after_scale() >= need * 0.99:
             return None
+        rect = self.view.missing_rect(need)  # what earlier refinements left: they are reused
         for job in self.engine.jobs():
             if job.kind == jobs.REGION and job.context.get("view"):
                 self.engine.cancel(job)  # superseded: the view moved on
