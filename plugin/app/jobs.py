@@ -19,9 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 from cmfnet_core.detect import AUTO_TASK
-from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
-                                PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
-                                preview_tile_shape)
+from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, PREVIEW_COARSE_LONG_SIDE,
+                                PREVIEW_LONG_SIDE, CancelToken, Restorer, auto_tile, downscale,
+                                downscaled_size, preview_tile_shape)
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
