@@ -19,9 +19,9 @@ from typing import Any, Callable
 import numpy as np
 
 from cmfnet_core.detect import AUTO_TASK
-from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
-                                PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
-                                preview_tile_shape)
+from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, PREVIEW_COARSE_LONG_SIDE,
+                                PREVIEW_LONG_SIDE, CancelToken, Restorer, auto_tile, downscale,
+                                downscaled_size, preview_tile_shape)
 from cmfnet_core.paddle_mode import eager
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
@@ -210,15 +210,19 @@ def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image:
 
 
 def view_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
-              rect: tuple[int, int, int, int], scale: float, weights=None) -> Work:
+              rect: tuple[int, int, int, int], scale: float, weights=None, *,
+              first: tuple[float, float] | None = None, partial=None) -> Work:
     """The part ``rect`` = (x, y, w, h) of the photo in view, restored at ``scale`` restored
     pixels per photo pixel (the screen's; 1 or more: 1:1). At 1:1 it is exactly what the
-    full run writes there (:meth:`Restorer.restore_region`); below, the same region of the
-    photo downscaled to ``scale``, restored in tiles with their context around it."""
+    full run writes there (:meth:`Restorer.restore_region`), streamed in: the tiles nearest
+    ``first`` (a photo point: the split line) first, ``partial(region, finished)`` after
+    each (called on the worker thread). Below 1:1, the same region of the photo downscaled
+    to ``scale``, restored in tiles with their context around it."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
         restorer = cache.get(task, options, weights)
         if scale >= 1.0:
-            return restorer.restore_region(image, rect, progress=progress, cancel=cancel)
+            return restorer.restore_region(image, rect, progress=progress, cancel=cancel,
+                                           first=first, partial=partial)
         import cv2
 
         x, y, w, h = rect

@@ -655,17 +655,24 @@ class MainWindow(QMainWindow):
                 or doc.preview_task != self.task or not doc.preview_final):
             return None
         need = min(1.0, self.view.display_scale())
-        rect = self.view.visible_image_rect()
-        if rect.isEmpty() or self.view.after_scale() >= need * 0.99:
+        if self.view.visible_image_rect().isEmpty() or self.view.after_scale() >= need * 0.99:
             return None
+        rect = self.view.missing_rect(need)  # what earlier refinements left: they are reused
         for job in self.engine.jobs():
             if job.kind == jobs.REGION and job.context.get("view"):
                 self.engine.cancel(job)  # superseded: the view moved on
         box = (rect.x(), rect.y(), rect.width(), rect.height())
-        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need)
         scale = "1:1" if need >= 1.0 else f"{need * 100:.0f} %"
-        return self.engine.submit(Job(jobs.REGION, work, context={
-            "doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}))
+        context = {"doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}
+        split = (self.view.item.image_rect().width() * self.view.item.split, rect.center().y())
+
+        def partial(region, finished):  # worker thread: the progress signal that follows shows it
+            context["partial"] = (region, finished)
+
+        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need,
+                              first=split, partial=partial)
+        self.view.clear_partial()
+        return self.engine.submit(Job(jobs.REGION, work, context=context))
 
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
@@ -676,6 +683,7 @@ class MainWindow(QMainWindow):
         if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
+        self.view.clear_partial()
         if job.context.get("view"):
             self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview of the visible area at "
                                          f"{job.context['view']} — the screen's resolution", 8000)
@@ -796,6 +804,9 @@ class MainWindow(QMainWindow):
     def _on_progress(self, job: Job, done: int, total: int) -> None:
         if job is self._panel_job:
             self.progress.report(done, total)
+        streamed = job.context.pop("partial", None) if job.kind == jobs.REGION else None
+        if streamed is not None and job.context["doc"] is self.document and not job.token.cancelled:
+            self.view.set_partial(job.context["rect"], *streamed)  # the finished tiles, split line first
 
     def _on_succeeded(self, job: Job, result) -> None:
         if self._closed:  # outcomes still queued when the window closed
