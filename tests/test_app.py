@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from types import SimpleNamespace
 from pathlib import Path
 
 import numpy as np
@@ -1056,7 +1057,7 @@ def test_restorer_cache_keeps_the_most_recent(small_weights):
 
     def factory(task, path, **kwargs):
         made.append((task, kwargs["tile"]))
-        return object()
+        return SimpleNamespace(prepare_precision=lambda: [])  # a Restorer, as far as the cache asks
 
     cache = jobs.RestorerCache(factory, keep=2)
     first = cache.get("deblur", TEST_OPTIONS, small_weights)

@@ -87,6 +87,7 @@ class RestorerCache:
         self._keep = keep
         self._items: dict[tuple, Restorer] = {}
         self._lock = threading.Lock()
+        self._notes: list[str] = []
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
         eager()
@@ -96,6 +97,9 @@ class RestorerCache:
             restorer = self._items.pop(key, None)
             if restorer is None:
                 restorer = self._factory(task, path, **options.restorer_kwargs())
+                # int8 calibrated and checked here, not in the first tile, and what it decided
+                # (e.g. these weights lose too much in int8: the float path runs) told once
+                self._notes += restorer.prepare_precision()
             self._items[key] = restorer  # most recently used last
             while len(self._items) > self._keep:
                 self._items.pop(next(iter(self._items)))
@@ -104,6 +108,12 @@ class RestorerCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def take_notes(self) -> list[str]:
+        """What the restorers built since the last call have to tell the user (once each)."""
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes
 
 
 

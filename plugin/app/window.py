@@ -817,6 +817,14 @@ class MainWindow(QMainWindow):
                    jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
         if handler is not None:
             handler(job, result)
+        self._tell_engine_notes()
+
+    def _tell_engine_notes(self) -> None:
+        """The engine's notes about the precision it runs (say, the float path because int8
+        lost too much on these weights), after what the job itself said."""
+        for note in self.cache.take_notes():
+            said = self.statusBar().currentMessage()
+            self.statusBar().showMessage(f"{said} — {note}" if said else note, 15000)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
         if self._closed:
