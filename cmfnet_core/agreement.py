@@ -12,8 +12,10 @@ FRAME_INNER = (24, 48)  # px from the border: the band it is compared with
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+    """In dB, of 8-bit levels (the project's one PSNR, training.metrics.psnr)."""
+    from .training.metrics import psnr as _psnr
+
+    return _psnr(a, b, peak)
 
 
 def worst_line(a: np.ndarray, b: np.ndarray) -> float:

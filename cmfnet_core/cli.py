@@ -97,8 +97,9 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--threads", type=int, default=None, metavar="N",
                         help=_("CPU threads to use (default: all cores)"))
     engine.add_argument("--local-stats", action="store_true",
-                        help=_("channel attention over a local window, so tiled and whole-image "
-                             "results agree more closely"))
+                        help=_("channel attention over a local window (the training patch) instead "
+                               "of the whole photo; not needed for tiles to agree (each tile sees "
+                               "real context), and no better on the dev pairs (dehaze -0.007 dB)"))
 
 
 class _Parser(argparse.ArgumentParser):

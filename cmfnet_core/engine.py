@@ -279,11 +279,17 @@ class Restorer:
 
     def restore_region(self, image: np.ndarray, box: tuple[int, int, int, int],
                        progress: ProgressCallback | None = None,
-                       cancel: CancelToken | None = None) -> np.ndarray:
+                       cancel: CancelToken | None = None, *,
+                       first: tuple[float, float] | None = None,
+                       partial: Callable[[np.ndarray, np.ndarray], None] | None = None) -> np.ndarray:
         """``restore(image)[y:y + h, x:x + w]`` for ``box`` = (x, y, w, h), computing only the
         tiles of the whole photo's plan that reach into the box: the same tiles on the same
-        pixels, blended with the same weights, so a preview of a region is what Apply writes
-        there (bit for bit where the backend is deterministic). ``progress`` counts those tiles."""
+        pixels, blended with the same weights and summed in the same order, so a preview of
+        a region is what Apply writes there (bit for bit where the backend is deterministic).
+        ``progress`` counts those tiles. ``first``: a photo point (x, y) whose tiles run
+        first, nearest column first (the view's split line). ``partial(region, final)``:
+        called after each tile that finishes some pixels, with the region so far and the
+        h x w mask of its finished pixels (the rest is 0), for a view to stream them in."""
         x, y, w, h = box
         colour, alpha, gray = split_channels(image)
         height, width = colour.shape[:2]
@@ -292,27 +298,56 @@ class Restorer:
         scale = _scale_of(image.dtype)
         padded, tiles, c = self.plan(height, width)
         band = _Band(padded, tiles, self.overlap, c)
-        needed = [t for t in tiles if t.y + c < y + h + c and t.y + t.h - c > y + c
+        weight = band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None]
+
+        def kept(tile) -> tuple[slice, slice]:
+            """Where the tile has weight, inside the box (box coordinates; may be empty)."""
+            return (slice(max(tile.y + c, y + c) - y - c, min(tile.y + tile.h - c, y + h + c) - y - c),
+                    slice(max(tile.x + c, x + c) - x - c, min(tile.x + tile.w - c, x + w + c) - x - c))
+
+        needed = [i for i, t in enumerate(tiles) if t.y + c < y + h + c and t.y + t.h - c > y + c
                   and t.x + c < x + w + c and t.x + t.w - c > x + c]
-        total = np.zeros((h, w, 3), np.float32)
+        order = list(needed)
+        if first is not None:
+            order.sort(key=lambda i: (abs(tiles[i].x + tiles[i].w / 2 - c - first[0]),
+                                      abs(tiles[i].y + tiles[i].h / 2 - c - first[1])))
+        pending = np.zeros((h, w), np.int16)  # tiles still to come, per pixel
+        for i in needed:
+            pending[kept(tiles[i])] += 1
+        parts: dict[int, tuple] = {}  # plan index -> (box slices, weighted result there)
+
+        def blended() -> np.ndarray:
+            total = np.zeros((h, w, 3), np.float32)
+            for i in sorted(parts):  # plan order: the full run's order of summing
+                where, values = parts[i]
+                total[where] += values
+            return merge_channels(np.clip(total / weight, 0.0, 1.0),
+                                  None if alpha is None else alpha[y:y + h, x:x + w], gray, image.dtype)
+
         if progress:
-            progress(0, len(needed))
-        for done, tile in enumerate(needed, start=1):
+            progress(0, len(order))
+        for done, i in enumerate(order, start=1):
             if cancel is not None:
                 cancel.raise_if_cancelled()
+            tile = tiles[i]
             patch = take_tile(colour, tile, c).astype(np.float32) / scale
             result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
             weighted = result * blend_weights(tile, padded, self.overlap, c)[..., None]
             # the overlap of the tile and the box, in canvas coordinates
             top, bottom = max(tile.y, y + c), min(tile.y + tile.h, y + h + c)
             left, right = max(tile.x, x + c), min(tile.x + tile.w, x + w + c)
-            total[top - y - c:bottom - y - c, left - x - c:right - x - c] += \
-                weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x]
+            parts[i] = ((slice(top - y - c, bottom - y - c), slice(left - x - c, right - x - c)),
+                        weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x])
+            pending[kept(tile)] -= 1
+            if partial is not None and done < len(order):
+                final = pending == 0
+                if final.any():
+                    region = blended()
+                    region[~final] = 0
+                    partial(region, final)
             if progress:
-                progress(done, len(needed))
-        weight = (band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None])
-        restored = np.clip(total / weight, 0.0, 1.0)
-        return merge_channels(restored, None if alpha is None else alpha[y:y + h, x:x + w], gray, image.dtype)
+                progress(done, len(order))
+        return blended()
 
     def restore_whole(self, image: np.ndarray, progress: ProgressCallback | None = None,
                       cancel: CancelToken | None = None) -> np.ndarray:
@@ -327,39 +362,43 @@ class Restorer:
 
 
 class _Band:
-    """The float accumulator for one row of tiles (tile height x canvas width x 3).
+    """The float accumulator for one row of tiles (the rows it keeps x canvas width x 3).
 
     The grid's blend weight is separable (a sum of ramps per axis), so only the
     results need a buffer: beyond the photo and its output, restoring holds one
-    row of tiles in floats, whatever the photo's size. Rows and columns are the
-    canvas's (the photo framed by ``context``); :meth:`finished` takes photo rows.
+    row of tiles in floats, whatever the photo's size; and only the rows the tiles
+    keep, not their context (whose weight is 0). Columns are the canvas's (the photo
+    framed by ``context``); rows are photo rows from ``top``, the photo row at which
+    the current row of tiles starts keeping (its canvas row ``top + context``).
     """
 
     def __init__(self, padded: tuple[int, int], tiles: list, overlap: int, context: int = 0):
         first = tiles[0]
         ys = sorted({t.y for t in tiles})
         xs = sorted({t.x for t in tiles})
-        self.height, self.overlap, self.padded, self.top = first.h, overlap, padded, 0
+        self.height, self.overlap, self.padded, self.top = first.h - 2 * context, overlap, padded, 0
         self.context = context
         self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap, context)
         self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap, context)
-        self.total = np.zeros((first.h, padded[1], 3), np.float32)
+        self.total = np.zeros((self.height, padded[1], 3), np.float32)
 
     def add(self, tile, result: np.ndarray) -> None:
-        mask = blend_weights(tile, self.padded, self.overlap, self.context)[..., None]
-        self.total[:, tile.x:tile.x + tile.w] += result * mask
+        c = self.context
+        mask = blend_weights(tile, self.padded, self.overlap, c)[c:tile.h - c, :, None]
+        self.total[:, tile.x:tile.x + tile.w] += result[c:tile.h - c] * mask
 
     def finished(self, rows: slice, width: int) -> np.ndarray:
         """Blended float RGB in [0, 1] for photo ``rows`` (all above the current row's unfinished part)."""
         c = self.context
-        local = self.total[rows.start + c - self.top:rows.stop + c - self.top, c:c + width]
+        local = self.total[rows.start - self.top:rows.stop - self.top, c:c + width]
         weight = (self.row_weight[rows.start + c:rows.stop + c, None, None]
                   * self.col_weight[None, c:c + width, None])
         restored = local / weight
         return np.clip(restored, 0.0, 1.0, out=restored)
 
     def move_to(self, top: int) -> None:
-        """Shift the buffer down to the next row of tiles, which starts at ``top``."""
+        """Shift the buffer down to the next row of tiles, which starts at canvas row ``top``
+        (and keeps from photo row ``top``)."""
         keep = max(self.height - top + self.top, 0)  # rows the next row of tiles shares
         self.total[:keep] = self.total[self.height - keep:]  # numpy copes with the overlap
         self.total[keep:] = 0.0

@@ -417,6 +417,20 @@ def test_other_weights_that_int8_does_not_keep_run_the_float_path_with_a_note(
     assert named.precision == "int8" and "running int8 as asked" in named.precision_note
 
 
+def test_the_app_is_told_the_fallback_once(cache, int8_cpu, full_size_file):
+    """The app's engine cache settles the precision as it builds a restorer (not in the first
+    tile) and hands its note to the window once (the window shows it in the status bar)."""
+    from plugin.app import jobs
+
+    restorers = jobs.RestorerCache()
+    options = jobs.EngineOptions(backend="openvino", precision="auto")
+    restorers.get("deblur", options, full_size_file)
+    (note,) = restorers.take_notes()
+    assert "dB from fp32" in note and f"running {precision.float_precision()} instead" in note
+    restorers.get("deblur", options, full_size_file)  # the same restorer again: nothing new
+    assert restorers.take_notes() == []
+
+
 def test_other_weights_that_pass_the_bar_run_int8(cache, int8_cpu, full_size_file, monkeypatch):
     """The same check with the bar lowered under the figure measured: int8 runs, no note.
     (The bar is part of the kept figures: changing it checks again.)"""

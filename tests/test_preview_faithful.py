@@ -87,13 +87,28 @@ def test_a_refined_region_is_what_apply_writes_there(qtbot, hidpi_window, large_
     window.resize(520, 420)  # the photo fit below 1:1
     _, (_, final) = open_photo(qtbot, window, large_photo)
     assert final.shape[1] < 600
+    streamed = []
+    set_partial = view.set_partial
+    monkeypatch.setattr(view, "set_partial", lambda rect, region, finished: (
+        streamed.append(finished.copy()), set_partial(rect, region, finished)))
     view.actual_size()
     job, (outcome, patch) = wait_job(qtbot, window.engine, jobs.REGION, lambda: None,
                                      match=lambda j: j.context.get("view") == "1:1")
     assert outcome == "succeeded"
     rect = job.context["rect"]
     assert patch.shape[:2] == (rect.height(), rect.width())
+    # it streamed in, the tiles at the split line first
+    assert streamed and all((later >= earlier).all() for earlier, later in zip(streamed, streamed[1:]))
+    split = round(view.item.image_rect().width() * view.item.split) - rect.x()
+    first = np.nonzero(streamed[0].any(axis=0))[0]
+    assert first.min() <= split <= first.max() + 64
     assert view.after_scale() >= 1.0  # 1:1 all over the visible part
+    # a pan restores only what came into view: what is done is reused
+    bar = view.horizontalScrollBar()
+    assert bar.maximum() >= bar.value() + 40  # the 600 px photo is wider than the view at 100 %
+    moved, _ = wait_job(qtbot, window.engine, jobs.REGION, lambda: bar.setValue(bar.value() + 40),
+                        match=lambda j: j.context.get("view") == "1:1")
+    assert moved.context["rect"].width() <= 48 and view.after_scale() >= 1.0
     job, (outcome, result) = wait_job(qtbot, window.engine, jobs.APPLY, window.apply)
     assert outcome == "succeeded"
     region = result[rect.y():rect.y() + rect.height(), rect.x():rect.x() + rect.width()]

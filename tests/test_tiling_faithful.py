@@ -174,3 +174,20 @@ def test_a_region_is_restored_exactly_as_the_whole_photo_there(small_weights, ph
     region = restorer.restore_region(photo_rgb, box, progress=lambda done, total: ran.append(total))
     assert np.array_equal(region, restorer.restore(photo_rgb)[y:y + h, x:x + w])
     assert ran[-1] <= len(restorer.plan(*photo_rgb.shape[:2])[1])
+
+
+def test_a_region_streams_in_from_a_given_point_and_still_ends_exactly_as_the_whole(small_weights, photo_rgb):
+    """The view's split line first: the tiles nearest a point run first, and each update
+    shows the pixels no later tile changes; the end result is unchanged, bit for bit."""
+    restorer = Restorer("deblur", small_weights, tile=64, overlap=16, backend="paddle")
+    box = (0, 0, 100, 72)
+    updates = []
+    region = restorer.restore_region(photo_rgb, box, first=(80, 36),
+                                     partial=lambda image, final: updates.append((image.copy(), final.copy())))
+    assert np.array_equal(region, restorer.restore(photo_rgb))
+    assert len(updates) >= 2
+    first_final = updates[0][1]
+    assert first_final[:, 60:].any() and not first_final[:, :20].any()  # the right-hand side came first
+    for (image, final), (_, later) in zip(updates, updates[1:] + [(None, np.ones_like(first_final))]):
+        assert (later >= final).all()  # finished pixels stay finished
+        assert np.array_equal(image[final], region[final])  # and are final

@@ -20,9 +20,9 @@ import numpy as np
 
 from cmfnet_core.detect import AUTO_TASK
 from cmfnet_core.i18n import _
-from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, auto_tile, PREVIEW_COARSE_LONG_SIDE,
-                                PREVIEW_LONG_SIDE, CancelToken, Restorer, downscale, downscaled_size,
-                                preview_tile_shape)
+from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, PREVIEW_COARSE_LONG_SIDE,
+                                PREVIEW_LONG_SIDE, CancelToken, Restorer, auto_tile, downscale,
+                                downscaled_size, preview_tile_shape)
 from cmfnet_core.paddle_mode import eager
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
@@ -88,6 +88,7 @@ class RestorerCache:
         self._keep = keep
         self._items: dict[tuple, Restorer] = {}
         self._lock = threading.Lock()
+        self._notes: list[str] = []
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
         eager()
@@ -97,6 +98,9 @@ class RestorerCache:
             restorer = self._items.pop(key, None)
             if restorer is None:
                 restorer = self._factory(task, path, **options.restorer_kwargs())
+                # int8 calibrated and checked here, not in the first tile, and what it decided
+                # (e.g. these weights lose too much in int8: the float path runs) told once
+                self._notes += restorer.prepare_precision()
             self._items[key] = restorer  # most recently used last
             while len(self._items) > self._keep:
                 self._items.pop(next(iter(self._items)))
@@ -105,6 +109,12 @@ class RestorerCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+    def take_notes(self) -> list[str]:
+        """What the restorers built since the last call have to tell the user (once each)."""
+        with self._lock:
+            notes, self._notes = self._notes, []
+        return notes
 
 
 
@@ -211,15 +221,19 @@ def preview_work(cache: RestorerCache, task: str, options: EngineOptions, image:
 
 
 def view_work(cache: RestorerCache, task: str, options: EngineOptions, image: np.ndarray,
-              rect: tuple[int, int, int, int], scale: float, weights=None) -> Work:
+              rect: tuple[int, int, int, int], scale: float, weights=None, *,
+              first: tuple[float, float] | None = None, partial=None) -> Work:
     """The part ``rect`` = (x, y, w, h) of the photo in view, restored at ``scale`` restored
     pixels per photo pixel (the screen's; 1 or more: 1:1). At 1:1 it is exactly what the
-    full run writes there (:meth:`Restorer.restore_region`); below, the same region of the
-    photo downscaled to ``scale``, restored in tiles with their context around it."""
+    full run writes there (:meth:`Restorer.restore_region`), streamed in: the tiles nearest
+    ``first`` (a photo point: the split line) first, ``partial(region, finished)`` after
+    each (called on the worker thread). Below 1:1, the same region of the photo downscaled
+    to ``scale``, restored in tiles with their context around it."""
     def work(progress: Progress, cancel: CancelToken) -> np.ndarray:
         restorer = cache.get(task, options, weights)
         if scale >= 1.0:
-            return restorer.restore_region(image, rect, progress=progress, cancel=cancel)
+            return restorer.restore_region(image, rect, progress=progress, cancel=cancel,
+                                           first=first, partial=partial)
         import cv2
 
         x, y, w, h = rect

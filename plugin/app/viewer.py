@@ -15,11 +15,14 @@ beside a soft After (which would make the tool look as if it blurred the photo).
 """
 from __future__ import annotations
 
+import numpy as np
 from PyQt6.QtCore import QPointF, QRect, QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap
+from PyQt6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QRegion
 from PyQt6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView
 
 from cmfnet_core.i18n import N_, _
+
+from .qimage import to_qimage
 
 MIN_SCALE, MAX_SCALE = 0.02, 32.0
 SPLIT_GRAB_PX = 8
@@ -38,6 +41,8 @@ class CompareItem(QGraphicsItem):
         self._after_before: QPixmap | None = None  # the original at the after layer's resolution
         # (rect, after, the original at the same resolution) per region preview
         self._patches: list[tuple[QRect, QPixmap, QPixmap]] = []
+        # a 1:1 region still streaming in: (rect, after, original), both transparent where unfinished
+        self._partial: tuple[QRect, QPixmap, QPixmap] | None = None
         self.split = 0.5        # fraction of the width showing the original
         self.strength = 1.0     # opacity of the restoration
         self.show_before = False
@@ -49,6 +54,7 @@ class CompareItem(QGraphicsItem):
         self._before_image = image
         self._after = self._after_before = None
         self._patches.clear()
+        self._partial = None
         self.update()
 
     def set_after(self, image: QImage | None) -> None:
@@ -72,16 +78,45 @@ class CompareItem(QGraphicsItem):
 
     def after_scale(self, rect: QRect) -> float:
         """The resolution (restored pixels per photo pixel) the after layer has all over
-        ``rect``: that of the finest preview covering it whole, else the whole-photo one's;
-        0 where nothing is restored."""
+        ``rect``: the finest that region previews cover it with together, else the
+        whole-photo one's; 0 where nothing is restored."""
         best = 0.0 if self._after is None else self._after.width() / max(1, self._before.width())
-        for patch_rect, pixmap, _ in self._patches:
-            if patch_rect.contains(rect):
-                best = max(best, pixmap.width() / max(1, patch_rect.width()))
+        for scale in sorted({pixmap.width() / max(1, r.width()) for r, pixmap, _ in self._patches}, reverse=True):
+            if scale <= best:
+                break
+            if self.missing(rect, scale).isEmpty():
+                return scale
         return best
+
+    def missing(self, rect: QRect, scale: float) -> QRect:
+        """The bounding box of the part of ``rect`` no region preview of at least ``scale``
+        covers (empty if they cover it all): what is left to restore, reusing what is done."""
+        covered = QRegion()
+        for patch_rect, pixmap, _ in self._patches:
+            if pixmap.width() / max(1, patch_rect.width()) >= scale * 0.99:
+                covered = covered.united(QRegion(patch_rect))
+        return QRegion(rect).subtracted(covered).boundingRect()
 
     def clear_patches(self) -> None:
         self._patches.clear()
+        self._partial = None
+        self.update()
+
+    def set_partial(self, rect: QRect, region, finished) -> None:
+        """A 1:1 region being restored: ``region`` (photo pixels, h x w) where ``finished``
+        (h x w booleans) says it is final. Drawn over what is on show, with the original at
+        full resolution under exactly those pixels; elsewhere both halves stay as they were."""
+        mask = QImage(np.ascontiguousarray(finished, np.uint8) * 255, finished.shape[1], finished.shape[0],
+                      finished.shape[1], QImage.Format.Format_Grayscale8).copy()
+        after = to_qimage(region).convertToFormat(QImage.Format.Format_ARGB32)
+        before = self._before_image.copy(rect).convertToFormat(QImage.Format.Format_ARGB32)
+        after.setAlphaChannel(mask)
+        before.setAlphaChannel(mask)
+        self._partial = (QRect(rect), QPixmap.fromImage(after), QPixmap.fromImage(before))
+        self.update()
+
+    def clear_partial(self) -> None:
+        self._partial = None
         self.update()
 
     def has_after(self) -> bool:
@@ -100,8 +135,7 @@ class CompareItem(QGraphicsItem):
             return
         smooth = painter.worldTransform().m11() < 1.0  # zoomed in, photo pixels stay crisp
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
-        shown = painter.worldTransform().m11() * painter.device().devicePixelRatioF()  # device px a photo px
-        self._paint_original(painter, full, shown, smooth)
+        self._paint_original(painter, full, smooth)
         if self.show_before or not self.has_after():
             return
         split_x = full.width() * self.split
@@ -120,15 +154,23 @@ class CompareItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform,
                                   smooth or pixmap.width() < rect.width())
             painter.drawPixmap(QRectF(rect), pixmap, QRectF(pixmap.rect()))
+        if self._partial is not None:
+            rect, after, _ = self._partial
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+            painter.drawPixmap(QRectF(rect), after, QRectF(after.rect()))
         painter.restore()
         if 0.0 < self.split < 1.0:
             self._paint_divider(painter, split_x, full.height())
 
-    def _paint_original(self, painter: QPainter, full: QRectF, shown: float, smooth: bool) -> None:
+    def _paint_original(self, painter: QPainter, full: QRectF, smooth: bool) -> None:
         """The original, at the resolution of the restoration drawn over each part of it
-        where that is coarser than the screen (B held shows it as sharp as it is)."""
+        wherever that is not the photo's own (B held shows it as sharp as it is). Also at the
+        screen's resolution: the same area-averaged copy, scaled the same way as the After
+        beside it, so the halves differ by what the restoration did, not by how each was
+        resampled (Qt's smooth scaling of the full photo keeps aliasing an area average has
+        not: 78 % against 102 % of the detail kept, measured in tests/bench/preview_detail.py)."""
         def coarse(pixmap: QPixmap, width: float) -> bool:
-            return pixmap.width() < min(shown, 1.0) * width * 0.99
+            return pixmap.width() < width * 0.99
 
         if self.show_before or self._after is None or not coarse(self._after, full.width()):
             painter.drawPixmap(full, self._before, QRectF(self._before.rect()))
@@ -144,6 +186,9 @@ class CompareItem(QGraphicsItem):
             painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth or matched is before)
             painter.drawPixmap(QRectF(rect), matched, source)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, smooth)
+        if self._partial is not None:
+            rect, _, before = self._partial
+            painter.drawPixmap(QRectF(rect), before, QRectF(before.rect()))
 
     def _paint_divider(self, painter: QPainter, x: float, height: float) -> None:
         pen = QPen(QColor(255, 255, 255), 2)
@@ -226,6 +271,12 @@ class PhotoView(QGraphicsView):
     def clear_patches(self) -> None:
         self.item.clear_patches()
 
+    def set_partial(self, rect: QRect, region, finished) -> None:
+        self.item.set_partial(rect, region, finished)
+
+    def clear_partial(self) -> None:
+        self.item.clear_partial()
+
     def set_split(self, fraction: float) -> None:
         self.item.split = min(1.0, max(0.0, fraction))
         self.item.update()
@@ -281,6 +332,10 @@ class PhotoView(QGraphicsView):
     def after_scale(self) -> float:
         """Restored pixels per photo pixel over the whole visible part (0: none yet)."""
         return self.item.after_scale(self.visible_image_rect())
+
+    def missing_rect(self, scale: float) -> QRect:
+        """The part of the view still to restore at ``scale`` (bounding box; may be empty)."""
+        return self.item.missing(self.visible_image_rect(), scale)
 
     def visible_image_rect(self) -> QRect:
         """The part of the photo in view, in image pixels."""

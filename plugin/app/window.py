@@ -663,17 +663,24 @@ class MainWindow(QMainWindow):
                 or doc.preview_task != self.task or not doc.preview_final):
             return None
         need = min(1.0, self.view.display_scale())
-        rect = self.view.visible_image_rect()
-        if rect.isEmpty() or self.view.after_scale() >= need * 0.99:
+        if self.view.visible_image_rect().isEmpty() or self.view.after_scale() >= need * 0.99:
             return None
+        rect = self.view.missing_rect(need)  # what earlier refinements left: they are reused
         for job in self.engine.jobs():
             if job.kind == jobs.REGION and job.context.get("view"):
                 self.engine.cancel(job)  # superseded: the view moved on
         box = (rect.x(), rect.y(), rect.width(), rect.height())
-        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need)
         scale = "1:1" if need >= 1.0 else f"{need * 100:.0f} %"
-        return self.engine.submit(Job(jobs.REGION, work, context={
-            "doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}))
+        context = {"doc": doc, "task": self.task, "rect": QRect(rect), "view": scale}
+        split = (self.view.item.image_rect().width() * self.view.item.split, rect.center().y())
+
+        def partial(region, finished):  # worker thread: the progress signal that follows shows it
+            context["partial"] = (region, finished)
+
+        work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need,
+                              first=split, partial=partial)
+        self.view.clear_partial()
+        return self.engine.submit(Job(jobs.REGION, work, context=context))
 
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
@@ -684,6 +691,7 @@ class MainWindow(QMainWindow):
         if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
+        self.view.clear_partial()
         if job.context.get("view"):
             self.statusBar().showMessage(_("{task} preview of the visible area at {size} — the "
                                            "screen's resolution").format(task=TASK_TITLES[self.task],
@@ -805,6 +813,9 @@ class MainWindow(QMainWindow):
     def _on_progress(self, job: Job, done: int, total: int) -> None:
         if job is self._panel_job:
             self.progress.report(done, total)
+        streamed = job.context.pop("partial", None) if job.kind == jobs.REGION else None
+        if streamed is not None and job.context["doc"] is self.document and not job.token.cancelled:
+            self.view.set_partial(job.context["rect"], *streamed)  # the finished tiles, split line first
 
     def _on_succeeded(self, job: Job, result) -> None:
         if self._closed:  # outcomes still queued when the window closed
@@ -815,6 +826,14 @@ class MainWindow(QMainWindow):
                    jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
         if handler is not None:
             handler(job, result)
+        self._tell_engine_notes()
+
+    def _tell_engine_notes(self) -> None:
+        """The engine's notes about the precision it runs (say, the float path because int8
+        lost too much on these weights), after what the job itself said."""
+        for note in self.cache.take_notes():
+            said = self.statusBar().currentMessage()
+            self.statusBar().showMessage(f"{said} — {note}" if said else note, 15000)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
         if self._closed:

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from cmfnet_core.imageio import read_image
-from cmfnet_core.weights import Weights, build_network, read_weights, resolve_weights  # noqa: F401
+from cmfnet_core.weights import Weights, build_network, read_weights, resolve_weights
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT.parent / "shared" / "data" / "real" / "haze"
@@ -95,18 +95,15 @@ def main() -> None:
             name = Path(photo).name
             print(f"\n{name} window {window or 'global'} (whole region {seconds:.1f} s)")
             for mode, pad in (item.split(":") for item in args.pads.split(",")):
-                pad = int(pad)
-                if True:
-                    padded = inner if pad == 0 or mode == "zeros" else np.pad(inner, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
-                    out = run(padded)
-                    out = out[pad:pad + crop, pad:pad + crop]
-                    diff = np.abs(out - truth).mean(axis=2) * 255
-                    means, p99 = ring_profile(diff, crop // 2)
-                    print(f"  pad {mode:<9} {pad:>3}: border 0-6 px {means[:6].mean():5.2f} lv, "
-                          f"centre {means[-8:].mean():5.2f}; mean < 1 lv from {first_below(means, 1):>3} px, "
-                          f"< 0.25 from {first_below(means, 0.25):>3}; p99 < 1 lv from {first_below(p99, 1):>3}",
-                          flush=True)
-
+                pad = 0 if mode == "zeros" else int(pad)  # zeros: the network's own padding
+                padded = np.pad(inner, ((pad, pad), (pad, pad), (0, 0)), mode=mode) if pad else inner
+                out = run(padded)[pad:pad + crop, pad:pad + crop]
+                diff = np.abs(out - truth).mean(axis=2) * 255
+                means, p99 = ring_profile(diff, crop // 2)
+                print(f"  pad {mode:<9} {pad:>3}: border 0-6 px {means[:6].mean():5.2f} lv, "
+                      f"centre {means[-8:].mean():5.2f}; mean < 1 lv from {first_below(means, 1):>3} px, "
+                      f"< 0.25 from {first_below(means, 0.25):>3}; p99 < 1 lv from {first_below(p99, 1):>3}",
+                      flush=True)
 
 if __name__ == "__main__":
     main()

@@ -8,7 +8,9 @@ dev pairs), mirrored so both halves of the split show the same content. Reported
 the first look and for the refined preview: the After half's fine detail (mean absolute
 Laplacian on screen) as a share of the Before half's. Issue 20 asks for >= 80 % once
 refined; the first look shows Before at its own coarse resolution, so about 100 %
-there too. ``--out`` saves both screenshots (PNG).
+there too. ``--out`` saves both screenshots (PNG). Runs against an older checkout too (copy it there).
+Measured (Xvfb, 1000 x 700 window, view scale 0.78): before issue 20 the first look kept
+26.4 % and the final preview 51.3 %; now 95.6 % and 99.9 %.
 """
 from __future__ import annotations
 
@@ -93,7 +95,7 @@ def main() -> int:
         window.open_paths([path])
         loop.exec()
         print(f"{mirrored.shape[1]} x {mirrored.shape[0]} photo in a {width} x {height} window "
-              f"(view scale {window.view.display_scale():.3f} device px per photo px); "
+              f"(view scale {window.view.scale_factor() * window.view.devicePixelRatioF():.3f} device px per photo px); "
               f"load average {os.getloadavg()[0]:.1f}")
         for name, image in shots.items():
             before, after = halves(window.view, image)
