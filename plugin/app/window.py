@@ -29,7 +29,7 @@ from PyQt6.QtWidgets import (QComboBox, QDockWidget, QLabel, QMainWindow, QStack
 from cmfnet_core.bundled import APP_ICON, RESOURCES
 from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
 from cmfnet_core.imageio import output_path
-from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES
 
 from . import help_pages, jobs
 from .batch import BatchPanel
@@ -38,6 +38,7 @@ from .document import Document
 from .jobs import Job, RestorerCache
 from .preferences import PreferencesDialog
 from .qimage import to_qimage
+from .session import Session
 from .settings import DISPLAY_NAME, AppSettings
 from .viewer import PhotoView
 from .weights_dialog import LightWeightsBar, WeightsDialog
@@ -61,11 +62,8 @@ class MainWindow(QMainWindow):
         self.cache = cache or RestorerCache()
         self.prompts = prompts or Prompts(self)
         self.errors = ErrorReporter(self)
-        self.choice = self.settings.task()  # Automatic or a task: what the user picked
-        self.task = self.choice if self.choice in TASKS else TASKS[0]  # the task in effect
+        self.session = Session(self.settings.task())  # the photo, the choice, the task in effect
         self.options = self.settings.engine_options()
-        self.document: Document | None = None
-        self.photos_opened = 0  # from the second on, each photo starts from Automatic
         self.weights_ok = False
         self._panel_job: Job | None = None
         self._close_after_save = False
@@ -89,6 +87,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
         if warm_up:
             self.warm_up()
+
+    # the session's state, read by the slots here (and by tests)
+    @property
+    def choice(self) -> str:
+        return self.session.choice
+
+    @property
+    def task(self) -> str:
+        return self.session.task
+
+    @property
+    def document(self) -> Document | None:
+        return self.session.document
 
     # ================================================================ building
     def _build_ui(self) -> None:
@@ -317,7 +328,7 @@ class MainWindow(QMainWindow):
             self.warm_up(photo=size)
 
     def _on_read(self, job: Job, photo) -> None:
-        if self.document is not None and self.document.has_unsaved_result:
+        if self.session.unsaved:
             if not self._resolve_unsaved():
                 return
         self.engine.cancel_kind(jobs.DETECT, jobs.PREVIEW, jobs.REGION, jobs.APPLY)
@@ -325,11 +336,8 @@ class MainWindow(QMainWindow):
             if warming.kind == jobs.WARMUP and warming.context.get("photo") != photo.pixels.shape[:2]:
                 self.engine.cancel(warming)  # it stops between shapes
         path = job.context["path"]
-        self.photos_opened += 1
-        if self.photos_opened > 1 and self.choice != AUTO_TASK:
-            self.choice = AUTO_TASK  # a task picked by hand was for the previous photo
-            self.settings.set_task(AUTO_TASK)
-        self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
+        if self.session.open(Document(path=path, pixels=photo.pixels, info=photo.info)):
+            self.settings.set_task(AUTO_TASK)  # a task picked by hand was for the previous photo
         self.view.set_photo(to_qimage(photo.pixels))
         self.view.hide_band()
         self.compare.strength.setValue(100)
@@ -399,13 +407,13 @@ class MainWindow(QMainWindow):
         """The user picked Automatic or a task (the combo, the Task menu, the command line)."""
         if choice == self.choice:
             return
-        task = self._task_for(choice)
+        task = self.session.task_for(choice)
         doc = self.document
-        if task != self.task and doc is not None and doc.has_unsaved_result \
+        if task != self.task and self.session.unsaved \
                 and not self.prompts.discard_result(doc.path.name):
             self._show_choice()  # back to what it was
             return
-        self.choice = choice
+        self.session.choice = choice
         self.settings.set_task(choice)
         if task != self.task:
             self._switch_task(task)
@@ -414,38 +422,20 @@ class MainWindow(QMainWindow):
             if choice == AUTO_TASK and doc is not None and doc.detection is None \
                     and not any(j.kind == jobs.DETECT for j in self.engine.jobs()):
                 self.detect()
-            elif doc is not None and doc.preview is None:
+            elif self.session.needs_preview():
                 self.request_preview()  # e.g. a task picked for a photo Automatic left alone
         self._update_actions()
-
-    def _task_for(self, choice: str) -> str:
-        """The task ``choice`` means for the open photo: Automatic's is what the photo
-        needs, or the task in effect when it needs nothing or is not looked at yet."""
-        if choice != AUTO_TASK:
-            return choice
-        doc = self.document
-        found = doc.detection.likely_task if doc is not None and doc.detection is not None else None
-        return found or self.task
-
-    def leaves_alone(self) -> bool:
-        """Automatic, and the open photo looks fine: nothing runs (as with ``cmfnet restore``)."""
-        doc = self.document
-        return (self.choice == AUTO_TASK and doc is not None and doc.detection is not None
-                and doc.detection.looks_fine)
 
     def _switch_task(self, task: str) -> None:
         """Make ``task`` the task in effect: what was made with the old one is dropped."""
         doc = self.document
-        self.task = task
+        self.session.set_task(task)
         self._show_choice()
         warming = any(j.kind == jobs.WARMUP for j in self.engine.jobs())
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.WARMUP)
         if warming and doc is None:
             self.warm_up()  # for the task now in effect; with a photo, its preview builds it
-        if doc is not None:
-            doc.discard_result()
-            doc.preview = doc.preview_task = None
-            doc.preview_final = False
+        if doc is not None:  # the session dropped what was made with the old task
             self.view.set_after(None)
             self.view.clear_patches()
         self._refresh_weights()
@@ -455,13 +445,12 @@ class MainWindow(QMainWindow):
 
     def _show_choice(self) -> None:
         """The combo, the Task menu and the detection label as ``choice`` and ``task`` are."""
-        doc = self.document
-        detection = doc.detection if doc is not None else None
-        automatic = self.choice == AUTO_TASK
-        chose = automatic and detection is not None and detection.likely_task == self.task
+        detection = self.session.detection
+        automatic = self.session.automatic
+        chose = self.session.automatic_chose()
         self.task_combo.blockSignals(True)  # showing the choice is not choosing
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setItemText(0, "Automatic: leave as it is" if self.leaves_alone() else
+        self.task_combo.setItemText(0, "Automatic: leave as it is" if self.session.leaves_alone() else
                                     f"Automatic: {TASK_TITLES[self.task]}" if chose else "Automatic")
         self.task_combo.blockSignals(False)
         for action in self.task_actions.actions():
@@ -499,7 +488,7 @@ class MainWindow(QMainWindow):
             self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
             return
         self._show_choice()
-        if doc.preview is None:
+        if self.session.needs_preview():
             self.request_preview()
 
     def _on_detect_failed(self, message: str) -> None:
@@ -507,8 +496,7 @@ class MainWindow(QMainWindow):
         reason = message.splitlines()[0]
         self.detection_label.unavailable(reason)
         self.statusBar().showMessage(f"Automatic is not available: {reason}", 10000)
-        doc = self.document
-        if self.choice == AUTO_TASK and doc is not None and doc.preview is None:
+        if self.session.automatic and self.session.needs_preview():
             self.request_preview()
 
     def _refresh_weights(self) -> None:
@@ -565,7 +553,7 @@ class MainWindow(QMainWindow):
         self.cache.clear()
         self._refresh_weights()
         self._update_actions()
-        if task == self.task and self.document is not None and self.document.preview is None:
+        if task == self.task and self.session.needs_preview():
             self.request_preview()
 
     def _on_imported(self, job: Job, path) -> None:
@@ -574,7 +562,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Imported {Path(job.context['source']).name} for "
                                      f"{TASK_TITLES[job.context['task']]}", 8000)
         self._update_actions()
-        if self.document is not None and self.document.preview is None:
+        if self.session.needs_preview():
             self.request_preview()
 
     def edit_preferences(self) -> None:
@@ -591,11 +579,11 @@ class MainWindow(QMainWindow):
         one pass). Two jobs, so a task change, a new photo or a new request cancels the
         final pass before it starts. Returns the final pass's job."""
         doc = self.document
-        if doc is None or not self.weights_ok or self.leaves_alone():
+        if doc is None or not self.weights_ok or self.session.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
         sides = jobs.preview_sides(*doc.pixels.shape[:2], final_side=self._screen_long_side())
-        if doc.preview is not None and doc.preview_task == self.task:
+        if self.session.has_preview():
             # a refresh, or the final pass after a stopped one: what is on show stays until then
             sides = sides[-1:]
         titles = (FIRST_LOOK_TITLE, REFINING_TITLE) if len(sides) == 2 else (PANEL_TITLES[jobs.PREVIEW],)
@@ -607,9 +595,9 @@ class MainWindow(QMainWindow):
 
     def _on_preview(self, job: Job, result) -> None:
         doc = self.document
-        if job.token.cancelled or doc is not job.context["doc"] or job.context["task"] != self.task:
+        if job.token.cancelled or not self.session.is_current(job.context["doc"], job.context["task"]):
             return  # superseded while its outcome was on its way
-        doc.preview, doc.preview_task, doc.preview_final = result, self.task, job.context["final"]
+        self.session.set_preview(result, job.context["final"])
         if doc.result is None:
             self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
         shown = f"{result.shape[1]} × {result.shape[0]}"
@@ -651,8 +639,7 @@ class MainWindow(QMainWindow):
         where the restoration on show is coarser: exactly what Apply will write there at 1:1.
         Until it comes, the view shows Before at the same coarser resolution."""
         doc = self.document
-        if (doc is None or not self.weights_ok or doc.result is not None or doc.preview is None
-                or doc.preview_task != self.task or not doc.preview_final):
+        if doc is None or not self.weights_ok or not self.session.can_refine():
             return None
         need = min(1.0, self.view.display_scale())
         if self.view.visible_image_rect().isEmpty() or self.view.after_scale() >= need * 0.99:
@@ -680,7 +667,7 @@ class MainWindow(QMainWindow):
     def _on_region(self, job: Job, result) -> None:
         self.view.hide_band()
         doc = self.document
-        if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
+        if not self.session.is_current(job.context["doc"], job.context["task"]) or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
         self.view.clear_partial()
@@ -703,7 +690,7 @@ class MainWindow(QMainWindow):
 
     def _on_applied(self, job: Job, result) -> None:
         doc = self.document
-        if doc is not job.context["doc"] or job.context["task"] != self.task:
+        if not self.session.is_current(job.context["doc"], job.context["task"]):
             return
         doc.set_result(result, self.task)
         self.view.set_after(to_qimage(result))
@@ -853,9 +840,9 @@ class MainWindow(QMainWindow):
     def _on_cancelled(self, job: Job) -> None:
         if job.kind == jobs.REGION:
             self.view.hide_band()
-        doc = self.document
-        if job.kind == jobs.PREVIEW and job.context["final"] and doc is job.context["doc"] \
-                and job.context["task"] == self.task and doc.preview is not None and not doc.preview_final \
+        if job.kind == jobs.PREVIEW and job.context["final"] \
+                and self.session.is_current(job.context["doc"], job.context["task"]) \
+                and self.session.stopped_at_first_look() \
                 and not any(j is not job and j.kind == jobs.PREVIEW for j in self.engine.jobs()):
             self.statusBar().showMessage("Preview stopped at the first look — Refresh Thumbnail "
                                          "Preview (F5) makes the final one", 8000)
@@ -878,7 +865,7 @@ class MainWindow(QMainWindow):
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
         # with Automatic, the task is not known until the photo has been looked at
         detecting = self.choice == AUTO_TASK and any(j.kind == jobs.DETECT for j in self.engine.jobs())
-        can_run = has_doc and self.weights_ok and not detecting and not self.leaves_alone()
+        can_run = has_doc and self.weights_ok and not detecting and not self.session.leaves_alone()
         self.apply_action.setEnabled(can_run and not running)
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)
@@ -892,7 +879,7 @@ class MainWindow(QMainWindow):
         self.compare.setEnabled(has_doc)
         self.zoom_label.setVisible(has_doc)
         why = "" if self.weights_ok else " (import weights first)"
-        if self.leaves_alone():
+        if self.session.leaves_alone():
             why = " (Automatic leaves a photo that looks fine as it is: pick a task to restore it)"
         self.apply_action.setToolTip("Restore the whole photo at full resolution" + why)
 
