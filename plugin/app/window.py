@@ -5,13 +5,25 @@ Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
 previews, the full run, the batch, weights import; one at a time) and
 ``files`` (reading and saving photos; an opened photo's size is read from its
 header first, so the engine can prepare its preview while it is decoded).
-Slots here only start jobs and show their outcomes. A preview comes in two
-passes where the photo is large enough: a first look, then the final one.
+Slots here only start jobs, each with its own ``on_success`` (the runner calls
+it), and show their outcomes. A preview comes in two passes where the photo is
+large enough: a first look, then the final one.
+
+What the window works on (the photo, the choice, the task in effect, which preview
+is current, whether the result is unsaved) lives in :class:`~plugin.app.session.Session`
+(no Qt, tested on its own); what a preview runs at is ``jobs.preview_sides``.
+
+Why this module is still over 500 lines: it is the one place that builds the menus,
+the toolbar and the actions and wires each to a slot, and each user action's slot
+(open, choose, detect, preview, refine, apply, save, close) is a few lines of
+widget updates around a job; split further, one action's path would run through
+several files for no gain in what can be tested without Qt.
 
 The task choice is Automatic or a task. ``choice`` is what the user picked;
-``task`` is the task in effect. With Automatic, each photo opened is first
-looked at (a DETECT job) and ``task`` becomes its likely task, sure or not; the
-toolbar says why ("Looks hazy · 87 %", or unsure "Hazy 55 % · Blurry 30 %").
+``task`` is the task in effect (both kept by the session). With Automatic, each
+photo opened is first looked at (a DETECT job) and ``task`` becomes its likely
+task, sure or not; the toolbar says why ("Looks hazy · 87 %", or unsure
+"Hazy 55 % · Blurry 30 %").
 A photo that looks fine is left as it is, as ``cmfnet restore`` does: the Task
 box says so and Apply is off until a task is picked. A task picked by hand is
 for that photo: the next photo opened starts from Automatic again (the photo is
@@ -320,8 +332,10 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {path.name}…")
         # the header says the size in milliseconds: the engine prepares this photo's first
         # look while the files thread decodes it (seconds for a large photo)
-        self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path}))
-        return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path}))
+        self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path},
+                              on_success=self._on_sized))
+        return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path},
+                                     on_success=self._on_read))
 
     def _on_sized(self, job: Job, size) -> None:
         if size is not None:
@@ -466,7 +480,8 @@ class MainWindow(QMainWindow):
             return None
         self.engine.cancel_kind(jobs.DETECT)
         self.detection_label.looking()
-        return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc}))
+        return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc},
+                                      on_success=self._on_detected))
 
     def _on_detected(self, job: Job, detection) -> None:
         doc = self.document
@@ -536,7 +551,8 @@ class MainWindow(QMainWindow):
         source = self.prompts.weights_file(TASK_TITLES[self.task])
         if source:
             self.engine.submit(Job(jobs.IMPORT, jobs.import_work(self.task, source),
-                                   context={"task": self.task, "source": source}))
+                                   context={"task": self.task, "source": source},
+                                   on_success=self._on_imported))
 
     def show_weights(self) -> WeightsDialog:
         """The Weights dialog (one per window; closing it hides it, a download goes on)."""
@@ -590,7 +606,8 @@ class MainWindow(QMainWindow):
         for side, title in zip(sides, titles):
             work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels, long_side=side)
             job = self.engine.submit(Job(jobs.PREVIEW, work, context={
-                "doc": doc, "task": self.task, "final": side == sides[-1], "title": title}))
+                "doc": doc, "task": self.task, "final": side == sides[-1], "title": title},
+                on_success=self._on_preview))
         return job
 
     def _on_preview(self, job: Job, result) -> None:
@@ -621,7 +638,8 @@ class MainWindow(QMainWindow):
         box = (rect.x(), rect.y(), rect.width(), rect.height())
         work = jobs.region_work(self.cache, self.task, self.options, doc.pixels, box)
         return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
-                                                                  "rect": QRect(rect)}))
+                                                                  "rect": QRect(rect)},
+                                      on_success=self._on_region))
 
     def _screen_long_side(self) -> int:
         """The photo's long side in device pixels as the view fits it (its preview's size)."""
@@ -659,7 +677,7 @@ class MainWindow(QMainWindow):
         work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need,
                               first=split, partial=partial)
         self.view.clear_partial()
-        return self.engine.submit(Job(jobs.REGION, work, context=context))
+        return self.engine.submit(Job(jobs.REGION, work, context=context, on_success=self._on_region))
 
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
@@ -682,7 +700,8 @@ class MainWindow(QMainWindow):
             return None
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
         work = jobs.restore_work(self.cache, self.task, self.options, doc.pixels)
-        job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task}))
+        job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task},
+                                     on_success=self._on_applied))
         self.statusBar().showMessage(f"{TASK_TITLES[self.task]} at full resolution — you can keep "
                                      "zooming and comparing; Esc cancels")
         self._update_actions()
@@ -773,7 +792,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Saving {path.name}…")
         work = jobs.save_work(path, doc.output(), doc.info, overwrite)
         return self.files.submit(Job(jobs.SAVE, work, context={"doc": doc, "mark": mark,
-                                                               "strength": doc.strength}))
+                                                               "strength": doc.strength},
+                                     on_success=self._on_saved))
 
     def _on_saved(self, job: Job, path) -> None:
         doc = job.context["doc"]
@@ -796,14 +816,9 @@ class MainWindow(QMainWindow):
             self.view.set_partial(job.context["rect"], *streamed)  # the finished tiles, split line first
 
     def _on_succeeded(self, job: Job, result) -> None:
+        """After the job's own ``on_success`` (the runner calls it first)."""
         if self._closed:  # outcomes still queued when the window closed
             return
-        handler = {jobs.SIZE: self._on_sized, jobs.READ: self._on_read, jobs.DETECT: self._on_detected,
-                   jobs.PREVIEW: self._on_preview,
-                   jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
-                   jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
-        if handler is not None:
-            handler(job, result)
         self._tell_engine_notes()
 
     def _tell_engine_notes(self) -> None:
