@@ -1,6 +1,6 @@
 """Each job carries what its outcome does: the runner calls a job's ``on_success`` with
-its result, on the runner's (GUI) thread, before its ``succeeded`` signal; never for a
-job that failed or was cancelled, nor once the runner is shut down."""
+its result (``on_failure`` with the failure's title and message), on the runner's (GUI)
+thread, before its ``succeeded`` (``failed``) signal; never once the runner is shut down."""
 from __future__ import annotations
 
 import threading
@@ -55,6 +55,21 @@ def test_no_callback_for_a_failed_or_cancelled_job(qtbot, runner):
         runner.cancel(pending)  # dropped before it started
         hold.set()
     assert called == []
+
+
+def test_a_failed_job_tells_its_own_on_failure_before_the_signal(qtbot, runner):
+    seen = []
+    runner.failed.connect(lambda job, title, message: seen.append(("signal", title)))
+
+    def broken(progress, cancel):
+        raise MemoryError()
+
+    job = Job("any", broken, on_success=lambda j, r: seen.append(("success", r)),
+              on_failure=lambda j, title, message: seen.append(
+                  ("callback", j, title, "tile size" in message)))
+    with qtbot.waitSignal(runner.finished, timeout=TIMEOUT):
+        runner.submit(job)
+    assert seen == [("callback", job, "Out of memory", True), ("signal", "Out of memory")]
 
 
 def test_no_callback_once_the_runner_is_shut_down(qtbot):

@@ -5,9 +5,10 @@ Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
 previews, the full run, the batch, weights import; one at a time) and
 ``files`` (reading and saving photos; an opened photo's size is read from its
 header first, so the engine can prepare its preview while it is decoded).
-Slots here only start jobs, each with its own ``on_success`` (the runner calls
-it), and show their outcomes. A preview comes in two passes where the photo is
-large enough: a first look, then the final one.
+Slots here only start jobs, each with its own ``on_success`` and, where a failure
+is told its own way, ``on_failure`` (the runner calls them), and show their
+outcomes. A preview comes in two passes where the photo is large enough: a first
+look, then the final one.
 
 What the window works on (the photo, the choice, the task in effect, which preview
 is current, whether the result is unsaved) lives in :class:`~plugin.app.session.Session`
@@ -335,7 +336,11 @@ class MainWindow(QMainWindow):
         self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path},
                               on_success=self._on_sized))
         return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path},
-                                     on_success=self._on_read))
+                                     on_success=self._on_read, on_failure=self._on_read_failed))
+
+    def _on_read_failed(self, job: Job, title: str, message: str) -> None:
+        message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
+        self._report(title, message)
 
     def _on_sized(self, job: Job, size) -> None:
         if size is not None:
@@ -481,7 +486,7 @@ class MainWindow(QMainWindow):
         self.engine.cancel_kind(jobs.DETECT)
         self.detection_label.looking()
         return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc},
-                                      on_success=self._on_detected))
+                                      on_success=self._on_detected, on_failure=self._on_detect_failed))
 
     def _on_detected(self, job: Job, detection) -> None:
         doc = self.document
@@ -506,8 +511,11 @@ class MainWindow(QMainWindow):
         if self.session.needs_preview():
             self.request_preview()
 
-    def _on_detect_failed(self, message: str) -> None:
-        """Without the detector the photo is still shown and previewed, with the task in effect."""
+    def _on_detect_failed(self, job: Job, title: str, message: str) -> None:
+        """Without the detector the photo is still shown and previewed, with the task in effect:
+        no dialog for advice that could not be had."""
+        if self.document is not job.context["doc"]:
+            return
         reason = message.splitlines()[0]
         self.detection_label.unavailable(reason)
         self.statusBar().showMessage(f"Automatic is not available: {reason}", 10000)
@@ -545,7 +553,12 @@ class MainWindow(QMainWindow):
         else:
             work = jobs.warmup_work(self.cache, self.choice, self.options, photos=[photo],
                                     opening=True, fallback=None)
-        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.choice, "photo": photo}))
+        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.choice, "photo": photo},
+                                      on_failure=self._on_warm_up_failed))
+
+    def _on_warm_up_failed(self, job: Job, title: str, message: str) -> None:
+        # the first real job reports it in a dialog, with its context
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
 
     def import_weights(self) -> None:
         source = self.prompts.weights_file(TASK_TITLES[self.task])
@@ -607,7 +620,7 @@ class MainWindow(QMainWindow):
             work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels, long_side=side)
             job = self.engine.submit(Job(jobs.PREVIEW, work, context={
                 "doc": doc, "task": self.task, "final": side == sides[-1], "title": title},
-                on_success=self._on_preview))
+                on_success=self._on_preview, on_failure=self._on_preview_failed))
         return job
 
     def _on_preview(self, job: Job, result) -> None:
@@ -627,6 +640,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview: a first look at {shown}, "
                                          "Before shown at the same resolution — refining…")
 
+    def _on_preview_failed(self, job: Job, title: str, message: str) -> None:
+        self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
+        self._report(title, message)
+
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
         self.view.set_region_mode(False)
@@ -639,7 +656,7 @@ class MainWindow(QMainWindow):
         work = jobs.region_work(self.cache, self.task, self.options, doc.pixels, box)
         return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
                                                                   "rect": QRect(rect)},
-                                      on_success=self._on_region))
+                                      on_success=self._on_region, on_failure=self._on_region_failed))
 
     def _screen_long_side(self) -> int:
         """The photo's long side in device pixels as the view fits it (its preview's size)."""
@@ -677,7 +694,8 @@ class MainWindow(QMainWindow):
         work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need,
                               first=split, partial=partial)
         self.view.clear_partial()
-        return self.engine.submit(Job(jobs.REGION, work, context=context, on_success=self._on_region))
+        return self.engine.submit(Job(jobs.REGION, work, context=context, on_success=self._on_region,
+                                      on_failure=self._on_region_failed))
 
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
@@ -692,6 +710,10 @@ class MainWindow(QMainWindow):
         if job.context.get("view"):
             self.statusBar().showMessage(f"{TASK_TITLES[self.task]} preview of the visible area at "
                                          f"{job.context['view']} — the screen's resolution", 8000)
+
+    def _on_region_failed(self, job: Job, title: str, message: str) -> None:
+        self.view.hide_band()
+        self._report(title, message)
 
     # ================================================================ full run
     def apply(self) -> Job | None:
@@ -725,7 +747,8 @@ class MainWindow(QMainWindow):
             work = jobs.auto_batch_work(self.cache, self.options, path)
         else:
             work = jobs.batch_work(self.cache, choice, self.options, path)
-        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice})
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice},
+                   on_failure=lambda job, title, message: None)  # shown in the batch table, row by row
 
     def cancel_run(self) -> None:
         job = self._panel_job
@@ -793,7 +816,7 @@ class MainWindow(QMainWindow):
         work = jobs.save_work(path, doc.output(), doc.info, overwrite)
         return self.files.submit(Job(jobs.SAVE, work, context={"doc": doc, "mark": mark,
                                                                "strength": doc.strength},
-                                     on_success=self._on_saved))
+                                     on_success=self._on_saved, on_failure=self._on_save_failed))
 
     def _on_saved(self, job: Job, path) -> None:
         doc = job.context["doc"]
@@ -801,6 +824,11 @@ class MainWindow(QMainWindow):
             doc.mark_saved(Path(path))
         self.statusBar().showMessage(f"Saved {path}", 10000)
         self._update_title()
+
+    def _on_save_failed(self, job: Job, title: str, message: str) -> None:
+        self._close_after_save = False
+        title = "Could not save"
+        self._report(title, message)
 
     # ================================================================ runner signals
     def _on_started(self, job: Job) -> None:
@@ -829,26 +857,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{said} — {note}" if said else note, 15000)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
-        if self._closed:
+        """A job without its own ``on_failure`` (the runner calls that one) fails: a dialog."""
+        if self._closed or job.on_failure is not None:
             return
-        if job.kind == jobs.REGION:
-            self.view.hide_band()
-        if job.kind == jobs.SAVE:
-            self._close_after_save = False
-            title = "Could not save"
-        if job.kind == jobs.BATCH:
-            return  # shown in the batch table, row by row
-        if job.kind == jobs.DETECT:
-            if self.document is job.context["doc"]:
-                self._on_detect_failed(message)
-            return  # the photo still opens: no dialog for advice that could not be had
-        if job.kind == jobs.WARMUP:
-            self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
-            return  # the first real job reports it in a dialog, with its context
-        if job.kind == jobs.PREVIEW:
-            self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
-        if job.kind == jobs.READ:
-            message = f"{Path(job.context['path']).name} could not be opened.\n\n{message}"
+        self._report(title, message)
+
+    def _report(self, title: str, message: str) -> None:
         self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
         self.errors.show(title, message)
 

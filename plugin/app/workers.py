@@ -8,7 +8,7 @@
     runner._dispatch(job) --- queued ---->   _Worker.run(job)
                                                job.work(progress, token)
     runner.progress  <------- queued -----     progress(done, total)     (per tile)
-    job.on_success(job, result), then
+    job.on_success / on_failure, then
     runner.succeeded / cancelled / failed <-   exactly one of them
     runner.finished  <------- queued -----     always, from ``finally``
     (next pending job dispatched)
@@ -72,7 +72,8 @@ class _Worker(QObject):
 class JobRunner(QObject):
     """A serial queue of jobs executed on its own QThread.
 
-    A job's own ``on_success`` handles its result (on the thread the runner lives in);
+    A job's own ``on_success`` handles its result, its ``on_failure`` its failure (on
+    the thread the runner lives in);
     signals carry the :class:`Job` first, for progress panels and the like.
     """
 
@@ -100,7 +101,7 @@ class JobRunner(QObject):
         self._worker.progress.connect(self.progress)
         self._worker.succeeded.connect(self._on_succeeded)
         self._worker.cancelled.connect(self.cancelled)
-        self._worker.failed.connect(self.failed)
+        self._worker.failed.connect(self._on_failed)
         self._worker.finished.connect(self._on_finished)
         self._thread.finished.connect(self._worker.deleteLater)
         self._thread.start()
@@ -177,6 +178,12 @@ class JobRunner(QObject):
         if job.on_success is not None and not self._closed:  # closed: no one is left to show it
             job.on_success(job, result)
         self.succeeded.emit(job, result)
+
+    @pyqtSlot(object, str, str)
+    def _on_failed(self, job: Job, title: str, message: str) -> None:
+        if job.on_failure is not None and not self._closed:
+            job.on_failure(job, title, message)
+        self.failed.emit(job, title, message)
 
     @pyqtSlot(object)
     def _on_finished(self, job: Job) -> None:
