@@ -356,7 +356,7 @@ class _StandIn:
         return detect.Detection({verdict!r})
 
 
-detect._default = _StandIn()
+detect.default_detector = lambda backend="auto": _StandIn()
 """
 HAZY = {"deblur": 0.05, "dehaze": 0.87, "deraindrop": 0.05, "none": 0.03}
 FINE = {"deblur": 0.03, "dehaze": 0.03, "deraindrop": 0.03, "none": 0.91}

@@ -4,6 +4,7 @@ Layout (small modules, Qt only in the widgets):
 
 * ``jobs.py``        plain-Python job descriptions and the work they do (no Qt)
 * ``document.py``    the open photo and its restorations (no Qt)
+* ``session.py``     the open photo, the choice, the task in effect, what is current (no Qt)
 * ``workers.py``     runs jobs on a worker QThread, one at a time, reporting by signals
 * ``viewer.py``      zoomable, pannable photo view with a before/after split
 * ``widgets.py``     progress panel, welcome page, weights banner

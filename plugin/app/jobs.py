@@ -46,7 +46,7 @@ SIZE = "size"  # a photo's size from its header, so the warm-up can start before
 
 @dataclass(eq=False)  # identity, not field-by-field (fields hold arrays)
 class Job:
-    """One piece of background work and what the window needs to route its outcome."""
+    """One piece of background work, and what its outcome does (``on_success``, ``on_failure``)."""
 
     kind: str
     work: Work
@@ -55,6 +55,11 @@ class Job:
     token: CancelToken = field(default_factory=CancelToken)
     id: int = field(default_factory=lambda: next(_ids))
     thread_id: int | None = None  # set by the worker: the thread that ran it
+    # called with (job, result) on the runner's thread (the GUI's) when the job succeeds,
+    # before the runner's ``succeeded`` signal: each job says what its outcome does
+    on_success: Callable[[Job, Any], None] | None = None
+    # likewise with (job, title, message) when it fails: says it in its own way
+    on_failure: Callable[[Job, str, str], None] | None = None
 
     def cancel(self) -> None:
         self.token.cancel()

@@ -5,13 +5,26 @@ Everything slow runs as a :class:`~plugin.app.jobs.Job` on one of two
 previews, the full run, the batch, weights import; one at a time) and
 ``files`` (reading and saving photos; an opened photo's size is read from its
 header first, so the engine can prepare its preview while it is decoded).
-Slots here only start jobs and show their outcomes. A preview comes in two
-passes where the photo is large enough: a first look, then the final one.
+Slots here only start jobs, each with its own ``on_success`` and, where a failure
+is told its own way, ``on_failure`` (the runner calls them), and show their
+outcomes. A preview comes in two passes where the photo is large enough: a first
+look, then the final one.
+
+What the window works on (the photo, the choice, the task in effect, which preview
+is current, whether the result is unsaved) lives in :class:`~plugin.app.session.Session`
+(no Qt, tested on its own); what a preview runs at is ``jobs.preview_sides``.
+
+Why this module is still over 500 lines: it is the one place that builds the menus,
+the toolbar and the actions and wires each to a slot, and each user action's slot
+(open, choose, detect, preview, refine, apply, save, close) is a few lines of
+widget updates around a job; split further, one action's path would run through
+several files for no gain in what can be tested without Qt.
 
 The task choice is Automatic or a task. ``choice`` is what the user picked;
-``task`` is the task in effect. With Automatic, each photo opened is first
-looked at (a DETECT job) and ``task`` becomes its likely task, sure or not; the
-toolbar says why ("Looks hazy · 87 %", or unsure "Hazy 55 % · Blurry 30 %").
+``task`` is the task in effect (both kept by the session). With Automatic, each
+photo opened is first looked at (a DETECT job) and ``task`` becomes its likely
+task, sure or not; the toolbar says why ("Looks hazy · 87 %", or unsure
+"Hazy 55 % · Blurry 30 %").
 A photo that looks fine is left as it is, as ``cmfnet restore`` does: the Task
 box says so and Apply is off until a task is picked. A task picked by hand is
 for that photo: the next photo opened starts from Automatic again (the photo is
@@ -31,7 +44,7 @@ from cmfnet_core.bundled import APP_ICON, RESOURCES
 from cmfnet_core.bundled import SAMPLES as BUNDLED_SAMPLES
 from cmfnet_core.i18n import N_, Translated, _
 from cmfnet_core.imageio import output_path
-from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES, TASKS
+from cmfnet_core.tasks import AUTO_TASK, CHOICE_TITLES, CHOICES, TASK_TITLES
 
 from . import help_pages, jobs
 from .batch import BatchPanel
@@ -40,6 +53,7 @@ from .document import Document
 from .jobs import Job, RestorerCache
 from .preferences import PreferencesDialog
 from .qimage import to_qimage
+from .session import Session
 from .settings import DISPLAY_NAME, AppSettings
 from .viewer import PhotoView
 from .weights_dialog import LightWeightsBar, WeightsDialog
@@ -63,11 +77,8 @@ class MainWindow(QMainWindow):
         self.cache = cache or RestorerCache()
         self.prompts = prompts or Prompts(self)
         self.errors = ErrorReporter(self)
-        self.choice = self.settings.task()  # Automatic or a task: what the user picked
-        self.task = self.choice if self.choice in TASKS else TASKS[0]  # the task in effect
+        self.session = Session(self.settings.task())  # the photo, the choice, the task in effect
         self.options = self.settings.engine_options()
-        self.document: Document | None = None
-        self.photos_opened = 0  # from the second on, each photo starts from Automatic
         self.weights_ok = False
         self._panel_job: Job | None = None
         self._close_after_save = False
@@ -91,6 +102,19 @@ class MainWindow(QMainWindow):
         self._update_actions()
         if warm_up:
             self.warm_up()
+
+    # the session's state, read by the slots here (and by tests)
+    @property
+    def choice(self) -> str:
+        return self.session.choice
+
+    @property
+    def task(self) -> str:
+        return self.session.task
+
+    @property
+    def document(self) -> Document | None:
+        return self.session.document
 
     # ================================================================ building
     def _build_ui(self) -> None:
@@ -314,15 +338,21 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(_("Opening {name}…").format(name=path.name))
         # the header says the size in milliseconds: the engine prepares this photo's first
         # look while the files thread decodes it (seconds for a large photo)
-        self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path}))
-        return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path}))
+        self.files.submit(Job(jobs.SIZE, jobs.size_work(path), context={"path": path},
+                              on_success=self._on_sized))
+        return self.files.submit(Job(jobs.READ, jobs.read_work(path), context={"path": path},
+                                     on_success=self._on_read, on_failure=self._on_read_failed))
+
+    def _on_read_failed(self, job: Job, title: str, message: str) -> None:
+        message = _("{name} could not be opened.").format(name=Path(job.context["path"]).name) + f"\n\n{message}"
+        self._report(title, message)
 
     def _on_sized(self, job: Job, size) -> None:
         if size is not None:
             self.warm_up(photo=size)
 
     def _on_read(self, job: Job, photo) -> None:
-        if self.document is not None and self.document.has_unsaved_result:
+        if self.session.unsaved:
             if not self._resolve_unsaved():
                 return
         self.engine.cancel_kind(jobs.DETECT, jobs.PREVIEW, jobs.REGION, jobs.APPLY)
@@ -330,11 +360,8 @@ class MainWindow(QMainWindow):
             if warming.kind == jobs.WARMUP and warming.context.get("photo") != photo.pixels.shape[:2]:
                 self.engine.cancel(warming)  # it stops between shapes
         path = job.context["path"]
-        self.photos_opened += 1
-        if self.photos_opened > 1 and self.choice != AUTO_TASK:
-            self.choice = AUTO_TASK  # a task picked by hand was for the previous photo
-            self.settings.set_task(AUTO_TASK)
-        self.document = Document(path=path, pixels=photo.pixels, info=photo.info)
+        if self.session.open(Document(path=path, pixels=photo.pixels, info=photo.info)):
+            self.settings.set_task(AUTO_TASK)  # a task picked by hand was for the previous photo
         self.view.set_photo(to_qimage(photo.pixels))
         self.view.hide_band()
         self.compare.strength.setValue(100)
@@ -404,13 +431,13 @@ class MainWindow(QMainWindow):
         """The user picked Automatic or a task (the combo, the Task menu, the command line)."""
         if choice == self.choice:
             return
-        task = self._task_for(choice)
+        task = self.session.task_for(choice)
         doc = self.document
-        if task != self.task and doc is not None and doc.has_unsaved_result \
+        if task != self.task and self.session.unsaved \
                 and not self.prompts.discard_result(doc.path.name):
             self._show_choice()  # back to what it was
             return
-        self.choice = choice
+        self.session.choice = choice
         self.settings.set_task(choice)
         if task != self.task:
             self._switch_task(task)
@@ -419,38 +446,20 @@ class MainWindow(QMainWindow):
             if choice == AUTO_TASK and doc is not None and doc.detection is None \
                     and not any(j.kind == jobs.DETECT for j in self.engine.jobs()):
                 self.detect()
-            elif doc is not None and doc.preview is None:
+            elif self.session.needs_preview():
                 self.request_preview()  # e.g. a task picked for a photo Automatic left alone
         self._update_actions()
-
-    def _task_for(self, choice: str) -> str:
-        """The task ``choice`` means for the open photo: Automatic's is what the photo
-        needs, or the task in effect when it needs nothing or is not looked at yet."""
-        if choice != AUTO_TASK:
-            return choice
-        doc = self.document
-        found = doc.detection.likely_task if doc is not None and doc.detection is not None else None
-        return found or self.task
-
-    def leaves_alone(self) -> bool:
-        """Automatic, and the open photo looks fine: nothing runs (as with ``cmfnet restore``)."""
-        doc = self.document
-        return (self.choice == AUTO_TASK and doc is not None and doc.detection is not None
-                and doc.detection.looks_fine)
 
     def _switch_task(self, task: str) -> None:
         """Make ``task`` the task in effect: what was made with the old one is dropped."""
         doc = self.document
-        self.task = task
+        self.session.set_task(task)
         self._show_choice()
         warming = any(j.kind == jobs.WARMUP for j in self.engine.jobs())
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY, jobs.WARMUP)
         if warming and doc is None:
             self.warm_up()  # for the task now in effect; with a photo, its preview builds it
-        if doc is not None:
-            doc.discard_result()
-            doc.preview = doc.preview_task = None
-            doc.preview_final = False
+        if doc is not None:  # the session dropped what was made with the old task
             self.view.set_after(None)
             self.view.clear_patches()
         self._refresh_weights()
@@ -460,13 +469,12 @@ class MainWindow(QMainWindow):
 
     def _show_choice(self) -> None:
         """The combo, the Task menu and the detection label as ``choice`` and ``task`` are."""
-        doc = self.document
-        detection = doc.detection if doc is not None else None
-        automatic = self.choice == AUTO_TASK
-        chose = automatic and detection is not None and detection.likely_task == self.task
+        detection = self.session.detection
+        automatic = self.session.automatic
+        chose = self.session.automatic_chose()
         self.task_combo.blockSignals(True)  # showing the choice is not choosing
         self.task_combo.setCurrentIndex(CHOICES.index(self.choice))
-        self.task_combo.setItemText(0, _("Automatic: leave as it is") if self.leaves_alone() else
+        self.task_combo.setItemText(0, _("Automatic: leave as it is") if self.session.leaves_alone() else
                                     _("Automatic: {task}").format(task=TASK_TITLES[self.task]) if chose
                                     else _("Automatic"))
         self.task_combo.blockSignals(False)
@@ -483,7 +491,8 @@ class MainWindow(QMainWindow):
             return None
         self.engine.cancel_kind(jobs.DETECT)
         self.detection_label.looking()
-        return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc}))
+        return self.engine.submit(Job(jobs.DETECT, jobs.detect_work(doc.pixels), context={"doc": doc},
+                                      on_success=self._on_detected, on_failure=self._on_detect_failed))
 
     def _on_detected(self, job: Job, detection) -> None:
         doc = self.document
@@ -505,16 +514,18 @@ class MainWindow(QMainWindow):
             self._switch_task(task)  # a fresh photo: nothing made with the old task to lose
             return
         self._show_choice()
-        if doc.preview is None:
+        if self.session.needs_preview():
             self.request_preview()
 
-    def _on_detect_failed(self, message: str) -> None:
-        """Without the detector the photo is still shown and previewed, with the task in effect."""
+    def _on_detect_failed(self, job: Job, title: str, message: str) -> None:
+        """Without the detector the photo is still shown and previewed, with the task in effect:
+        no dialog for advice that could not be had."""
+        if self.document is not job.context["doc"]:
+            return
         reason = message.splitlines()[0]
         self.detection_label.unavailable(reason)
         self.statusBar().showMessage(_("Automatic is not available: {reason}").format(reason=reason), 10000)
-        doc = self.document
-        if self.choice == AUTO_TASK and doc is not None and doc.preview is None:
+        if self.session.automatic and self.session.needs_preview():
             self.request_preview()
 
     def _refresh_weights(self) -> None:
@@ -548,13 +559,19 @@ class MainWindow(QMainWindow):
         else:
             work = jobs.warmup_work(self.cache, self.choice, self.options, photos=[photo],
                                     opening=True, fallback=None)
-        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.choice, "photo": photo}))
+        return self.engine.submit(Job(jobs.WARMUP, work, context={"task": self.choice, "photo": photo},
+                                      on_failure=self._on_warm_up_failed))
+
+    def _on_warm_up_failed(self, job: Job, title: str, message: str) -> None:
+        # the first real job reports it in a dialog, with its context
+        self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
 
     def import_weights(self) -> None:
         source = self.prompts.weights_file(TASK_TITLES[self.task])
         if source:
             self.engine.submit(Job(jobs.IMPORT, jobs.import_work(self.task, source),
-                                   context={"task": self.task, "source": source}))
+                                   context={"task": self.task, "source": source},
+                                   on_success=self._on_imported))
 
     def show_weights(self) -> WeightsDialog:
         """The Weights dialog (one per window; closing it hides it, a download goes on)."""
@@ -571,7 +588,7 @@ class MainWindow(QMainWindow):
         self.cache.clear()
         self._refresh_weights()
         self._update_actions()
-        if task == self.task and self.document is not None and self.document.preview is None:
+        if task == self.task and self.session.needs_preview():
             self.request_preview()
 
     def _on_imported(self, job: Job, path) -> None:
@@ -580,7 +597,7 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(_("Imported {name} for "
                                      "{task}").format(name=Path(job.context['source']).name, task=TASK_TITLES[job.context['task']]), 8000)
         self._update_actions()
-        if self.document is not None and self.document.preview is None:
+        if self.session.needs_preview():
             self.request_preview()
 
     def edit_preferences(self) -> None:
@@ -598,25 +615,26 @@ class MainWindow(QMainWindow):
         one pass). Two jobs, so a task change, a new photo or a new request cancels the
         final pass before it starts. Returns the final pass's job."""
         doc = self.document
-        if doc is None or not self.weights_ok or self.leaves_alone():
+        if doc is None or not self.weights_ok or self.session.leaves_alone():
             return None
         self.engine.cancel_kind(jobs.PREVIEW)
         sides = jobs.preview_sides(*doc.pixels.shape[:2], final_side=self._screen_long_side())
-        if doc.preview is not None and doc.preview_task == self.task:
+        if self.session.has_preview():
             # a refresh, or the final pass after a stopped one: what is on show stays until then
             sides = sides[-1:]
         titles = (_(FIRST_LOOK_TITLE), _(REFINING_TITLE)) if len(sides) == 2 else (PANEL_TITLES[jobs.PREVIEW],)
         for side, title in zip(sides, titles):
             work = jobs.preview_work(self.cache, self.task, self.options, doc.pixels, long_side=side)
             job = self.engine.submit(Job(jobs.PREVIEW, work, context={
-                "doc": doc, "task": self.task, "final": side == sides[-1], "title": title}))
+                "doc": doc, "task": self.task, "final": side == sides[-1], "title": title},
+                on_success=self._on_preview, on_failure=self._on_preview_failed))
         return job
 
     def _on_preview(self, job: Job, result) -> None:
         doc = self.document
-        if job.token.cancelled or doc is not job.context["doc"] or job.context["task"] != self.task:
+        if job.token.cancelled or not self.session.is_current(job.context["doc"], job.context["task"]):
             return  # superseded while its outcome was on its way
-        doc.preview, doc.preview_task, doc.preview_final = result, self.task, job.context["final"]
+        self.session.set_preview(result, job.context["final"])
         if doc.result is None:
             self.view.set_after(to_qimage(result))  # drawn over the whole photo, whatever its size
         shown = f"{result.shape[1]} × {result.shape[0]}"
@@ -630,6 +648,10 @@ class MainWindow(QMainWindow):
                                            "same resolution — refining…").format(task=TASK_TITLES[self.task],
                                                                                   size=shown))
 
+    def _on_preview_failed(self, job: Job, title: str, message: str) -> None:
+        self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
+        self._report(title, message)
+
     def preview_region(self, rect: QRect) -> Job | None:
         self.region_action.setChecked(False)
         self.view.set_region_mode(False)
@@ -641,7 +663,8 @@ class MainWindow(QMainWindow):
         box = (rect.x(), rect.y(), rect.width(), rect.height())
         work = jobs.region_work(self.cache, self.task, self.options, doc.pixels, box)
         return self.engine.submit(Job(jobs.REGION, work, context={"doc": doc, "task": self.task,
-                                                                  "rect": QRect(rect)}))
+                                                                  "rect": QRect(rect)},
+                                      on_success=self._on_region, on_failure=self._on_region_failed))
 
     def _screen_long_side(self) -> int:
         """The photo's long side in device pixels as the view fits it (its preview's size)."""
@@ -659,8 +682,7 @@ class MainWindow(QMainWindow):
         where the restoration on show is coarser: exactly what Apply will write there at 1:1.
         Until it comes, the view shows Before at the same coarser resolution."""
         doc = self.document
-        if (doc is None or not self.weights_ok or doc.result is not None or doc.preview is None
-                or doc.preview_task != self.task or not doc.preview_final):
+        if doc is None or not self.weights_ok or not self.session.can_refine():
             return None
         need = min(1.0, self.view.display_scale())
         if self.view.visible_image_rect().isEmpty() or self.view.after_scale() >= need * 0.99:
@@ -680,7 +702,8 @@ class MainWindow(QMainWindow):
         work = jobs.view_work(self.cache, self.task, self.options, doc.pixels, box, need,
                               first=split, partial=partial)
         self.view.clear_partial()
-        return self.engine.submit(Job(jobs.REGION, work, context=context))
+        return self.engine.submit(Job(jobs.REGION, work, context=context, on_success=self._on_region,
+                                      on_failure=self._on_region_failed))
 
     def preview_viewport(self) -> Job | None:
         return self.preview_region(self.view.visible_image_rect())
@@ -688,7 +711,7 @@ class MainWindow(QMainWindow):
     def _on_region(self, job: Job, result) -> None:
         self.view.hide_band()
         doc = self.document
-        if doc is not job.context["doc"] or job.context["task"] != self.task or doc.result is not None:
+        if not self.session.is_current(job.context["doc"], job.context["task"]) or doc.result is not None:
             return
         self.view.add_patch(job.context["rect"], to_qimage(result))
         self.view.clear_partial()
@@ -697,6 +720,10 @@ class MainWindow(QMainWindow):
                                            "screen's resolution").format(task=TASK_TITLES[self.task],
                                                                          size=job.context["view"]), 8000)
 
+    def _on_region_failed(self, job: Job, title: str, message: str) -> None:
+        self.view.hide_band()
+        self._report(title, message)
+
     # ================================================================ full run
     def apply(self) -> Job | None:
         doc = self.document
@@ -704,15 +731,16 @@ class MainWindow(QMainWindow):
             return None
         self.engine.cancel_kind(jobs.PREVIEW, jobs.REGION, jobs.APPLY)
         work = jobs.restore_work(self.cache, self.task, self.options, doc.pixels)
-        job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task}))
+        job = self.engine.submit(Job(jobs.APPLY, work, context={"doc": doc, "task": self.task},
+                                     on_success=self._on_applied))
         self.statusBar().showMessage(_("{task} at full resolution — you can keep "
-                                     "zooming and comparing; Esc cancels").format(task=TASK_TITLES[self.task]))
+                                       "zooming and comparing; Esc cancels").format(task=TASK_TITLES[self.task]))
         self._update_actions()
         return job
 
     def _on_applied(self, job: Job, result) -> None:
         doc = self.document
-        if doc is not job.context["doc"] or job.context["task"] != self.task:
+        if not self.session.is_current(job.context["doc"], job.context["task"]):
             return
         doc.set_result(result, self.task)
         self.view.set_after(to_qimage(result))
@@ -728,7 +756,8 @@ class MainWindow(QMainWindow):
             work = jobs.auto_batch_work(self.cache, self.options, path)
         else:
             work = jobs.batch_work(self.cache, choice, self.options, path)
-        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice})
+        return Job(jobs.BATCH, work, label=path.name, context={"path": path, "task": choice},
+                   on_failure=lambda job, title, message: None)  # shown in the batch table, row by row
 
     def cancel_run(self) -> None:
         job = self._panel_job
@@ -795,7 +824,8 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(_("Saving {name}…").format(name=path.name))
         work = jobs.save_work(path, doc.output(), doc.info, overwrite)
         return self.files.submit(Job(jobs.SAVE, work, context={"doc": doc, "mark": mark,
-                                                               "strength": doc.strength}))
+                                                               "strength": doc.strength},
+                                     on_success=self._on_saved, on_failure=self._on_save_failed))
 
     def _on_saved(self, job: Job, path) -> None:
         doc = job.context["doc"]
@@ -803,6 +833,11 @@ class MainWindow(QMainWindow):
             doc.mark_saved(Path(path))
         self.statusBar().showMessage(_("Saved {path}").format(path=path), 10000)
         self._update_title()
+
+    def _on_save_failed(self, job: Job, title: str, message: str) -> None:
+        self._close_after_save = False
+        title = _("Could not save")
+        self._report(title, message)
 
     # ================================================================ runner signals
     def _on_started(self, job: Job) -> None:
@@ -818,14 +853,9 @@ class MainWindow(QMainWindow):
             self.view.set_partial(job.context["rect"], *streamed)  # the finished tiles, split line first
 
     def _on_succeeded(self, job: Job, result) -> None:
+        """After the job's own ``on_success`` (the runner calls it first)."""
         if self._closed:  # outcomes still queued when the window closed
             return
-        handler = {jobs.SIZE: self._on_sized, jobs.READ: self._on_read, jobs.DETECT: self._on_detected,
-                   jobs.PREVIEW: self._on_preview,
-                   jobs.REGION: self._on_region, jobs.APPLY: self._on_applied,
-                   jobs.SAVE: self._on_saved, jobs.IMPORT: self._on_imported}.get(job.kind)
-        if handler is not None:
-            handler(job, result)
         self._tell_engine_notes()
 
     def _tell_engine_notes(self) -> None:
@@ -836,35 +866,21 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"{said} — {note}" if said else note, 15000)
 
     def _on_failed(self, job: Job, title: str, message: str) -> None:
-        if self._closed:
+        """A job without its own ``on_failure`` (the runner calls that one) fails: a dialog."""
+        if self._closed or job.on_failure is not None:
             return
-        if job.kind == jobs.REGION:
-            self.view.hide_band()
-        if job.kind == jobs.SAVE:
-            self._close_after_save = False
-            title = _("Could not save")
-        if job.kind == jobs.BATCH:
-            return  # shown in the batch table, row by row
-        if job.kind == jobs.DETECT:
-            if self.document is job.context["doc"]:
-                self._on_detect_failed(message)
-            return  # the photo still opens: no dialog for advice that could not be had
-        if job.kind == jobs.WARMUP:
-            self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
-            return  # the first real job reports it in a dialog, with its context
-        if job.kind == jobs.PREVIEW:
-            self.engine.cancel_kind(jobs.PREVIEW)  # its final pass would fail the same way: one dialog
-        if job.kind == jobs.READ:
-            message = _("{name} could not be opened.").format(name=Path(job.context['path']).name) + f"\n\n{message}"
+        self._report(title, message)
+
+    def _report(self, title: str, message: str) -> None:
         self.statusBar().showMessage(f"{title}: {message.splitlines()[0]}", 10000)
         self.errors.show(title, message)
 
     def _on_cancelled(self, job: Job) -> None:
         if job.kind == jobs.REGION:
             self.view.hide_band()
-        doc = self.document
-        if job.kind == jobs.PREVIEW and job.context["final"] and doc is job.context["doc"] \
-                and job.context["task"] == self.task and doc.preview is not None and not doc.preview_final \
+        if job.kind == jobs.PREVIEW and job.context["final"] \
+                and self.session.is_current(job.context["doc"], job.context["task"]) \
+                and self.session.stopped_at_first_look() \
                 and not any(j is not job and j.kind == jobs.PREVIEW for j in self.engine.jobs()):
             self.statusBar().showMessage(_("Preview stopped at the first look — Refresh Thumbnail "
                                          "Preview (F5) makes the final one"), 8000)
@@ -887,7 +903,7 @@ class MainWindow(QMainWindow):
         running = any(j.kind == jobs.APPLY for j in self.engine.jobs())
         # with Automatic, the task is not known until the photo has been looked at
         detecting = self.choice == AUTO_TASK and any(j.kind == jobs.DETECT for j in self.engine.jobs())
-        can_run = has_doc and self.weights_ok and not detecting and not self.leaves_alone()
+        can_run = has_doc and self.weights_ok and not detecting and not self.session.leaves_alone()
         self.apply_action.setEnabled(can_run and not running)
         self.region_action.setEnabled(can_run and not has_result)  # the result is the real thing
         self.viewport_action.setEnabled(can_run and not has_result)
@@ -901,7 +917,7 @@ class MainWindow(QMainWindow):
         self.compare.setEnabled(has_doc)
         self.zoom_label.setVisible(has_doc)
         why = "" if self.weights_ok else _(" (import weights first)")
-        if self.leaves_alone():
+        if self.session.leaves_alone():
             why = _(" (Automatic leaves a photo that looks fine as it is: pick a task to restore it)")
         self.apply_action.setToolTip(_("Restore the whole photo at full resolution") + why)
 

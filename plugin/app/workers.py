@@ -8,6 +8,7 @@
     runner._dispatch(job) --- queued ---->   _Worker.run(job)
                                                job.work(progress, token)
     runner.progress  <------- queued -----     progress(done, total)     (per tile)
+    job.on_success / on_failure, then
     runner.succeeded / cancelled / failed <-   exactly one of them
     runner.finished  <------- queued -----     always, from ``finally``
     (next pending job dispatched)
@@ -71,8 +72,9 @@ class _Worker(QObject):
 class JobRunner(QObject):
     """A serial queue of jobs executed on its own QThread.
 
-    Signals carry the :class:`Job` first so the receiver can route the outcome
-    by ``job.kind`` and ``job.context``.
+    A job's own ``on_success`` handles its result, its ``on_failure`` its failure (on
+    the thread the runner lives in);
+    signals carry the :class:`Job` first, for progress panels and the like.
     """
 
     started = pyqtSignal(object)
@@ -97,9 +99,9 @@ class JobRunner(QObject):
         self._dispatch.connect(self._worker.run)  # queued: the worker lives in the other thread
         self._worker.started.connect(self.started)
         self._worker.progress.connect(self.progress)
-        self._worker.succeeded.connect(self.succeeded)
+        self._worker.succeeded.connect(self._on_succeeded)
         self._worker.cancelled.connect(self.cancelled)
-        self._worker.failed.connect(self.failed)
+        self._worker.failed.connect(self._on_failed)
         self._worker.finished.connect(self._on_finished)
         self._thread.finished.connect(self._worker.deleteLater)
         self._thread.start()
@@ -170,6 +172,18 @@ class JobRunner(QObject):
         if self._pending:
             self._current = self._pending.popleft()
             self._dispatch.emit(self._current)
+
+    @pyqtSlot(object, object)
+    def _on_succeeded(self, job: Job, result) -> None:
+        if job.on_success is not None and not self._closed:  # closed: no one is left to show it
+            job.on_success(job, result)
+        self.succeeded.emit(job, result)
+
+    @pyqtSlot(object, str, str)
+    def _on_failed(self, job: Job, title: str, message: str) -> None:
+        if job.on_failure is not None and not self._closed:
+            job.on_failure(job, title, message)
+        self.failed.emit(job, title, message)
 
     @pyqtSlot(object)
     def _on_finished(self, job: Job) -> None:
