@@ -163,6 +163,20 @@ def fake_backends(monkeypatch):
 from cmfnet_core.training.metrics import psnr  # noqa: E402,F401  (the project's one psnr, for tests)
 
 
+def imports_outside_stdlib(load: str, *argv: str) -> list[str]:
+    """The top-level modules beyond the standard library that ``load`` (Python code, run in
+    an interpreter with no site-packages, ``argv`` as its sys.argv[1:]) leaves imported:
+    what a front end needs where only a bare Python runs it (GIMP's, a file manager's)."""
+    import subprocess
+    import sys
+
+    code = (load + "\nimport sys\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names))))")
+    result = subprocess.run([sys.executable, "-S", "-I", "-c", code, *argv], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
 @pytest.fixture
 def weights_server(monkeypatch):
     """A real HTTP server on 127.0.0.1 (tests/weights_server.py): add files, then download them.

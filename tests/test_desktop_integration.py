@@ -28,7 +28,7 @@ sys.path.insert(0, str(PROJECT))
 
 from plugin.desktop import integration  # noqa: E402
 from plugin.desktop import restore_here  # noqa: E402
-from tests.conftest import CONFORMANCE  # noqa: E402
+from tests.conftest import CONFORMANCE, imports_outside_stdlib  # noqa: E402
 
 RUNNER = str(PROJECT / "plugin" / "desktop" / "restore_here.py")
 
@@ -212,14 +212,10 @@ def test_the_gimp_installer_never_imports_the_desktop_integration():
 def test_integration_and_runner_need_only_the_standard_library():
     """install.py may import the integration with a Python that has no numpy (so no
     cmfnet_core), and the runner may be started by one: both import with no site-packages."""
-    code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
-            "import plugin.desktop.integration, plugin.desktop.restore_here\n"
-            "outside = {m.split('.')[0] for m in sys.modules} - set(sys.stdlib_module_names)\n"
-            "print(sorted(outside - {'plugin', '__main__', 'cmfnet_core_results'}))")
-    result = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(PROJECT)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+    load = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+            "import plugin.desktop.integration, plugin.desktop.restore_here")
+    outside = set(imports_outside_stdlib(load, str(PROJECT)))
+    assert outside - {"plugin", "__main__", "cmfnet_core_results"} == set()
 
 
 def test_install_writes_every_linux_entry(home, stub_python):

@@ -15,7 +15,7 @@ import pytest
 
 from cmfnet_core import errors, results
 from cmfnet_core.results import Result, parse_result, quote_path, unquote_path
-from tests.conftest import ROOT
+from tests.conftest import ROOT, imports_outside_stdlib
 from tests.test_gimp import PLUGIN_SRC, bridge
 
 RESULTS_SOURCE = ROOT / "cmfnet_core" / "results.py"
@@ -60,16 +60,11 @@ def test_the_gimp_plugin_carries_an_identical_copy_and_installs_it(tmp_path):
 
 def test_the_parser_needs_only_the_standard_library():
     """GIMP's Python and the runner's may have no numpy: the module imports nothing else."""
-    code = ("import importlib.util, sys\n"
+    load = ("import importlib.util, sys\n"
             "spec = importlib.util.spec_from_file_location('r', sys.argv[1])\n"
             "m = importlib.util.module_from_spec(spec); sys.modules['r'] = m\n"
-            "spec.loader.exec_module(m)\n"
-            "outside = {n.split('.')[0] for n in sys.modules} - set(sys.stdlib_module_names)\n"
-            "print(sorted(outside - {'r', '__main__'}))")
-    result = subprocess.run([sys.executable, "-S", "-I", "-c", code, str(RESULTS_SOURCE)],
-                            capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "[]"
+            "spec.loader.exec_module(m)")
+    assert set(imports_outside_stdlib(load, str(RESULTS_SOURCE))) - {"r", "__main__"} == set()
 
 
 def test_gimp_and_the_runner_have_words_for_every_kind_of_failure():
