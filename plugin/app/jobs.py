@@ -23,7 +23,6 @@ from cmfnet_core.i18n import _
 from cmfnet_core.engine import (DEFAULT_OVERLAP, KEEP_BACKENDS, LIGHT_CONTEXT, PREVIEW_COARSE_LONG_SIDE,
                                 PREVIEW_LONG_SIDE, CancelToken, Restorer, auto_tile, downscale,
                                 downscaled_size, preview_tile_shape)
-from cmfnet_core.paddle_mode import eager
 from cmfnet_core.weights import TASKS, WeightsError, resolve_weights
 
 Progress = Callable[[int, int], None]
@@ -96,7 +95,6 @@ class RestorerCache:
         self._notes: list[str] = []
 
     def get(self, task: str, options: EngineOptions, weights: str | Path | None = None) -> Restorer:
-        eager()
         path = Path(resolve_weights(task, weights)).resolve()
         key = (task, str(path), path.stat().st_mtime if path.exists() else 0, options)
         with self._lock:
@@ -187,7 +185,6 @@ def warmup_work(cache: RestorerCache, task: str, options: EngineOptions, weights
     the detector alone). "auto" itself has no weights, so it is never asked of the cache.
     """
     def work(progress: Progress, cancel: CancelToken) -> None:
-        eager()
         restores = task
         if task == AUTO_TASK:
             warm_detector()
@@ -317,7 +314,6 @@ def detect_work(image: np.ndarray) -> Work:
     def work(progress: Progress, cancel: CancelToken):
         from cmfnet_core.detect import detect
 
-        eager()
         return detect(image)
     return work
 
@@ -341,7 +337,6 @@ def auto_batch_work(cache: RestorerCache, options: EngineOptions, path: str | Pa
 
         photo = read_image(path)
         cancel.raise_if_cancelled()
-        eager()
         found = detect(photo.pixels)
         task = found.likely_task  # an unsure photo too: a batch was asked to restore (detect.py)
         if task is None:

@@ -129,7 +129,6 @@ def run_gui(count: int, weights: Path) -> dict:
         from PyQt6.QtWidgets import QApplication
 
         from cmfnet_core.weights import import_weights
-        from cmfnet_core.paddle_mode import eager
         from plugin.app.jobs import EngineOptions
         from plugin.app.settings import AppSettings
         from plugin.app.window import MainWindow
@@ -159,7 +158,6 @@ def run_gui(count: int, weights: Path) -> dict:
         outputs = [entry.output for entry in window.batch.entries if entry.output]
         window.shutdown()
         app.processEvents()
-        eager()  # paddle was first imported by the app's worker thread
         wrong = check(outputs, expected_outputs(paths, weights))
         written = [kb for kind, kb in log if kind == "written"]
         return {"photos": count, "saved": statuses.count("Saved"), "seconds": round(seconds, 1),
