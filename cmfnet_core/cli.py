@@ -305,8 +305,7 @@ def run_restore(args) -> int:
                 print(f"cmfnet: note: {source}: {note}", file=sys.stderr)
             if automatic:
                 found = _detected_task(source, photo.pixels, detector, args.if_unsure)
-                task = found.restore_task or (found.task if found.unsure and args.if_unsure == "likely"
-                                              else None)
+                task = found.likely_task if args.if_unsure == "likely" else found.restore_task
                 if task is None:
                     report.skipped(raw, found.task, found.confidence, found.summary())
                     continue

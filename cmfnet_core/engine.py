@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .backends import PER_SHAPE, Backend, check_options, make_backend
-from .backends.precision import resolve_precision
+from .backends.precision import LIGHT_MAX_FEAT, resolve_precision
 from .i18n import _
 from .tiling import MULTIPLE, axis_weight_sums, blend_weights, fit_context, plan_tiles, round_up, take_tile
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
@@ -61,13 +61,13 @@ WARM_TILE = 64  # side of the one small tile a backend that runs any shape is wa
 
 def context_for(config) -> int:
     """The context (see :data:`LIGHT_CONTEXT`) a network of this config needs."""
-    return LIGHT_CONTEXT if config.n_feat <= 48 else FULL_CONTEXT
+    return LIGHT_CONTEXT if config.n_feat <= LIGHT_MAX_FEAT else FULL_CONTEXT
 
 
 def auto_tile(config) -> int:
     """The automatic tile side for a network of this config: the one choice shared by the
     app, the CLI, GIMP and right-click (a tile setting of 0 or None means this)."""
-    return LIGHT_TILE if config.n_feat <= 48 else DEFAULT_TILE
+    return LIGHT_TILE if config.n_feat <= LIGHT_MAX_FEAT else DEFAULT_TILE
 
 
 class Cancelled(Exception):

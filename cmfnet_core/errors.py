@@ -153,8 +153,8 @@ def _kind_of(exc: BaseException) -> str:
         return WEIGHTS
     if isinstance(exc, SettingsError):
         return SETTINGS
-    if is_out_of_memory(exc):  # before image: a photo too large to decode is memory first
-        return MEMORY if not _is(exc, "cmfnet_core.imageio", "ImageError") else IMAGE
+    if is_out_of_memory(exc) and not _is(exc, "cmfnet_core.imageio", "ImageError"):
+        return MEMORY  # before image: a TIFF too large to decode is memory; an ImageError stays the photo's
     if _is(exc, "cmfnet_core.imageio", "ImageError") or _is(exc, "cmfnet_core.tiff", "Unsupported"):
         return IMAGE
     if _from_framework(exc) or (isinstance(exc, RuntimeError)

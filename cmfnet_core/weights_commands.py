@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
 from .i18n import N_, _
+from .results import progress_line
 from .weights import TASKS, WeightsError
-
-EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 DOWNLOAD_EXAMPLES = N_("""\
 examples:
@@ -104,7 +104,7 @@ class _Bar:
             now = time.monotonic()
             if now - self._last >= 0.25 or done == total:
                 self._last = now
-                print(f"PROGRESS {done} {total or 0}", file=sys.stderr, flush=True)
+                print(progress_line(done, total or 0), file=sys.stderr, flush=True)
             return
         if self.quiet:
             return

@@ -133,7 +133,7 @@ def auto_precision(flags: frozenset[str] | None = None, bf16: bool | None = None
     if int8 and int8_pays(flags, full_size=full_size):
         return "int8"
     if bf16 is None:
-        bf16 = cpu_has_bf16() if flags is None else cpu_has_bf16(flags)
+        bf16 = cpu_has_bf16(flags)
     return "bf16" if bf16 else "fp32"
 
 

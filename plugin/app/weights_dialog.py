@@ -89,7 +89,6 @@ class WeightsDialog(QDialog):
         self.runner.cancelled.connect(self._on_cancelled)
         self.runner.busy_changed.connect(self._on_busy)
         self._rate = Rate()
-        self._queued: list[str] = []
 
         intro = QLabel(_("The app comes with light weights of its own. The CMFNet authors' full-size "
                          "weights restore blur and raindrops visibly better, and run slower."))
@@ -170,10 +169,6 @@ class WeightsDialog(QDialog):
             self.import_buttons[task].setEnabled(not busy)
         self.download_all.setEnabled(bool(self.missing()) and not busy)
 
-    def used_description(self, task: str) -> str:
-        entry = default_weights(task)
-        return entry.description if entry else _("none installed")
-
     def missing(self) -> list[str]:
         return [t for t in TASKS if not any(e.downloaded for e in installed_weights(t))]
 
@@ -191,7 +186,6 @@ class WeightsDialog(QDialog):
         self.error.hide()
         submitted = []
         for task in tasks:
-            self._queued.append(task)
             submitted.append(self.runner.submit(Job(DOWNLOAD, download_work(task, url),
                                                     label=TITLES[task], context={"task": task})))
         return submitted

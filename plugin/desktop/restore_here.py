@@ -211,8 +211,7 @@ def save_beside(python: str, task: str, files: list[Path], weights: str | None) 
         cmd += ["--if-unsure", "likely"]
     if weights:
         cmd += ["--weights", weights]
-    n = len(files)
-    what = files[0].name if n == 1 else _("{n} photos").format(n=n)
+    what = what_of(files)
     if task == AUTO_TASK:
         notify(_("Restore: looking at {what}…").format(what=what),
                _("Whatever it finds (blur, haze, raindrops) is restored and saved beside the original."))
