@@ -37,7 +37,7 @@ from typing import Callable
 
 from .i18n import _
 from .network_config import Config, expected_shapes
-from .weights import (TASKS, Weights, WeightsError, install_weights, installed_weights, read_weights,
+from .weights import (Weights, WeightsError, check_task, install_weights, installed_weights, read_weights,
                       set_default, sha256, user_weights_dir)
 
 BASE_URL = "https://github.com/FanChiMao/CMFNet/releases/download/v0.0/"
@@ -87,9 +87,7 @@ Progress = Callable[[int, "int | None"], None]
 
 def source_url(task: str, url: str | None = None) -> str:
     """Where ``task``'s file comes from: ``url``, else the mirror, else the authors' release."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(
-            task=repr(task), tasks=", ".join(TASKS)))
+    check_task(task)
     if url:
         return url
     base = os.environ.get(MIRROR_ENV, "").strip() or BASE_URL

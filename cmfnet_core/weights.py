@@ -61,6 +61,12 @@ class Weights:
         return self.meta.get("task")
 
 
+def check_task(task: str) -> None:
+    """Raise WeightsError (one line, the tasks there are) for a task this tool does not know."""
+    if task not in TASKS:
+        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+
+
 def _user_data_dir() -> Path:
     override = os.environ.get("CMFNET_DATA_DIR")
     if override:
@@ -222,8 +228,7 @@ def build_network(weights: Weights, local_window: int = 0):
 def save_weights(weights: Weights, path: str | os.PathLike, *, task: str, provenance: dict) -> Path:
     """Write the project format: ``path`` (.pdparams, a plain pickle of float32 arrays
     that ``paddle.load`` also reads) and its ``.json`` sidecar."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    check_task(task)
     return write_params(weights.state, path, {"format": FORMAT, "task": task,
                                               "config": weights.config.as_dict(),
                                               "provenance": provenance})
@@ -244,8 +249,7 @@ def write_params(state: dict, path: str | os.PathLike, meta: dict) -> Path:
 def import_weights(task: str, source: str | os.PathLike, name: str | None = None,
                    kind: str = "official") -> Path:
     """Convert ``source`` (any supported format) into the user's weights folder."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    check_task(task)
     source = Path(source)
     weights = read_weights(source)
     return install_weights(weights, task, source=source, name=name, kind=kind)
@@ -255,8 +259,7 @@ def install_weights(weights: Weights, task: str, *, source: Path, name: str | No
                     kind: str = "official", provenance: dict | None = None) -> Path:
     """Store checked ``weights`` (read from ``source``) in the user's weights folder:
     only the model, as float32 (an optimizer state in the source is dropped)."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    check_task(task)
     if weights.task and weights.task != task:
         raise WeightsError(_("{name} was made for {made_for}, not {task}").format(name=source.name, made_for=weights.task, task=task))
     target = user_weights_dir() / task / f"{name or source.stem}.pdparams"
@@ -354,8 +357,7 @@ def _choices() -> dict:
 def set_default(task: str, choice: str | os.PathLike) -> None:
     """Make ``choice`` the task's default: ``"bundled"``, ``"official"`` (the newest of the
     authors' weights installed) or the path of an installed weights file."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    check_task(task)
     choices = _choices()
     choices[task] = choice if choice in ("bundled", "official") else str(Path(choice).resolve())
     _choices_file().parent.mkdir(parents=True, exist_ok=True)
@@ -370,8 +372,7 @@ def chosen_default(task: str) -> str | None:
 def default_weights(task: str) -> Installed | None:
     """The user's choice (``cmfnet weights use``) when it is still installed; else imported
     official weights when present (newest first), else the bundled default."""
-    if task not in TASKS:
-        raise WeightsError(_("unknown task {task}; choose one of {tasks}").format(task=repr(task), tasks=', '.join(TASKS)))
+    check_task(task)
     entries = installed_weights(task)
     bundled = [e for e in entries if e.bundled]
     official = [e for e in entries if e.kind == "official"]

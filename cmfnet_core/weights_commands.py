@@ -65,18 +65,25 @@ def run_list(args) -> int:
     return EXIT_OK
 
 
-def light_weights_note(task: str) -> str | None:
-    """What ``restore`` says after running ``task`` on the light bundled weights where they
-    do little (blur, raindrops); None otherwise."""
+def runs_light_weights(task: str) -> bool:
+    """True where ``task`` runs on the light bundled weights and they do little (blur,
+    raindrops; the light dehaze weights hold their own): the CLI's note and the app's info
+    bar offer the authors' weights then."""
     from .weights import default_weights
 
     if task not in ("deblur", "deraindrop"):
-        return None
+        return False
     try:
         entry = default_weights(task)
-    except (WeightsError, OSError):
-        return None
-    if entry is None or not entry.bundled or entry.full_size:
+    except (OSError, ValueError):  # WeightsError is a ValueError
+        return False
+    return entry is not None and entry.bundled and not entry.full_size
+
+
+def light_weights_note(task: str) -> str | None:
+    """What ``restore`` says after running ``task`` on the light bundled weights where they
+    do little (blur, raindrops); None otherwise."""
+    if not runs_light_weights(task):
         return None
     if task == "deblur":
         note = _("{task} ran on the light weights that come with this tool, which change blur "

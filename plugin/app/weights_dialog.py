@@ -22,6 +22,7 @@ from cmfnet_core.download import APPROX_MB, MIRROR_ENV, RELEASE_PAGE, SOURCES, D
 from cmfnet_core.i18n import N_, Translated, _
 from cmfnet_core.tasks import TASK_TITLES
 from cmfnet_core.weights import TASKS, default_weights, installed_weights, set_default
+from cmfnet_core.weights_commands import runs_light_weights
 
 from . import jobs
 from .jobs import Job
@@ -63,14 +64,6 @@ def download_work(task: str, url: str | None = None) -> jobs.Work:
             return exc
     return work
 
-
-def is_light_bundled(task: str) -> bool:
-    """True when ``task`` runs on the light weights shipped with the app."""
-    try:
-        entry = default_weights(task)
-    except (OSError, ValueError):
-        return False
-    return entry is not None and entry.bundled and not entry.full_size
 
 
 class WeightsDialog(QDialog):
@@ -312,7 +305,7 @@ class LightWeightsBar(QFrame):
     def offer(self, task: str) -> bool:
         """Show the note once per session after ``task`` ran on light bundled deblur or
         deraindrop weights (the bundled dehaze weights hold their own)."""
-        if self.offered or task not in ("deblur", "deraindrop") or not is_light_bundled(task):
+        if self.offered or not runs_light_weights(task):
             return False
         self.offered = True
         self.label.setText(
