@@ -91,3 +91,85 @@ def test_final_trains_a_head_on_the_cv_folds_and_writes_a_detector_the_tool_read
     assert np.array_equal(state["scene.0.weight"], shipped["scene.0.weight"])  # the encoders kept
     assert not np.array_equal(state["head.2.weight"], shipped["head.2.weight"])
     detect.Detector(out, backend="paddle")  # the tool reads it
+
+
+@pytest.fixture
+def tiny_views(tmp_path):
+    """A real-views file and a synthetic-views cache in the trainers' formats: ten sources of
+    photos of every class, each class a colour the network can learn in a few steps."""
+    from cmfnet_core.training import detector_whole
+
+    rng = np.random.default_rng(0)
+    classes = detect.DETECT_CLASSES
+    clean_dir = tmp_path / "clean"
+    clean_dir.mkdir()
+    paths, truth, sources = [], [], []
+    for s in range(10):
+        for c, cls in enumerate(classes):
+            for k in range(2):
+                if cls == "none":  # clean photos are synthesis sources, as ../shared/data/clean's are
+                    path = clean_dir / f"src{s}_{k}.png"
+                    path.touch()
+                else:
+                    path = tmp_path / "real" / f"src{s}_{cls}_{k}.png"
+                paths.append(str(path))
+                truth.append(c)
+                sources.append(f"src{s}")
+    truth = np.array(truth)
+
+    def pictures(labels, shape):
+        base = np.where(labels[:, None] >= 0, 40 + 50 * np.maximum(labels, 0)[:, None], 128)
+        noise = rng.integers(0, 20, (len(labels), *shape))
+        return (base.reshape(-1, *[1] * len(shape)) + noise).astype(np.uint8)
+
+    real = [i for i, p in enumerate(paths) if "/real/" in p]
+    labels = np.concatenate([truth[real], [-1] * 8])
+    real_views = tmp_path / "real-views.npz"
+    np.savez(real_views, scenes=pictures(labels, (3, 160, 160)), crops=pictures(labels, (4, 3, 96, 96)),
+             labels=labels, item_of=np.concatenate([real, [-1] * 8]),
+             eval_scene=pictures(truth, (3, 160, 160)).astype(np.float16) / 255,
+             eval_crops=pictures(truth, (4, 3, 96, 96)).astype(np.float16) / 255,
+             eval_weight=np.ones(len(truth), np.float32), paths=np.array(paths), truth=truth,
+             sources=np.array(sources))
+    clean_photos = sorted(p for p in paths if "/clean/" in p)
+    synth_labels = np.tile(np.arange(len(classes)), len(clean_photos))  # 4 views of each clean photo
+    synth = tmp_path / "views.npz"
+    np.savez(synth, key=json.dumps({"data": [str(clean_dir)], "variants": 4}),
+             scenes=pictures(synth_labels, (3, 160, 160)), details=pictures(synth_labels, (4, 3, 96, 96)),
+             labels=synth_labels)
+    return detector_whole.Views(real_views, [synth]), real_views, synth
+
+
+def test_whole_network_training_never_sees_the_photos_of_the_fold_it_is_scored_on(tiny_views):
+    from cmfnet_core.training import detector_whole
+
+    views = tiny_views[0]
+    for scored in range(detector_folds.FOLDS):
+        train_folds = [f for f in range(detector_folds.FOLDS) if f != scored]
+        pool = detector_whole.training_pool(views, train_folds, real_repeat=2)
+        synth_folds = views.fold_of_items(views.synth_item_of[pool[pool[:, 0] == 0, 1]])
+        real_folds = views.fold_of_items(views.item_of[pool[pool[:, 0] == 1, 1]])
+        assert scored not in synth_folds and scored not in real_folds
+        assert set(synth_folds) == set(train_folds)  # the other folds' clean photos are the bulk
+        real_of_training = np.isin(views.fold_of_items(views.item_of), train_folds)
+        assert (real_folds >= 0).sum() == 2 * real_of_training.sum()  # each real view twice
+        assert (real_folds < 0).sum() == 8  # every no-photo view once
+
+
+def test_whole_network_final_scores_the_held_out_fold_and_writes_the_detector_the_tool_reads(tiny_views, tmp_path):
+    pytest.importorskip("torch")
+    from cmfnet_core.training import detector_whole
+
+    _, real_views, synth = tiny_views
+    out = tmp_path / "detector.pdparams"
+    detector_whole.RECIPES["test"] = detector_whole.Recipe(from_shipped=False, epochs=10, lr=5e-3, real_repeat=2)
+    try:
+        assert detector_whole.main(["final", "--real-views", str(real_views), "--synth", str(synth),
+                                    "--recipe", "test", "--threads", "1", "--out", str(out)]) == 0
+    finally:
+        del detector_whole.RECIPES["test"]
+    heldout = json.loads(out.with_suffix(".json").read_text())["provenance"]["heldout"][0]
+    assert heldout["degraded_right"] == 1.0 and heldout["clean_none"] == 1.0, heldout["misses"]
+    shipped = detect.read_detector_state(detect.DETECTOR_WEIGHTS)
+    assert not np.array_equal(detect.read_detector_state(out)["scene.0.weight"], shipped["scene.0.weight"])
+    detect.Detector(out, backend="paddle")  # the tool reads it
