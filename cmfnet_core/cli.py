@@ -307,7 +307,7 @@ def run_restore(args) -> int:
                 found = _detected_task(source, photo.pixels, detector, args.if_unsure)
                 task = found.likely_task if args.if_unsure == "likely" else found.restore_task
                 if task is None:
-                    report.skipped(raw, found.task, found.confidence, found.summary())
+                    report.skipped(raw, found.task, found.confidence, found.summary(), found.unsure)
                     continue
             if task not in settled:  # int8's calibration and check, before the progress bar
                 if restorers[task].calibration_pending:
@@ -330,13 +330,14 @@ def run_restore(args) -> int:
             progress.close()
             problem = classify(exc)
             report.problem(problem, raw, (found.task if found else task),
-                           found.confidence if found else None)
+                           found.confidence if found else None, bool(found and found.unsure))
             if not problem.expected or problem.kind == INTERRUPTED:
                 raise _Reported(problem.exit_code) from exc  # a bug (its traceback said), or stopped
             failures += 1
             continue
         progress.close()
-        report.written(raw, dest, task, *((found.confidence, found.summary()) if found else ()))
+        report.written(raw, dest, task, *((found.confidence, found.summary(), found.unsure)
+                                          if found else ()))
         if args.weights is None and task not in noted:  # once per task and run
             noted.add(task)
             if note := weights_commands_module.light_weights_note(task):

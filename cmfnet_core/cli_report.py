@@ -28,7 +28,7 @@ class Report:
         print(f"cmfnet: error: {message}", file=sys.stderr, flush=True)
 
     def problem(self, problem: Problem, source: str | None = None, task: str | None = None,
-                confidence: float | None = None) -> str:
+                confidence: float | None = None, unsure: bool = False) -> str:
         """Say ``problem`` (about ``source``, or the whole run) and return its one line."""
         message = problem.message
         if source is not None and source not in message:
@@ -40,17 +40,19 @@ class Report:
         if problem.cli_hint and (problem.kind, problem.cli_hint) not in self._hinted:
             self._hinted.add((problem.kind, problem.cli_hint))
             print(f"cmfnet: hint: {problem.cli_hint}", file=sys.stderr, flush=True)
-        self._result(Result(FAILED, task, confidence, problem.kind, source, None, message))
+        self._result(Result(FAILED, task, confidence, problem.kind, source, None, message, unsure))
         return message
 
     def written(self, source: str, output, task: str, confidence: float | None = None,
-                found: str = "") -> None:
-        """``found``: what the detector saw, for people ("Looks hazy · 87 %")."""
+                found: str = "", unsure: bool = False) -> None:
+        """``found``: what the detector saw, for people ("Looks hazy · 87 %"); ``unsure``:
+        the detector was unsure and ``task`` is its likely one, for programs."""
         print(output, flush=True)  # the result for people and shells: stdout, one path a line
-        self._result(Result(WRITTEN, task, confidence, None, source, str(output), found))
+        self._result(Result(WRITTEN, task, confidence, None, source, str(output), found, unsure))
 
-    def skipped(self, source: str, task: str, confidence: float, why: str) -> None:
-        self._result(Result(SKIPPED, task, confidence, None, source, None, why))
+    def skipped(self, source: str, task: str, confidence: float, why: str,
+                unsure: bool = False) -> None:
+        self._result(Result(SKIPPED, task, confidence, None, source, None, why, unsure))
 
     def _result(self, result: Result) -> None:
         if self.machine:

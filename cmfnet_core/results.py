@@ -8,7 +8,7 @@ by its path, both from Pythons that have no numpy.
 On stderr, among the human messages, two kinds of line start with a keyword::
 
     PROGRESS DONE TOTAL
-    RESULT<TAB>STATUS<TAB>TASK<TAB>CONFIDENCE<TAB>ERROR<TAB>SOURCE<TAB>OUTPUT<TAB>MESSAGE
+    RESULT<TAB>STATUS<TAB>TASK<TAB>CONFIDENCE<TAB>ERROR<TAB>SOURCE<TAB>OUTPUT<TAB>MESSAGE<TAB>UNSURE
 
 One ``RESULT`` line per photo, in the order given, when that photo is done with:
 
@@ -23,7 +23,12 @@ SOURCE      the photo as given; ``-`` on the one line of a run that failed as a 
             (bad settings, no weights) before any photo
 OUTPUT      the file written; ``-``
 MESSAGE     one line for people: why it failed or was skipped (may be empty); the one
-            field whose words may change between versions
+            field whose words may change between versions, and in the user's language:
+            programs show it, never parse it
+UNSURE      ``unsure``: with ``--task auto`` the detector was unsure (TASK is the likely
+            task: restored with ``--if-unsure likely``, else skipped); ``-`` otherwise
+            (sure, looks fine, a task given). Lines of versions before it lack it: unknown,
+            read as not unsure
 =========== ==================================================================
 
 Paths are percent-encoded (:func:`quote_path`: ``%``, control characters, bytes
@@ -40,6 +45,7 @@ from urllib.parse import quote, unquote_to_bytes
 PROGRESS, RESULT = "PROGRESS", "RESULT"
 WRITTEN, SKIPPED, FAILED = "written", "skipped", "failed"
 STATUSES = (WRITTEN, SKIPPED, FAILED)
+UNSURE = "unsure"
 NONE = "-"  # a field with no value
 _SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")  # printable ASCII but %
 
@@ -55,13 +61,15 @@ class Result:
     source: str | None = None
     output: str | None = None
     message: str = ""
+    unsure: bool = False  # the detector was unsure: a program reads this, never MESSAGE's words
 
     def line(self) -> str:
         """The line as printed (without its newline)."""
         fields = (RESULT, self.status, self.task or NONE,
                   NONE if self.confidence is None else f"{self.confidence:.2f}",
                   self.error or NONE, _path_field(self.source), _path_field(self.output),
-                  " ".join(self.message.split()))  # one line, no tabs
+                  " ".join(self.message.split()),  # one line, no tabs
+                  UNSURE if self.unsure else NONE)
         return "\t".join(fields)
 
 
@@ -86,8 +94,9 @@ def parse_result(line: str) -> Result | None:
         level = None if confidence == NONE else float(confidence)
     except ValueError:
         return None
+    unsure = len(fields) > 8 and fields[8] == UNSURE  # absent (an older line): not known unsure
     return Result(status, _value(task), level, _value(error), _path(source), _path(output),
-                  message)
+                  message, unsure)
 
 
 def parse_progress(line: str) -> tuple[int, int] | None:

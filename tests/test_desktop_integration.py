@@ -442,12 +442,18 @@ def test_the_outcome_says_what_was_found_and_what_was_left(tmp_path):
     assert (summary, error) == ("Restored 2 of 3 photos", False)
     assert body == "hazy.dehaze.jpg, rainy.deraindrop-2.png, fine.jpg left as it is"
     assert outcome([fine, fine], "auto", 0, [said[fine]])[0] == "Left 2 photos as they are"
-    # an unsure photo was restored with the likely task: said, not "skipped"
-    maybe = Result("written", "dehaze", 0.55, None, str(hazy), f"{tmp_path}/hazy.dehaze.jpg",
-                   "Maybe hazy · 55 % (or blurry · 30 %)")
-    assert outcome([hazy], "auto", 0, [maybe]) == (
-        "Dehazed hazy.jpg",
-        "Not sure, took the likelier: Maybe hazy · 55 % (or blurry · 30 %): saved hazy.dehaze.jpg", False)
+    # an unsure photo (the line's UNSURE field) was restored with the likely task: said, not
+    # "skipped"; told by the field, so whatever language the CLI spoke its message in
+    for words in ("Maybe hazy · 55 % (or blurry · 30 %)", "可能有雾 · 55 %（也可能模糊 · 30 %）",
+                  "Vielleicht dunstig · 55 % (oder unscharf · 30 %)"):
+        maybe = Result("written", "dehaze", 0.55, None, str(hazy), f"{tmp_path}/hazy.dehaze.jpg",
+                       words, unsure=True)
+        assert outcome([hazy], "auto", 0, [maybe]) == (
+            "Dehazed hazy.jpg", f"Not sure, took the likelier: {words}: saved hazy.dehaze.jpg", False)
+    # and a sure one is not called a guess, whatever its words
+    sure = Result("written", "dehaze", 0.55, None, str(hazy), f"{tmp_path}/hazy.dehaze.jpg",
+                  "Maybe hazy · 55 %")
+    assert outcome([hazy], "auto", 0, [sure])[1] == "Maybe hazy · 55 %: saved hazy.dehaze.jpg"
     # one photo failed: named, with the reason and the next step, the others still counted
     broken = Result("failed", None, None, "image", str(rainy), None,
                     f"{rainy}: not an image, or a format this tool does not read")

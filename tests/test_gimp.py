@@ -168,10 +168,15 @@ def test_engine_result_reads_the_result_line_about_its_layer(tmp_path):
                                 f"{bridge.NEXT_STEPS['memory']}")
     with pytest.raises(bridge.BridgeError, match="said nothing about the layer"):
         bridge.engine_result([f"{out}"], src)  # a path alone is not a result
-    # an unsure layer: restored with the likely task, and the engine's words to say so
-    maybe = "Maybe hazy · 55 % (or blurry · 30 %)"
-    unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe).line()]
-    assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
+    # an unsure layer (the line's UNSURE field): restored with the likely task, and the
+    # engine's words to say so, whatever language they are in
+    for maybe in ("Maybe hazy · 55 % (or blurry · 30 %)", "可能有雾 · 55 %（也可能模糊 · 30 %）",
+                  "Vielleicht dunstig · 55 % (oder unscharf · 30 %)"):
+        unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe, unsure=True).line()]
+        assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
+    # a sure one is not called a guess, whatever its words
+    sure = [Result("written", "dehaze", 0.55, None, src, out, "Maybe hazy · 55 %").line()]
+    assert bridge.engine_result(sure, src) == bridge.EngineResult(out, "dehaze")
 
 
 @pytest.mark.parametrize("selection,expected", [

@@ -290,14 +290,14 @@ def test_the_runners_notifications_are_chinese(monkeypatch, tmp_path):
     photo, out = tmp_path / "photo.jpg", tmp_path / "photo.dehaze.jpg"
     sure = Result("written", "dehaze", 0.87, None, str(photo), str(out), "看起来有雾 · 87 %")
     unsure = Result("written", "dehaze", 0.45, None, str(photo), str(out),
-                    "可能有雾 · 45 %（也可能模糊 · 30 %）")
+                    "可能有雾 · 45 %（也可能模糊 · 30 %）", unsure=True)
     broken = Result("failed", None, None, "memory", str(photo), None, f"{photo}: 内存不足")
     monkeypatch.setenv("LANG", "zh_CN.UTF-8")
     restore_here.load_i18n().set_language()
     try:
         assert restore_here.outcome([photo], "auto", 0, [sure]) == (
             "已去雾：photo.jpg", "看起来有雾 · 87 %：已保存 photo.dehaze.jpg", False)
-        # the CLI's Chinese "maybe" is told apart as its English is
+        # an unsure photo (the line's UNSURE field) is said so, in Chinese
         assert restore_here.outcome([photo], "auto", 0, [unsure])[1] == (
             "把握不足，采用了可能性更大的任务：可能有雾 · 45 %（也可能模糊 · 30 %）：已保存 photo.dehaze.jpg")
         summary, body, error = restore_here.outcome([photo], "auto", 1, [broken])
@@ -325,7 +325,8 @@ def test_the_gimp_plugin_gets_the_catalogue_under_its_own_domain(tmp_path):
 
 def test_the_gimp_bridge_reads_the_engines_chinese_words(tmp_path):
     """The engine speaks GIMP's language (it inherits GIMP's environment); the bridge, given
-    the plug-in's catalogue, still tells an unsure result and the authors' weights apart."""
+    the plug-in's catalogue, still tells the authors' weights apart, and shows an unsure
+    result (told by the line's UNSURE field) in the engine's words."""
     from plugin.gimp import installer
     from tests.test_gimp import bridge
 
@@ -337,7 +338,7 @@ def test_the_gimp_bridge_reads_the_engines_chinese_words(tmp_path):
     maybe = "可能有雾 · 55 %（也可能模糊 · 30 %）"
     bridge.set_translator(catalogue.gettext)
     try:
-        unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe).line()]
+        unsure = [Result("written", "dehaze", 0.55, None, src, out, maybe, unsure=True).line()]
         assert bridge.engine_result(unsure, src) == bridge.EngineResult(out, "dehaze", maybe)
         sure = [Result("written", "dehaze", 0.87, None, src, out, "看起来有雾 · 87 %").line()]
         assert bridge.engine_result(sure, src).message == ""

@@ -29,7 +29,7 @@ ODD_NAMES = ["holiday photo.png", "tab\there.png", "new\nline.png", "100%.png", 
 def test_any_file_name_survives_a_result_line(name):
     line = Result("written", "dehaze", 0.871, None, f"/photos/{name}", f"/out/{name}",
                   "Looks hazy · 87 %").line()
-    assert "\n" not in line and line.count("\t") == 7 and line.rsplit("\t", 1)[0].isascii()
+    assert "\n" not in line and line.count("\t") == 8 and line.rsplit("\t", 2)[0].isascii()
     assert parse_result(line) == Result("written", "dehaze", 0.87, None, f"/photos/{name}",
                                         f"/out/{name}", "Looks hazy · 87 %")
     assert unquote_path(quote_path(name)) == name
@@ -37,16 +37,36 @@ def test_any_file_name_survives_a_result_line(name):
 
 def test_absent_fields_are_a_dash_and_a_message_stays_one_field():
     line = Result("failed", error="weights", message="bad\tweights\nfile").line()
-    assert line == "RESULT\tfailed\t-\t-\tweights\t-\t-\tbad weights file"
+    assert line == "RESULT\tfailed\t-\t-\tweights\t-\t-\tbad weights file\t-"
     assert parse_result(line) == Result("failed", None, None, "weights", None, None, "bad weights file")
+
+
+def test_an_unsure_detection_is_a_field_of_its_own_not_the_messages_words():
+    """Programs tell an unsure pick by the UNSURE field: MESSAGE is in the user's language."""
+    unsure = Result("written", "dehaze", 0.45, None, "a.png", "a.dehaze.png",
+                    "可能有雾 · 45 %（也可能模糊 · 30 %）", unsure=True)
+    assert unsure.line().endswith("\t可能有雾 · 45 %（也可能模糊 · 30 %）\tunsure")
+    assert parse_result(unsure.line()) == unsure
+    skipped = Result("skipped", "deblur", 0.4, None, "b.png", None, "", unsure=True)
+    assert parse_result(skipped.line()) == skipped  # an empty message keeps its place
+    sure = Result("written", "dehaze", 0.87, None, "a.png", "a.dehaze.png", "Maybe hazy · 87 %")
+    assert sure.line().endswith("\t-") and parse_result(sure.line()).unsure is False
+
+
+def test_a_line_from_before_the_unsure_field_still_reads_as_not_unsure():
+    older = "RESULT\twritten\tdehaze\t0.45\t-\ta.png\ta.dehaze.png\tMaybe hazy · 45 % (or blurry · 30 %)\n"
+    assert parse_result(older) == Result("written", "dehaze", 0.45, None, "a.png", "a.dehaze.png",
+                                         "Maybe hazy · 45 % (or blurry · 30 %)", unsure=False)
 
 
 def test_other_lines_are_not_results_and_later_fields_are_ignored():
     for other in ("PROGRESS 1 2", "cmfnet: error: x", "RESULT written", "RESULT\tmaybe\t-\t-\t-\t-\t-\t",
                   "RESULT\twritten\tdeblur\tsure\t-\ta\tb\t", "result\twritten\t-\t-\t-\ta\tb\t"):
         assert parse_result(other) is None, other
-    later = "RESULT\tskipped\tnone\t0.91\t-\ta.png\t-\tLooks fine · 91 %\tdehaze\t0.05\n"
+    later = "RESULT\tskipped\tnone\t0.91\t-\ta.png\t-\tLooks fine · 91 %\t-\tdehaze\t0.05\n"
     assert parse_result(later) == Result("skipped", "none", 0.91, None, "a.png", None, "Looks fine · 91 %")
+    assert parse_result(later.replace("%\t-\t", "%\tunsure\t")).unsure
+    assert not parse_result(later.replace("%\t-\t", "%\tperhaps\t")).unsure  # a value it does not know
 
 
 def test_the_gimp_plugin_carries_an_identical_copy_and_installs_it(tmp_path):
@@ -115,6 +135,32 @@ def test_automatic_results_carry_the_task_and_the_confidence(tmp_path, photo_fil
         assert run.stdout.splitlines() == [said.output]
     else:
         assert said.output is None and run.stdout == ""
+
+
+def test_an_unsure_photo_is_flagged_in_any_language_and_read_so_by_the_runner(tmp_path, photo_file):
+    """The real CLI in Chinese, with a detector weights file that is unsure of every photo
+    (40 % blurry): both of its answers carry UNSURE, and the right-click runner, in English,
+    says the photo was a guess from the field alone (its words are Chinese)."""
+    from plugin.desktop import restore_here
+    from tests.test_detect import UNSURE, constant_detector
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("LANGUAGE", "LC_ALL", "LC_MESSAGES")}
+    env = dict(environ, LANG="zh_CN.UTF-8", PYTHONPATH=str(ROOT),
+               CMFNET_DETECTOR=str(constant_detector(tmp_path, UNSURE)))
+    run = run_cli(photo_file, *FAST, env=env)
+    assert run.returncode == 0, run.stderr
+    (skipped,) = results.results_in(run.stderr)
+    assert (skipped.status, skipped.task, skipped.unsure) == ("skipped", "deblur", True)
+    assert not skipped.message.startswith("Maybe")  # the words are Chinese; the field is not
+    run = run_cli(photo_file, "--if-unsure", "likely", *FAST, env=env)
+    assert run.returncode == 0, run.stderr
+    (written,) = results.results_in(run.stderr)
+    assert (written.status, written.task, written.unsure) == ("written", "deblur", True)
+    name = "holiday photo.deblur.png"
+    assert restore_here.outcome([photo_file], "auto", 0, [written])[1] == \
+        f"Not sure, took the likelier: {written.message}: saved {name}"
+    assert bridge.engine_result([written.line()], str(photo_file)) == \
+        bridge.EngineResult(str(tmp_path / name), "deblur", written.message)
 
 
 def test_the_gimp_bridge_reads_the_real_clis_result(tmp_path, photo_file, small_weights):

@@ -289,7 +289,7 @@ def outcome(files: list[Path], task: str, returncode: int, said: list,
             r = written[0][1]
             name = Path(r.output).name
             verb = _(TASK_VERBS.get(r.task or "", N_("Restored")))
-            if _is_unsure(r.message):  # unsure: restored with the likelier task
+            if r.unsure:  # the detector was unsure: restored with the likelier task
                 return (_("{verb} {what}").format(verb=verb, what=source.name),
                         _("Not sure, took the likelier: {found}: saved {name}").format(
                             found=r.message, name=name), False)
@@ -313,13 +313,6 @@ def outcome(files: list[Path], task: str, returncode: int, said: list,
 
 def what_of(files: list[Path]) -> str:
     return files[0].name if len(files) == 1 else _("{n} photos").format(n=len(files))
-
-
-def _is_unsure(message: str | None) -> bool:
-    """The detector's words for an unsure photo ("Maybe hazy · 55 % (or ...)"), in the
-    language the CLI spoke (this runner's: the child inherits its environment)."""
-    maybe = _("Maybe {what} (or {other})").split("{")[0].strip()
-    return bool(message) and message.startswith(tuple({"Maybe", maybe or "Maybe"}))
 
 
 def _with_step(message: str, step: str) -> str:

@@ -263,8 +263,7 @@ def engine_result(lines: list[str], src: str) -> EngineResult:
             continue
         if found.status == results.WRITTEN:
             # unsure, restored with the likely task (--if-unsure likely): the plug-in says so
-            unsure = _starts_with_words(found.message, N_("Maybe {what} (or {other})"))
-            return EngineResult(found.output, found.task, found.message if unsure else "")
+            return EngineResult(found.output, found.task, found.message if found.unsure else "")
         if found.status == results.SKIPPED:
             return EngineResult(None, None, found.message or _("it looks fine"))
         raise failure(found)
