@@ -53,6 +53,7 @@ class Recipe:
 RECIPES = {
     "shipped": Recipe(True, 0, 0.0, 0),            # run 14 as it is, scored the same way
     "finetune": Recipe(True, 6, 5e-4, 2),
+    "finetune-real4": Recipe(True, 8, 5e-4, 4),    # the real photos weigh as much as the synthetic views
     "finetune-synth": Recipe(True, 6, 5e-4, 0),   # the control: the same training without real photos
     "scratch": Recipe(False, 30, 2e-3, 2),
 }
@@ -308,7 +309,8 @@ def main(argv=None) -> int:
         c.add_argument("--synth", type=Path, action="append", required=True,
                        help="a synthetic views cache of detector.cached_dataset (repeat)")
         c.add_argument("--recipe", choices=list(RECIPES), required=True)
-        c.add_argument("--seeds", type=int, default=1)
+        c.add_argument("--seeds", type=int, default=1, help="how many seeds (each a whole run)")
+        c.add_argument("--first-seed", type=int, default=0)
         c.add_argument("--threads", type=int, default=2)
         if name == "final":
             c.add_argument("--out", type=Path, default=None, help="write the first seed's detector here")
@@ -322,9 +324,9 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     views = Views(a.real_views, a.synth)
     if a.command == "cv":
-        result = cross_validate(views, a.recipe, range(a.seeds), log)
+        result = cross_validate(views, a.recipe, range(a.first_seed, a.first_seed + a.seeds), log)
     else:
-        result = final(views, a.recipe, list(range(a.seeds)), a.out, log)
+        result = final(views, a.recipe, list(range(a.first_seed, a.first_seed + a.seeds)), a.out, log)
     print(json.dumps(result, indent=1))
     return 0
 
