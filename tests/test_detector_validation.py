@@ -173,3 +173,20 @@ def test_whole_network_final_scores_the_held_out_fold_and_writes_the_detector_th
     shipped = detect.read_detector_state(detect.DETECTOR_WEIGHTS)
     assert not np.array_equal(detect.read_detector_state(out)["scene.0.weight"], shipped["scene.0.weight"])
     detect.Detector(out, backend="paddle")  # the tool reads it
+
+
+def test_even_haze_washes_out_the_near_as_much_as_the_far():
+    """Smog over a city hazes the nearest buildings too: unlike synth.haze, graded by depth,
+    the bottom of the picture loses as visible a share of its contrast as the top."""
+    from cmfnet_core.training import detector as trainer
+
+    rng = np.random.default_rng(1)
+    texture = rng.random((60, 90, 3)).astype(np.float32)
+    img = np.kron(texture, np.ones((4, 4, 1), np.float32))  # a photo-like blocky pattern, 240 x 360
+    for _ in range(20):
+        out = trainer.visible_even_haze(img, rng)
+        thirds = np.array_split(np.arange(img.shape[0]), 3)
+        kept = [out[rows].std() / img[rows].std() for rows in thirds]
+        assert max(kept) < trainer.HAZE_MAX_CONTRAST, kept
+        assert kept[0] <= kept[-1] + 1e-6  # the top (far, sky) no clearer than the bottom
+        assert out.mean() > img.mean()  # towards the airlight, which is bright

@@ -105,8 +105,9 @@ def paddle_state(model) -> dict[str, np.ndarray]:
 
 # --- synthesis ----------------------------------------------------------------------
 
-def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarray:
-    """A whole clean photo (uint8 RGB) degraded as ``label``, with a camera-like finish: uint8 RGB."""
+def degrade(photo: np.ndarray, label: str, rng: np.random.Generator, damage=None) -> np.ndarray:
+    """A whole clean photo (uint8 RGB) degraded as ``label``, with a camera-like finish: uint8 RGB.
+    ``damage(img, rng)``, if given, does the degrading instead of ``label``'s own synthesis."""
     img = synth.to_float(photo)
     h, w = img.shape[:2]
     if min(h, w) > 320 and rng.random() < 0.5:  # varied scene scale; never enlarged (that blurs)
@@ -114,7 +115,9 @@ def degrade(photo: np.ndarray, label: str, rng: np.random.Generator) -> np.ndarr
         img = cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA)
     if rng.random() < 0.5:
         img = np.ascontiguousarray(img[:, ::-1])
-    if label == "deblur":
+    if damage is not None:
+        img = damage(img, rng)
+    elif label == "deblur":
         img = visible_blur(img, rng)
     elif label == "dehaze":
         img = visible_haze(img, rng)
@@ -147,6 +150,25 @@ def visible_haze(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     contrast = img.std()
     return redrawn_until(lambda: synth.haze(img, rng)[0],
                          lambda out: out.std() < HAZE_MAX_CONTRAST * contrast)
+
+
+def visible_even_haze(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Haze about as thick near as far, a little thicker toward the top: smog or mist over a
+    whole city or street, a haze machine's fog. ``synth.haze`` grades haze by a depth map,
+    so the near things stay clear; real smog photos, whose near buildings are as washed out
+    as the far ones, came out 'none' or 'deblur' (issue 22)."""
+    h = img.shape[0]
+    contrast = img.std()
+
+    def draw():
+        towards_top = np.linspace(1.0, 0.0, h, dtype=np.float32)[:, None, None]
+        t = np.clip(rng.uniform(0.25, 0.65) * (1 - rng.uniform(0.0, 0.5) * towards_top), 0.1, 1.0)
+        tint = rng.normal(0, 0.03, 3)
+        if rng.random() < 0.4:  # yellow-brown smog
+            tint += np.array([0.05, 0.02, -0.08]) * rng.uniform(0.5, 1.5)
+        airlight = np.clip(rng.uniform(0.6, 0.95) + tint, 0.4, 1.0).astype(np.float32)
+        return img * t + airlight * (1 - t)
+    return redrawn_until(draw, lambda out: out.std() < HAZE_MAX_CONTRAST * contrast)
 
 
 def visible_raindrops(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -206,8 +228,9 @@ def photos_in(folders) -> list[Path]:
                   if p.suffix.lower() in READABLE)
 
 
-def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):
-    """Views of every clean photo degraded ``variants`` times (``labels`` in turn): uint8 arrays."""
+def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print, damage=None):
+    """Views of every clean photo degraded ``variants`` times (``labels`` in turn; see
+    :func:`degrade` for ``damage``): uint8 arrays."""
     rng = np.random.default_rng(seed)
     scenes, details, targets = [], [], []
     paths = photos_in(folders)
@@ -218,7 +241,7 @@ def make_dataset(folders, variants: int, seed: int, labels=CLASSES, log=print):
             continue
         for v in range(variants):
             label = labels[(n + v) % len(labels)]
-            scene, crops = detect.views(degrade(photo, label, rng))
+            scene, crops = detect.views(degrade(photo, label, rng, damage))
             scenes.append(np.round(scene * 255).astype(np.uint8))
             details.append(np.round(crops * 255).astype(np.uint8))
             targets.append(CLASSES.index(label))

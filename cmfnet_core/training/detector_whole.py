@@ -102,6 +102,18 @@ def make_real_views(data: Path, out: Path, reframings: int = 16, noise_views: in
     return out
 
 
+def make_even_haze_views(data: list[Path], out: Path, per_photo: int = 2, seed: int = 7, log=print) -> Path:
+    """``per_photo`` views of every clean photo under an even haze (``detector.visible_even_haze``),
+    in the format of ``detector.cached_dataset``'s files, so ``--synth`` takes it like them."""
+    scenes, details, labels = det.make_dataset(data, per_photo, seed, labels=("dehaze",), log=log,
+                                               damage=det.visible_even_haze)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    key = json.dumps({"data": [str(d) for d in data], "variants": per_photo, "seed": seed, "damage": "even haze"})
+    np.savez(out, key=key, scenes=scenes, details=details, labels=labels)
+    log(f"even haze: {len(labels)} views -> {out}")
+    return out
+
+
 class Views:
     """The real views file and the synthetic views, each view knowing the photo it came from."""
 
@@ -302,6 +314,10 @@ def main(argv=None) -> int:
     v.add_argument("--data", type=Path, required=True, help="the shared data folder")
     v.add_argument("--out", type=Path, required=True)
     v.add_argument("--reframings", type=int, default=16)
+    e = sub.add_parser("even-haze", help="views of the clean photos under an even haze (for --synth)")
+    e.add_argument("--data", type=Path, action="append", required=True, help="a folder of clean photos (repeat)")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--per-photo", type=int, default=2)
     for name, help_ in (("cv", "score a recipe on the CV folds (mean and spread over folds and seeds)"),
                         ("final", "train on every CV fold; score the held-out fold once")):
         c = sub.add_parser(name, help=help_)
@@ -318,6 +334,9 @@ def main(argv=None) -> int:
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     if a.command == "views":
         make_real_views(a.data, a.out, a.reframings, log=log)
+        return 0
+    if a.command == "even-haze":
+        make_even_haze_views(a.data, a.out, a.per_photo, log=log)
         return 0
     import torch
 
