@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pytestqt")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from cmfnet_core.weights import default_weights, user_weights_dir  # noqa: E402
+from cmfnet_core.weights import TASKS, default_weights, import_weights, user_weights_dir  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.weights_dialog import DOWNLOAD, WeightsDialog  # noqa: E402
 from tests.test_app import (TIMEOUT, ScriptedPrompts, make_window, photo, settings,  # noqa: E402,F401
@@ -36,6 +36,28 @@ def test_the_list_says_in_words_what_each_task_uses(dialog):
         assert dialog.download_buttons[task].text() == "Download"
     assert dialog.download_all.text() == "Download the authors' weights (about 200 MB each)"
     assert dialog.download_all.isEnabled()
+
+
+def test_a_refresh_reads_each_weights_folder_once(dialog, small_weights, monkeypatch):
+    """The list, the defaults and what is missing come from one listing per task: each task's
+    two folders (bundled, the user's) are scanned once per refresh, on the GUI thread."""
+    from collections import Counter
+
+    from cmfnet_core import weights
+
+    import_weights("dehaze", small_weights)  # the user's folder holds something too
+    scanned = Counter()
+    scan = weights._scan
+
+    def counting(folder, task, bundled):
+        scanned[(task, bundled)] += 1
+        return scan(folder, task, bundled)
+
+    monkeypatch.setattr(weights, "_scan", counting)
+    dialog.refresh()
+    assert scanned == Counter({(task, bundled): 1 for task in TASKS for bundled in (True, False)})
+    assert dialog.choices["dehaze"].currentText() == "imported from small_official.pth (light)"
+    assert dialog.missing() == list(TASKS) and dialog.download_all.isEnabled()
 
 
 def test_download_moves_the_progress_bar_then_installs_and_the_list_updates(

@@ -143,9 +143,11 @@ class WeightsDialog(QDialog):
     # --- the list ---------------------------------------------------------------------------
     def refresh(self) -> None:
         busy = self.runner.is_busy()
-        for task in TASKS:
-            entries = installed_weights(task)
-            default = default_weights(task)
+        # the folders are read once per task here; the default and what is missing come
+        # from that one listing (the files are not opened: sidecars only, no hashing)
+        listing = {task: installed_weights(task) for task in TASKS}
+        for task, entries in listing.items():
+            default = default_weights(task, entries)
             combo = self.choices[task]
             combo.clear()
             for entry in entries:
@@ -160,10 +162,14 @@ class WeightsDialog(QDialog):
             self.download_buttons[task].setText(_("Downloaded") if have else _("Download"))
             self.download_buttons[task].setEnabled(not have and not busy)
             self.import_buttons[task].setEnabled(not busy)
-        self.download_all.setEnabled(bool(self.missing()) and not busy)
+        self.download_all.setEnabled(bool(self.missing(listing)) and not busy)
 
-    def missing(self) -> list[str]:
-        return [t for t in TASKS if not any(e.downloaded for e in installed_weights(t))]
+    def missing(self, listing: dict[str, list] | None = None) -> list[str]:
+        """The tasks without the authors' weights, in ``listing`` (task: installed weights)
+        or, without one, as the folders are now."""
+        if listing is None:
+            listing = {task: installed_weights(task) for task in TASKS}
+        return [t for t in TASKS if not any(e.downloaded for e in listing[t])]
 
     def _choose(self, task: str, index: int) -> None:
         entry = self.choices[task].itemData(index)
