@@ -30,6 +30,7 @@ from .workers import JobRunner
 
 TITLES = TASK_TITLES  # in the current language when read
 DOWNLOAD, IMPORT = "download-weights", jobs.IMPORT
+PROGRESS_INTERVAL_S = 0.1  # the progress bar's pace, at most (plus one step per percent)
 
 
 def download_all_text() -> str:
@@ -51,15 +52,18 @@ HEADLINES = Translated({
 
 def download_work(task: str, url: str | None = None) -> jobs.Work:
     """The job: download, check and install ``task``'s weights. Progress is in kB (Qt ints
-    are 32-bit); a DownloadError is the job's result, so the dialog can word it."""
+    are 32-bit), a few times a second or per percent rather than per 64 KiB chunk (each is a
+    signal queued to the GUI thread); a DownloadError is the job's result, so the dialog can
+    word it."""
     def work(progress, cancel):
-        from cmfnet_core.download import download_weights
+        from cmfnet_core.download import Throttle, download_weights
 
         def kb(done: int, total: int | None) -> None:
             progress(done // 1000, (total or 0) // 1000)
 
+        throttled = Throttle(kb, PROGRESS_INTERVAL_S, each_percent=True)
         try:
-            return download_weights(task, url=url, progress=kb, cancel=cancel)
+            return download_weights(task, url=url, progress=throttled, cancel=cancel)
         except DownloadError as exc:
             return exc
     return work
