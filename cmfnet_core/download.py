@@ -539,3 +539,28 @@ class Rate:
         speed = (done - d0) / (now - t0)
         left = (total - done) / speed if total else None
         return speed, left
+
+
+class Throttle:
+    """Passes a transfer's ``(done, total)`` on to ``progress`` only when it says something new:
+    ``interval`` seconds since the last call passed on, or (``each_percent``) another whole
+    percent of a known total; the first call, the last (``done == total``), a restart (fewer
+    bytes than before) and a new total always. The transfer reports every 64 KiB chunk: the
+    CLI's lines and the app's progress bar need a few a second."""
+
+    def __init__(self, progress: Progress, interval: float, *, each_percent: bool = False,
+                 clock: Callable[[], float] = time.monotonic):
+        self._progress, self._interval, self._each_percent, self._clock = (
+            progress, interval, each_percent, clock)
+        self._last: tuple[float, int, int | None] | None = None  # (when, done, total) passed on
+
+    def __call__(self, done: int, total: int | None) -> None:
+        now = self._clock()
+        if self._last is not None:
+            when, before, known = self._last
+            news = (done == total or done < before or total != known or now - when >= self._interval
+                    or (self._each_percent and total and 100 * done // total != 100 * before // total))
+            if not news:
+                return
+        self._last = (now, done, total)
+        self._progress(done, total)

@@ -369,11 +369,13 @@ def chosen_default(task: str) -> str | None:
     return _choices().get(task)
 
 
-def default_weights(task: str) -> Installed | None:
+def default_weights(task: str, entries: list[Installed] | None = None) -> Installed | None:
     """The user's choice (``cmfnet weights use``) when it is still installed; else imported
-    official weights when present (newest first), else the bundled default."""
+    official weights when present (newest first), else the bundled default. ``entries``:
+    the task's :func:`installed_weights` where the caller has them (one scan of the folders)."""
     check_task(task)
-    entries = installed_weights(task)
+    if entries is None:
+        entries = installed_weights(task)
     bundled = [e for e in entries if e.bundled]
     official = [e for e in entries if e.kind == "official"]
     choice = chosen_default(task)

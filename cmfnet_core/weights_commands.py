@@ -8,7 +8,6 @@ is kept and resumed by the next run).
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS
@@ -102,16 +101,16 @@ class _Bar:
     """Bytes on stderr: a tqdm bar (MB done/total, speed, time left) or PROGRESS lines."""
 
     def __init__(self, task: str, lines: bool, quiet: bool):
+        from .download import Throttle
+
         self.task, self.lines, self.quiet = task, lines, quiet
         self.bar = None
-        self._last = 0.0
+        self._line = Throttle(lambda done, total: print(progress_line(done, total or 0),
+                                                        file=sys.stderr, flush=True), 0.25)
 
     def __call__(self, done: int, total: int | None) -> None:
         if self.lines:
-            now = time.monotonic()
-            if now - self._last >= 0.25 or done == total:
-                self._last = now
-                print(progress_line(done, total or 0), file=sys.stderr, flush=True)
+            self._line(done, total)
             return
         if self.quiet:
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import pytest
 
@@ -18,10 +19,12 @@ pytest.importorskip("pytestqt")
 from PyQt6.QtWidgets import QDialogButtonBox  # noqa: E402
 
 from cmfnet_core import errors  # noqa: E402
+from cmfnet_core.backends import check_options  # noqa: E402
+from cmfnet_core.errors import SettingsError, classify  # noqa: E402
 from plugin.app import jobs  # noqa: E402
 from plugin.app.jobs import EngineOptions  # noqa: E402
-from plugin.app.preferences import PreferencesDialog  # noqa: E402
-from tests.test_app import (TEST_OPTIONS, make_window, photo, settings,  # noqa: E402,F401
+from plugin.app.preferences import CHECK, PreferencesDialog  # noqa: E402
+from tests.test_app import (TEST_OPTIONS, TIMEOUT, make_window, photo, settings,  # noqa: E402,F401
                             wait_job, weights, window)
 
 OPENVINO_FAILURE = ("Exception from src/inference/src/cpp/infer_request.cpp:223:\n"
@@ -123,6 +126,13 @@ def press_ok(dialog: PreferencesDialog) -> None:
     dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
 
 
+def refused_on_ok(qtbot, dialog: PreferencesDialog) -> str:
+    """Press OK and wait for the check (off the GUI thread) to refuse; what the dialog says."""
+    with qtbot.waitSignal(dialog.refused, timeout=TIMEOUT) as refused:
+        press_ok(dialog)
+    return refused.args[0]
+
+
 @pytest.mark.parametrize("backend,precision,words", [
     ("paddle", "bf16", "Choose the openvino backend, or precision fp32, in Preferences."),
     ("paddle", "int8", "Choose the openvino backend, or precision fp32, in Preferences."),
@@ -133,9 +143,9 @@ def test_preferences_refuse_settings_that_cannot_run(qtbot, backend, precision, 
     dialog.show()
     dialog.backend.setCurrentText(backend)
     dialog.precision.setCurrentText(precision)
-    press_ok(dialog)
+    said = refused_on_ok(qtbot, dialog)
     assert dialog.isVisible() and dialog.result() != dialog.DialogCode.Accepted  # not saved
-    said = dialog.problem.text()
+    assert said == dialog.problem.text()
     assert dialog.problem.isVisible() and "paddle backend runs fp32 only" in said and words in said
     assert "--" not in said
     dialog.precision.setCurrentText("fp32")  # a combination that runs is taken
@@ -148,7 +158,7 @@ def test_the_window_keeps_its_settings_when_preferences_are_refused(qtbot, windo
     def answer(dialog):  # what the user does while the dialog is open
         dialog.show()
         dialog.precision.setCurrentText("int8")
-        press_ok(dialog)  # refused: still open
+        refused_on_ok(qtbot, dialog)  # still open
         assert dialog.isVisible()
         dialog.reject()
         return dialog.result()
@@ -156,6 +166,51 @@ def test_the_window_keeps_its_settings_when_preferences_are_refused(qtbot, windo
     monkeypatch.setattr(PreferencesDialog, "exec", answer)
     window.edit_preferences()
     assert window.options == TEST_OPTIONS and window.settings.engine_options() == TEST_OPTIONS
+
+
+def test_choosing_the_gpu_is_checked_off_the_gui_thread_and_said_as_before(qtbot, monkeypatch):
+    """Looking for a GPU imports Paddle or starts OpenVINO (seconds): the check runs on a
+    worker thread, the dialog stays responsive, and what it says is the core's own words."""
+    from plugin.app import preferences
+
+    checked_on = []
+
+    def recording(**settings):
+        checked_on.append(threading.current_thread())
+        return check_options(**settings)
+
+    monkeypatch.setattr(preferences, "check_options", recording)
+    dialog = PreferencesDialog(TEST_OPTIONS)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    dialog.device.setCurrentText("gpu")
+    dialog.backend.setCurrentText("auto")
+    try:  # what this machine answers, asked here as the CLI would
+        check_options(backend="auto", device="gpu", precision=TEST_OPTIONS.precision)
+        words = None
+    except SettingsError as exc:
+        words = classify(exc).dialog_text()
+    outcome = dialog.accepted if words is None else dialog.refused
+    with qtbot.waitSignal(outcome, timeout=TIMEOUT):
+        press_ok(dialog)
+        assert not dialog.ok_button.isEnabled() and dialog.isVisible()  # checking, not frozen
+    assert len(checked_on) == 1 and checked_on[0] is not threading.main_thread()
+    if words is not None:  # no GPU here: the same words as before, and nothing saved
+        assert dialog.problem.isVisible() and dialog.problem.text() == words
+        assert "Choose the cpu device in Preferences." in words
+        assert dialog.isVisible() and dialog.ok_button.isEnabled()
+
+
+def test_closing_preferences_while_checking_drops_the_check(qtbot, window):
+    dialog = PreferencesDialog(TEST_OPTIONS, window, runner=window.files)
+    dialog.show()
+    dialog.precision.setCurrentText("int8")  # would be refused
+    with qtbot.waitSignal(window.files.finished, timeout=TIMEOUT,
+                          check_params_cb=lambda job: job.kind == CHECK):
+        press_ok(dialog)
+        dialog.reject()
+    assert dialog.result() == dialog.DialogCode.Rejected and not dialog.isVisible()
+    assert not dialog.problem.isVisible()  # the outcome that came after was not shown
 
 
 # --- Help -------------------------------------------------------------------------------------

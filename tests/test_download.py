@@ -165,6 +165,59 @@ def test_proxy_settings_come_from_the_environment(monkeypatch, weights_server, t
     assert error.value.reason == "proxy"
 
 
+# --- progress --------------------------------------------------------------------------
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttled_progress_passes_on_the_first_the_last_and_a_few_a_second():
+    clock, seen = Clock(), []
+    throttle = download.Throttle(lambda done, total: seen.append(done), 0.25, clock=clock)
+    for done in range(0, 1000, 10):  # a hundred chunks in no time: the first only
+        throttle(done, 1000)
+    assert seen == [0]
+    clock.now += 0.25
+    throttle(500, 1000)
+    throttle(510, 1000)
+    throttle(1000, 1000)  # the end is always said
+    assert seen == [0, 500, 1000]
+    throttle(0, 1000)  # a restart from byte 0 is news
+    throttle(5, None)  # and so is a total no longer known
+    assert seen == [0, 500, 1000, 0, 5]
+
+
+def test_throttled_progress_can_also_move_per_percent():
+    clock, seen = Clock(), []
+    throttle = download.Throttle(lambda done, total: seen.append(done), 0.25, each_percent=True, clock=clock)
+    for done in range(0, 100_001, 100):  # a thousand chunks at once: one call per percent
+        throttle(done, 100_000)
+    assert seen == list(range(0, 100_001, 1000))
+    seen.clear()
+    for done in range(200):  # no total: the time decides, once every four 1/16 s chunks
+        throttle(done, None)
+        clock.now += 0.0625
+    assert seen == list(range(0, 200, 4))
+
+
+def test_the_cli_prints_progress_lines_a_few_times_a_second_not_per_chunk(weights_server, tmp_path, capsys):
+    from cmfnet_core.weights_commands import _Bar
+
+    url = weights_server.add("w.pth", PAYLOAD * 8)  # 80 chunks, in well under a second here
+    started = time.monotonic()
+    fetch(url, tmp_path / "w.pth", progress=_Bar("deblur", lines=True, quiet=False))
+    elapsed = time.monotonic() - started
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("PROGRESS ")]
+    assert lines[0].startswith("PROGRESS 0 ") and lines[-1].startswith(f"PROGRESS {len(PAYLOAD) * 8} ")
+    assert len(lines) <= 2 + elapsed / 0.25 + 1
+
+
 # --- check and install -----------------------------------------------------------------
 
 def test_download_installs_the_authors_weights_and_restore_uses_them(weights_server, full_size_checkpoint,

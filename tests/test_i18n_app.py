@@ -139,7 +139,8 @@ def test_preferences_refuse_in_chinese(qtbot, speak):
     dialog.show()
     dialog.backend.setCurrentText("paddle")
     dialog.precision.setCurrentText("bf16")
-    dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+    with qtbot.waitSignal(dialog.refused, timeout=30_000):  # the check runs off the GUI thread
+        dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
     assert dialog.problem.text() == ("paddle 后端只运行 fp32；bf16 需要 openvino 后端\n\n"
                                      "请在首选项中选择 openvino 后端，或把精度选为 fp32。")
 

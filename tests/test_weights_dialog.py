@@ -6,17 +6,20 @@ dialog's own worker thread; the tests only click and wait for signals.
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
 pytest.importorskip("pytestqt")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from cmfnet_core.weights import default_weights, user_weights_dir  # noqa: E402
+from cmfnet_core.download import SOURCES, DownloadError  # noqa: E402
+from cmfnet_core.weights import TASKS, default_weights, import_weights, user_weights_dir  # noqa: E402
 from plugin.app import jobs  # noqa: E402
-from plugin.app.weights_dialog import DOWNLOAD, WeightsDialog  # noqa: E402
+from plugin.app.weights_dialog import DOWNLOAD, PROGRESS_INTERVAL_S, WeightsDialog  # noqa: E402
 from tests.test_app import (TIMEOUT, ScriptedPrompts, make_window, photo, settings,  # noqa: E402,F401
                             wait_job)
+from tests.weights_server import CHUNK  # noqa: E402
 
 PAYLOAD = os.urandom(800_000)
 
@@ -36,6 +39,28 @@ def test_the_list_says_in_words_what_each_task_uses(dialog):
         assert dialog.download_buttons[task].text() == "Download"
     assert dialog.download_all.text() == "Download the authors' weights (about 200 MB each)"
     assert dialog.download_all.isEnabled()
+
+
+def test_a_refresh_reads_each_weights_folder_once(dialog, small_weights, monkeypatch):
+    """The list, the defaults and what is missing come from one listing per task: each task's
+    two folders (bundled, the user's) are scanned once per refresh, on the GUI thread."""
+    from collections import Counter
+
+    from cmfnet_core import weights
+
+    import_weights("dehaze", small_weights)  # the user's folder holds something too
+    scanned = Counter()
+    scan = weights._scan
+
+    def counting(folder, task, bundled):
+        scanned[(task, bundled)] += 1
+        return scan(folder, task, bundled)
+
+    monkeypatch.setattr(weights, "_scan", counting)
+    dialog.refresh()
+    assert scanned == Counter({(task, bundled): 1 for task in TASKS for bundled in (True, False)})
+    assert dialog.choices["dehaze"].currentText() == "imported from small_official.pth (light)"
+    assert dialog.missing() == list(TASKS) and dialog.download_all.isEnabled()
 
 
 def test_download_moves_the_progress_bar_then_installs_and_the_list_updates(
@@ -61,6 +86,26 @@ def test_download_moves_the_progress_bar_then_installs_and_the_list_updates(
     with qtbot.waitSignal(dialog.weights_changed):
         dialog.choices["deraindrop"].activated.emit(bundled)
     assert default_weights("deraindrop").bundled
+
+
+def test_the_dialog_hears_a_download_per_percent_or_tenth_of_a_second_not_per_chunk(
+        qtbot, dialog, weights_server, monkeypatch):
+    """Each progress report is a signal queued to the GUI thread: a fast line delivering 64 KiB
+    chunks would flood it; the dialog needs a step per percent or per tenth of a second."""
+    chunks = 400
+    body = os.urandom(chunks * CHUNK)
+    weights_server.add(SOURCES["dehaze"], body)
+    monkeypatch.setenv("CMFNET_WEIGHTS_MIRROR", weights_server.base)
+    seen = []
+    dialog.runner.progress.connect(lambda job, done, total: seen.append(done))
+    started = time.monotonic()
+    job, (outcome, result) = wait_job(qtbot, dialog.runner, DOWNLOAD, dialog.download_buttons["dehaze"].click)
+    elapsed = time.monotonic() - started
+    assert outcome == "succeeded" and isinstance(result, DownloadError) and result.reason == "content"
+    assert seen[0] == 0 and seen[-1] == len(body) // 1000  # the start and the end are always heard
+    assert seen == sorted(seen) and len(set(seen)) > 50  # the bar still moves in steps
+    assert len(seen) <= 101 + elapsed / PROGRESS_INTERVAL_S + 1
+    assert len(seen) < chunks / 2
 
 
 def test_cancel_stops_the_download_keeps_what_arrived_and_changes_nothing(

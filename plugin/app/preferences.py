@@ -3,9 +3,12 @@
 A combination that cannot run here (the paddle backend in bf16, a GPU that is not
 there, ...) is refused when OK is pressed, with the core's reason and what to change
 (``cmfnet_core.backends.check_options``, the check the CLI makes), so it is never saved.
+The check runs as a job off the GUI thread (on the runner the window lends, else the
+dialog's own): looking for a GPU imports Paddle or starts OpenVINO, seconds the first time.
 """
 from __future__ import annotations
 
+from PyQt6.QtCore import pyqtSignal
 from PyQt6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox,
                              QVBoxLayout)
 
@@ -15,14 +18,39 @@ from cmfnet_core.engine import DEFAULT_OVERLAP
 from cmfnet_core.errors import SettingsError, classify
 from cmfnet_core.i18n import _
 
-from .jobs import EngineOptions
+from . import jobs
+from .jobs import EngineOptions, Job
+from .workers import JobRunner
+
+CHECK = "check-settings"
+
+
+def check_work(options: EngineOptions) -> jobs.Work:
+    """The job: can ``options`` run here? None if so; a SettingsError is the job's result
+    (not its failure), so the dialog words it as the CLI's check would."""
+    def work(progress, cancel):
+        try:
+            check_options(backend=options.backend, device=options.device, precision=options.precision)
+        except SettingsError as exc:
+            return exc
+        return None
+    return work
 
 
 class PreferencesDialog(QDialog):
-    """Edits an :class:`EngineOptions`; ``options()`` returns the edited copy."""
+    """Edits an :class:`EngineOptions`; ``options()`` returns the edited copy.
 
-    def __init__(self, options: EngineOptions, parent=None, language: str = i18n.SYSTEM):
+    OK starts the check on ``runner`` (the window's files runner; without one, a runner of
+    the dialog's own, made on the first OK and stopped when the dialog closes): ``accepted``
+    when the settings can run, else ``refused`` with what the dialog then shows."""
+
+    refused = pyqtSignal(str)
+
+    def __init__(self, options: EngineOptions, parent=None, language: str = i18n.SYSTEM,
+                 runner: JobRunner | None = None):
         super().__init__(parent)
+        self._runner, self._own_runner = runner, None
+        self._check: Job | None = None  # the check under way, if any
         self.setWindowTitle(_("Preferences"))
         self.tile = self._spin(0, 2048, 8, options.tile or 0, " px")
         self.tile.setSpecialValueText(_("automatic"))  # 0: engine.auto_tile, as the CLI, GIMP, right-click
@@ -62,6 +90,7 @@ class PreferencesDialog(QDialog):
                                    | QDialogButtonBox.StandardButton.Cancel
                                    | QDialogButtonBox.StandardButton.RestoreDefaults)
         buttons.accepted.connect(self.accept)
+        self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         buttons.rejected.connect(self.reject)
         buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
             lambda: self._load(EngineOptions()))
@@ -100,15 +129,49 @@ class PreferencesDialog(QDialog):
         return self.language.currentData()
 
     def accept(self) -> None:
-        options = self.options()
-        try:
-            check_options(backend=options.backend, device=options.device,
-                          precision=options.precision)
-        except SettingsError as exc:
-            self.problem.setText(classify(exc).dialog_text())
-            self.problem.show()
+        """Check the settings off the GUI thread; the dialog closes once they can run."""
+        if self._check is not None:
             return
-        super().accept()
+        if self._runner is None:
+            self._own_runner = self._runner = JobRunner("cmfnet-check", self)
+        self.ok_button.setEnabled(False)  # one check at a time; it may take seconds
+        self._check = self._runner.submit(Job(CHECK, check_work(self.options()),
+                                              on_success=self._on_checked,
+                                              on_failure=self._on_check_failed))
+
+    def _on_checked(self, job: Job, problem: SettingsError | None) -> None:
+        if self._settle(job):
+            if problem is None:
+                super().accept()
+            else:
+                self._refuse(classify(problem).dialog_text())
+
+    def _on_check_failed(self, job: Job, title: str, message: str) -> None:
+        if self._settle(job):  # the check itself broke: said, and nothing is saved
+            self._refuse(message)
+
+    def _settle(self, job: Job) -> bool:
+        """True when ``job`` is the check this dialog still waits for (not one it dropped
+        when it closed)."""
+        if job is not self._check or job.token.cancelled:
+            return False
+        self._check = None
+        self.ok_button.setEnabled(True)
+        return True
+
+    def _refuse(self, text: str) -> None:
+        self.problem.setText(text)
+        self.problem.show()
+        self.refused.emit(text)
+
+    def done(self, result: int) -> None:
+        if self._check is not None:  # closed while checking: its outcome no longer matters
+            self._runner.cancel(self._check)
+            self._check = None
+        if self._own_runner is not None:
+            self._own_runner.shutdown()  # the check is quick but not cancellable: waits for it
+            self._own_runner = self._runner = None
+        super().done(result)
 
     def options(self) -> EngineOptions:
         tile = self.tile.value() and max(64, self.tile.value() // 8 * 8)  # 0: automatic

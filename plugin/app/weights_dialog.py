@@ -30,6 +30,7 @@ from .workers import JobRunner
 
 TITLES = TASK_TITLES  # in the current language when read
 DOWNLOAD, IMPORT = "download-weights", jobs.IMPORT
+PROGRESS_INTERVAL_S = 0.1  # the progress bar's pace, at most (plus one step per percent)
 
 
 def download_all_text() -> str:
@@ -51,15 +52,18 @@ HEADLINES = Translated({
 
 def download_work(task: str, url: str | None = None) -> jobs.Work:
     """The job: download, check and install ``task``'s weights. Progress is in kB (Qt ints
-    are 32-bit); a DownloadError is the job's result, so the dialog can word it."""
+    are 32-bit), a few times a second or per percent rather than per 64 KiB chunk (each is a
+    signal queued to the GUI thread); a DownloadError is the job's result, so the dialog can
+    word it."""
     def work(progress, cancel):
-        from cmfnet_core.download import download_weights
+        from cmfnet_core.download import Throttle, download_weights
 
         def kb(done: int, total: int | None) -> None:
             progress(done // 1000, (total or 0) // 1000)
 
+        throttled = Throttle(kb, PROGRESS_INTERVAL_S, each_percent=True)
         try:
-            return download_weights(task, url=url, progress=kb, cancel=cancel)
+            return download_weights(task, url=url, progress=throttled, cancel=cancel)
         except DownloadError as exc:
             return exc
     return work
@@ -143,9 +147,11 @@ class WeightsDialog(QDialog):
     # --- the list ---------------------------------------------------------------------------
     def refresh(self) -> None:
         busy = self.runner.is_busy()
-        for task in TASKS:
-            entries = installed_weights(task)
-            default = default_weights(task)
+        # the folders are read once per task here; the default and what is missing come
+        # from that one listing (the files are not opened: sidecars only, no hashing)
+        listing = {task: installed_weights(task) for task in TASKS}
+        for task, entries in listing.items():
+            default = default_weights(task, entries)
             combo = self.choices[task]
             combo.clear()
             for entry in entries:
@@ -160,10 +166,14 @@ class WeightsDialog(QDialog):
             self.download_buttons[task].setText(_("Downloaded") if have else _("Download"))
             self.download_buttons[task].setEnabled(not have and not busy)
             self.import_buttons[task].setEnabled(not busy)
-        self.download_all.setEnabled(bool(self.missing()) and not busy)
+        self.download_all.setEnabled(bool(self.missing(listing)) and not busy)
 
-    def missing(self) -> list[str]:
-        return [t for t in TASKS if not any(e.downloaded for e in installed_weights(t))]
+    def missing(self, listing: dict[str, list] | None = None) -> list[str]:
+        """The tasks without the authors' weights, in ``listing`` (task: installed weights)
+        or, without one, as the folders are now."""
+        if listing is None:
+            listing = {task: installed_weights(task) for task in TASKS}
+        return [t for t in TASKS if not any(e.downloaded for e in listing[t])]
 
     def _choose(self, task: str, index: int) -> None:
         entry = self.choices[task].itemData(index)

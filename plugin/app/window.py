@@ -601,7 +601,7 @@ class MainWindow(QMainWindow):
             self.request_preview()
 
     def edit_preferences(self) -> None:
-        dialog = PreferencesDialog(self.options, self, language=self.settings.language())
+        dialog = PreferencesDialog(self.options, self, language=self.settings.language(), runner=self.files)
         if dialog.exec():
             self.settings.set_language(dialog.chosen_language())  # from the next start on
             self.options = dialog.options()
