@@ -229,12 +229,6 @@ def _photo_shape(megapixels: float) -> tuple[int, int]:
     return int(round(width * 3 / 4)), width
 
 
-def _tiles_for(megapixels: float, tile: int, context: int = 0) -> int:
-    from .tiling import fit_context, plan_tiles
-
-    return len(plan_tiles(*_photo_shape(megapixels), tile, OVERLAP, fit_context(tile, OVERLAP, context))[1])
-
-
 def tile_plan_overhead(megapixels: float, tile: int, context: int = 0) -> dict:
     """What a photo's tile plan computes: its tiles, their shape, and the pixels computed
     per photo pixel (each tile's ``context``, the engine's for the network, the blended
@@ -360,7 +354,7 @@ def _recommend(cases: list[Case], megapixels: float, context: int = 0) -> Case |
         timed = [c for c in cases if c.times]
     if not timed:
         return None
-    seconds = {id(c): _tiles_for(megapixels, c.tile, context) * c.ms for c in timed}
+    seconds = {id(c): tile_plan_overhead(megapixels, c.tile, context)["tiles"] * c.ms for c in timed}
     floats = [seconds[id(c)] for c in timed if c.precision != "int8"]
     if floats:
         timed = [c for c in timed if c.precision != "int8" or seconds[id(c)] * INT8_MIN_SPEEDUP <= min(floats)]
@@ -396,7 +390,7 @@ def _table(cases: list[Case], flops_per_pixel: float, megapixels: float, peak: d
         mp_min = pixels / seconds * 60 / 1e6
         tflops = flops_per_pixel * pixels / seconds / 1e12
         speedup = f"{pixels / c.ms / base_rate:8.1f}" if base_rate else f"{'-':>8}"
-        estimate = _tiles_for(megapixels, c.tile, context) * seconds
+        estimate = tile_plan_overhead(megapixels, c.tile, context)["tiles"] * seconds
         top = (peak or {}).get(c.precision)
         share = f"{100 * tflops * 1000 / top:>5.0f}%" if top else f"{'-':>6}"
         lines.append(f"{c.backend:<9} {c.precision:<5} {c.tile:>5} {c.threads:>3} {c.ms:>9.0f} "

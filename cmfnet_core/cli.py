@@ -391,20 +391,27 @@ def _detector_backend(backend: str) -> str:
 def run_detect(args) -> int:
     import json
 
-    from .detect import DetectorError, default_detector, detect
-    from .imageio import ImageError, read_image
+    from .cli_report import Report
+    from .detect import default_detector, detect
+    from .errors import INTERRUPTED, classify
+    from .imageio import read_image
 
+    report = Report(machine=False)  # as restore says it: one line, the next step once, its exit code
     try:
         detector = default_detector()
-    except DetectorError as exc:
-        _error(str(exc))
-        return EXIT_WEIGHTS
+    except Exception as exc:  # noqa: BLE001 - classified: the detector's weights 3, a bug 70
+        problem = classify(exc)
+        report.problem(problem)
+        return problem.exit_code
     failures, found = 0, []
     for raw in args.paths:
         try:
             result = detect(read_image(Path(raw)).pixels, detector)
-        except (ImageError, ValueError) as exc:
-            _error(str(exc) if raw in str(exc) else f"{raw}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one line for this photo, the others go on
+            problem = classify(exc)
+            report.problem(problem, raw)
+            if not problem.expected or problem.kind == INTERRUPTED:
+                raise _Reported(problem.exit_code) from exc  # a bug (its traceback said), or stopped
             failures += 1
             continue
         if args.json:

@@ -210,6 +210,19 @@ def _content_range_total(value: str | None) -> tuple[int | None, int | None]:
     return (int(start) if start.isdigit() else None), (int(total) if total.isdigit() else None)
 
 
+def part_path(dest: str | os.PathLike) -> Path:
+    """Where :func:`fetch` keeps what has arrived of ``dest`` until it is whole: ``NAME.part``
+    beside it, so the next fetch of the same file resumes it."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
+def download_path(task: str) -> Path:
+    """Where :func:`download_weights` fetches ``task``'s release file: one known name per
+    task, whatever the address, so a later run resumes it and ``remove`` finds it."""
+    return user_weights_dir() / task / SOURCES[task]
+
+
 def fetch(url: str, dest: str | os.PathLike, *, progress: Progress | None = None, cancel=None,
           stall_timeout: float = 30.0, connect_timeout: float = 30.0, retries: int = 4,
           backoff: float = 1.0, need_extra: int = 0) -> Path:
@@ -220,7 +233,7 @@ def fetch(url: str, dest: str | os.PathLike, *, progress: Progress | None = None
     counted in the free-space check.
     """
     dest = Path(dest)
-    part = dest.with_name(dest.name + ".part")
+    part = part_path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     opener = _opener()
     failures = 0
@@ -483,7 +496,7 @@ def download_weights(task: str, *, url: str | None = None, keep: bool = False, f
     unless the file is exactly the expected network.
     """
     address = source_url(task, url)
-    name = SOURCES[task]  # whatever the address: one known name per task, for resume and remove
+    pth = download_path(task)
     if not force:
         for entry in installed_weights(task):
             provenance = entry.meta.get("provenance", {})
@@ -491,8 +504,6 @@ def download_weights(task: str, *, url: str | None = None, keep: bool = False, f
                 set_default(task, entry.path)
                 return Downloaded(task, entry.path, address, provenance.get("source_size", 0),
                                   provenance.get("source_sha256", ""), None, fresh=False)
-    folder = user_weights_dir() / task
-    pth = folder / name
     if not pth.exists():
         fetch(address, pth, progress=progress, cancel=cancel,
               need_extra=model_bytes(expected), **transfer)
@@ -512,7 +523,7 @@ def download_weights(task: str, *, url: str | None = None, keep: bool = False, f
     provenance = {"kind": "official", "source_url": address, "source_size": size,
                   "source_sha256": digest,
                   "downloaded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    installed = install_weights(weights, task, source=pth, name=Path(name).stem, kind="official",
+    installed = install_weights(weights, task, source=pth, name=pth.stem, kind="official",
                                 provenance=provenance)
     set_default(task, installed)
     if not keep:

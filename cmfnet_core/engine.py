@@ -26,7 +26,8 @@ import numpy as np
 from .backends import PER_SHAPE, Backend, check_options, make_backend
 from .backends.precision import LIGHT_MAX_FEAT, resolve_precision
 from .i18n import _
-from .tiling import MULTIPLE, axis_weight_sums, blend_weights, fit_context, plan_tiles, round_up, take_tile
+from .tiling import (MULTIPLE, axis_ramp, blend_weights, fit_context, grid_weight_sums, plan_tiles, round_up,
+                     take_tile)
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
 ProgressCallback = Callable[[int, int], None]
@@ -297,8 +298,8 @@ class Restorer:
             raise ValueError(f"region {box} is not inside the {width} x {height} image")
         scale = _scale_of(image.dtype)
         padded, tiles, c = self.plan(height, width)
-        band = _Band(padded, tiles, self.overlap, c)
-        weight = band.row_weight[y + c:y + h + c, None, None] * band.col_weight[None, x + c:x + w + c, None]
+        row_weight, col_weight = grid_weight_sums(padded, tiles, self.overlap, c)
+        weight = row_weight[y + c:y + h + c, None, None] * col_weight[None, x + c:x + w + c, None]
 
         def kept(tile) -> tuple[slice, slice]:
             """Where the tile has weight, inside the box (box coordinates; may be empty)."""
@@ -332,12 +333,15 @@ class Restorer:
             tile = tiles[i]
             patch = take_tile(colour, tile, c).astype(np.float32) / scale
             result = self.backend((tile.h, tile.w)).run(patch.transpose(2, 0, 1)[None])[0].transpose(1, 2, 0)
-            weighted = result * blend_weights(tile, padded, self.overlap, c)[..., None]
-            # the overlap of the tile and the box, in canvas coordinates
+            # the overlap of the tile and the box, in canvas coordinates: only it is weighted,
+            # each pixel by the same float32 product of ramps as in the full run
             top, bottom = max(tile.y, y + c), min(tile.y + tile.h, y + h + c)
             left, right = max(tile.x, x + c), min(tile.x + tile.w, x + w + c)
+            rows, cols = slice(top - tile.y, bottom - tile.y), slice(left - tile.x, right - tile.x)
+            mask = np.outer(axis_ramp(tile.y, tile.h, padded[0], self.overlap, c)[rows],
+                            axis_ramp(tile.x, tile.w, padded[1], self.overlap, c)[cols])
             parts[i] = ((slice(top - y - c, bottom - y - c), slice(left - x - c, right - x - c)),
-                        weighted[top - tile.y:bottom - tile.y, left - tile.x:right - tile.x])
+                        result[rows, cols] * mask[..., None])
             pending[kept(tile)] -= 1
             if partial is not None and done < len(order):
                 final = pending == 0
@@ -373,13 +377,9 @@ class _Band:
     """
 
     def __init__(self, padded: tuple[int, int], tiles: list, overlap: int, context: int = 0):
-        first = tiles[0]
-        ys = sorted({t.y for t in tiles})
-        xs = sorted({t.x for t in tiles})
-        self.height, self.overlap, self.padded, self.top = first.h - 2 * context, overlap, padded, 0
+        self.height, self.overlap, self.padded, self.top = tiles[0].h - 2 * context, overlap, padded, 0
         self.context = context
-        self.row_weight = axis_weight_sums(ys, first.h, padded[0], overlap, context)
-        self.col_weight = axis_weight_sums(xs, first.w, padded[1], overlap, context)
+        self.row_weight, self.col_weight = grid_weight_sums(padded, tiles, overlap, context)
         self.total = np.zeros((self.height, padded[1], 3), np.float32)
 
     def add(self, tile, result: np.ndarray) -> None:

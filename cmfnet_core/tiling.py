@@ -132,6 +132,15 @@ def axis_weight_sums(starts: list[int], size: int, length: int, overlap: int,
     return total
 
 
+def grid_weight_sums(padded: tuple[int, int], tiles: list[Tile], overlap: int,
+                     context: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns): :func:`axis_weight_sums` of a plan's grid along each axis of the
+    canvas; the total weight at canvas pixel (r, c) is ``rows[r] * columns[c]``."""
+    first = tiles[0]
+    return (axis_weight_sums(sorted({t.y for t in tiles}), first.h, padded[0], overlap, context),
+            axis_weight_sums(sorted({t.x for t in tiles}), first.w, padded[1], overlap, context))
+
+
 def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
     """Indices ``start:stop`` into an axis of ``length``, mirrored past its end like
     ``np.pad(mode="reflect")`` (``symmetric`` for a 1-pixel axis, which has nothing to mirror)."""

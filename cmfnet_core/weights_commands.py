@@ -129,9 +129,8 @@ class _Bar:
 
 
 def run_download(args) -> int:
-    from .download import SOURCES, DownloadError, download_weights, manual_route
+    from .download import DownloadError, download_path, download_weights, manual_route, part_path
     from .engine import Cancelled, CancelToken
-    from .weights import user_weights_dir
 
     tasks = list(dict.fromkeys(args.tasks or TASKS))
     unknown = [t for t in tasks if t not in TASKS]
@@ -167,7 +166,7 @@ def run_download(args) -> int:
             continue
         except (KeyboardInterrupt, Cancelled):
             bar.close()
-            part = user_weights_dir() / task / (SOURCES[task] + ".part")
+            part = part_path(download_path(task))
             _say(_("interrupted; the partial download is kept ({part}): run the same command to resume")
                  .format(part=part) if part.exists() else
                  _("interrupted; the partial download is kept: run the same command to resume"))
@@ -220,8 +219,8 @@ def run_use(args) -> int:
 
 
 def run_remove(args) -> int:
-    from .download import SOURCES
-    from .weights import chosen_default, installed_weights, set_default, user_weights_dir
+    from .download import download_path, part_path
+    from .weights import chosen_default, installed_weights, set_default
 
     for task in dict.fromkeys(args.tasks):
         removed = []
@@ -233,8 +232,7 @@ def run_remove(args) -> int:
             for path in (entry.path, entry.path.with_suffix(".json")):
                 path.unlink(missing_ok=True)
             removed.append(entry.path)
-        for leftover in (SOURCES[task] + ".part", SOURCES[task]):
-            path = user_weights_dir() / task / leftover
+        for path in (part_path(download_path(task)), download_path(task)):
             if path.exists():
                 path.unlink()
                 removed.append(path)

@@ -67,3 +67,12 @@ def test_the_table_gives_each_case_its_share_of_the_peak_at_its_precision():
     line = bench._table([case], flops_per_pixel=1e6, megapixels=1.0, peak={"bf16": 80.0, "fp32": 20.0})[-1]
     assert " 25% " in line
     assert " - " in bench._table([case], flops_per_pixel=1e6, megapixels=1.0, peak={"fp32": 20.0})[-1]
+
+
+def test_the_photo_estimate_is_the_tile_plans_tiles_with_the_context_times_a_tiles_time():
+    case = bench.Case("openvino", "fp32", 256, 2)
+    case.times = [0.5]
+    tiles = bench.tile_plan_overhead(12.0, 256, context=48)["tiles"]
+    assert tiles > bench.tile_plan_overhead(12.0, 256)["tiles"]  # the context costs tiles
+    line = bench._table([case], flops_per_pixel=1e6, megapixels=12.0, context=48)[-1]
+    assert f" {tiles * 0.5:.0f}s " in line

@@ -329,9 +329,19 @@ def test_ctrl_c_stops_the_download_keeps_the_part_and_exits_130(weights_server, 
     process.send_signal(signal.SIGINT)
     _, rest = process.communicate(timeout=30)
     assert process.returncode == 130 and time.monotonic() - started < 1.5
-    assert "partial download is kept" in rest and "run the same command to resume" in rest
+    assert f"partial download is kept ({part})" in rest and "run the same command to resume" in rest
     assert part.read_bytes() == PAYLOAD[:400_000]
     assert not (user_weights_dir() / "deraindrop" / "deraindrop_DeRainDrop_CMFNet.pdparams").exists()
+
+
+def test_remove_deletes_what_an_interrupted_download_left_behind():
+    folder = user_weights_dir() / "dehaze"
+    folder.mkdir(parents=True)
+    part = folder / "dehaze_I_OHaze_CMFNet.pth.part"
+    part.write_bytes(PAYLOAD[:1000])
+    result = cmfnet("weights", "remove", "dehaze")
+    assert result.returncode == 0 and result.stdout.split() == [str(part)], result.stderr
+    assert not part.exists()
 
 
 def test_the_sidecar_records_where_the_weights_came_from(weights_server, full_size_checkpoint):

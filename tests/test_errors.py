@@ -217,3 +217,29 @@ def test_a_bug_is_not_a_photos_failure_it_stops_with_its_traceback_and_exit_70(p
     (only,) = results_in(result.stderr)
     assert (only.status, only.error) == ("failed", "internal")
     assert not second.with_name("second.deblur.png").exists()  # not run as if nothing happened
+
+
+# --- `cmfnet detect` says its failures as restore does --------------------------------------
+
+def test_detect_says_a_photo_that_is_not_one_once_per_photo_with_the_image_hint(tmp_path, photo_file):
+    fake = fake_photo(tmp_path)
+    result = cmfnet("detect", fake, photo_file, fake)
+    errors_said, hints = said(result)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors_said) == 2 and all(str(fake) in line for line in errors_said)
+    assert hints == [f"cmfnet: hint: {errors.KINDS['image'].cli_hint}"]  # once per kind
+    (looked,) = result.stdout.splitlines()  # the photo between them was still looked at
+    assert looked.startswith(f"{photo_file}\t")
+
+
+def test_detect_without_its_weights_says_why_once_and_exits_with_the_detectors_code(tmp_path, photo_file):
+    from cmfnet_core.detect import Detector
+
+    missing = tmp_path / "detector.pdparams"
+    result = cmfnet("detect", photo_file, env={"CMFNET_DETECTOR": str(missing)})
+    errors_said, hints = said(result)
+    assert result.returncode == errors.KINDS["detector"].exit_code == 3
+    assert result.stdout == "" and "Traceback" not in result.stderr
+    assert errors_said == [f"cmfnet: error: {classify(raised(Detector, missing)).message}"]
+    assert "detector.pdparams" in errors_said[0]
+    assert hints == [f"cmfnet: hint: {errors.KINDS['detector'].cli_hint}"]

@@ -445,6 +445,39 @@ def test_other_weights_that_pass_the_bar_run_int8(cache, int8_cpu, full_size_fil
     assert quantize.int8_verdict(weights).psnr_min >= 10.0
 
 
+def test_a_verdict_is_read_from_its_file_once_per_process_and_one_written_since_is_seen(
+        tmp_path, small_weights, monkeypatch):
+    """Every OpenVINO backend (one per tile shape) asks for the verdict again: its file is
+    read the first time only, and a verdict written since is the one the next ask gets."""
+    import json
+    from pathlib import Path
+
+    from cmfnet_core.backends import quantize
+    from cmfnet_core.weights import read_weights
+
+    weights = read_weights(small_weights)
+    reference = tmp_path / "reference"  # calibrated and checked: the figures kept beside it
+    reference.mkdir()
+    verdict_file = reference / quantize.VERDICT_FILE
+    verdict_file.write_text(json.dumps({"psnr_min": 31.5, "crops": 9, "bar_db": precision.INT8_MIN_PSNR}))
+    monkeypatch.setattr(quantize, "ensure_reference", lambda *a, **k: reference)
+    monkeypatch.setattr(quantize, "_check", lambda *a, **k: pytest.fail("checked again"))
+    reads = []
+    read_text = Path.read_text
+
+    def counted(path, *args, **kwargs):
+        reads.extend([path] if path == verdict_file else [])
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    asked = [quantize.int8_verdict(weights) for _shape in range(3)]
+    assert asked == [quantize.Verdict(False, 31.5, 9)] * 3 and len(reads) == 1
+    quantize.write_verdict(verdict_file, {"psnr_min": 44.0, "crops": 9, "bar_db": precision.INT8_MIN_PSNR})
+    assert quantize.int8_verdict(weights) == quantize.Verdict(True, 44.0, 9)
+    assert json.loads(read_text(verdict_file))["psnr_min"] == 44.0  # kept for other processes
+    assert len(reads) == 1
+
+
 @pytest.mark.slow  # exports the full-size network for the photo's tile shape: tens of seconds
 def test_the_cli_notes_the_fallback_before_the_progress_bar(cache, int8_cpu, full_size_file, photo_file,
                                                             tmp_path, capsys, monkeypatch):

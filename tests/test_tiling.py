@@ -84,14 +84,13 @@ def test_a_tile_is_taken_as_if_the_photo_were_padded(height, width):
         assert np.array_equal(take_tile(image, tile), whole[tile.slices])
 
 
-def test_the_blend_weights_of_the_grid_are_separable():
-    from cmfnet_core.tiling import axis_weight_sums
+@pytest.mark.parametrize("context", [0, 16])
+def test_the_blend_weights_of_the_grid_are_separable(context):
+    from cmfnet_core.tiling import grid_weight_sums
 
-    padded, tiles = plan_tiles(300, 700, tile=128, overlap=32)
+    padded, tiles = plan_tiles(300, 700, tile=128, overlap=32, context=context)
     total = np.zeros(padded, np.float32)
     for tile in tiles:
-        total[tile.slices] += blend_weights(tile, padded, 32)
-    ys, xs = sorted({t.y for t in tiles}), sorted({t.x for t in tiles})
-    rows = axis_weight_sums(ys, tiles[0].h, padded[0], 32)
-    cols = axis_weight_sums(xs, tiles[0].w, padded[1], 32)
+        total[tile.slices] += blend_weights(tile, padded, 32, context)
+    rows, cols = grid_weight_sums(padded, tiles, 32, context)
     assert np.allclose(total, np.outer(rows, cols), rtol=1e-6)
