@@ -278,7 +278,9 @@ def cross_validate(views: Views, recipe_name: str, seeds, log=print) -> dict:
         f"(worst {100 * summary['degraded_right'][2]:.0f}); clean none {100 * summary['clean_none'][0]:.1f} ± "
         f"{100 * summary['clean_none'][1]:.1f}; dev targets none {100 * summary['dev_targets_none'][0]:.1f}; "
         f"[{len(runs)} fold x seed runs]")
-    return {"summary": summary, "runs": runs}
+    # every CV photo's out-of-fold probabilities, per seed: recipes can be compared or mixed later
+    return {"summary": summary, "runs": runs, "paths": [views.paths[i] for i in cv_items],
+            "oof": {str(s): np.round(oof[s][cv_items], 5).tolist() for s in oof}}
 
 
 def final(views: Views, recipe_name: str, seeds, out: Path | None, log=print) -> dict:
