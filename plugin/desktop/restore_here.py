@@ -52,16 +52,25 @@ TASKS = ("deblur", "dehaze", "deraindrop")
 AUTO_TASK = "auto"
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+def load_core_file(name: str):
+    """``cmfnet_core/<name>.py``, loaded by its path. The files loaded so need only the
+    standard library; importing the package would pull in numpy, which the Python running
+    this may not have."""
+    spec = importlib.util.spec_from_file_location(f"cmfnet_core_{name}", PROJECT_DIR / "cmfnet_core" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=1)
 def load_i18n():
-    """cmfnet_core/i18n.py (the language and its catalogue), loaded by path: it needs only
-    the standard library, and importing the package would pull in numpy. None if absent."""
-    path = Path(__file__).resolve().parents[2] / "cmfnet_core" / "i18n.py"
+    """cmfnet_core/i18n.py (the language and its catalogue); None if absent."""
     try:
-        spec = importlib.util.spec_from_file_location("cmfnet_restore_i18n", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return load_core_file("i18n")
     except (OSError, ImportError, AttributeError):
         return None
 
@@ -159,23 +168,7 @@ def _log(lines: list[str]) -> None:
         pass
 
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-
-
-def _load_results():
-    """``cmfnet_core/results.py``, the CLI's RESULT line format, loaded by its path: the
-    package itself needs numpy, which the Python running this may not have."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "cmfnet_core_results", PROJECT_DIR / "cmfnet_core" / "results.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-results = _load_results()
+results = load_core_file("results")  # the CLI's RESULT line format
 
 
 def cli_command(python: str, *args: str) -> list[str]:
