@@ -388,12 +388,17 @@ def _detector_backend(backend: str) -> str:
     return "paddle" if backend == "paddle" else "auto"
 
 
+DETECT_WITHOUT_DETECTOR = N_("point CMFNET_DETECTOR at a detector weights file, or unset it to use "
+                             "the bundled one")
+
+
 def run_detect(args) -> int:
+    import dataclasses
     import json
 
     from .cli_report import Report
     from .detect import default_detector, detect
-    from .errors import INTERRUPTED, classify
+    from .errors import DETECTOR, INTERRUPTED, classify
     from .imageio import read_image
 
     report = Report(machine=False)  # as restore says it: one line, the next step once, its exit code
@@ -401,6 +406,8 @@ def run_detect(args) -> int:
         detector = default_detector()
     except Exception as exc:  # noqa: BLE001 - classified: the detector's weights 3, a bug 70
         problem = classify(exc)
+        if problem.kind == DETECTOR:  # restore's hint (--task) is no way on for detect
+            problem = dataclasses.replace(problem, cli_hint=_(DETECT_WITHOUT_DETECTOR))
         report.problem(problem)
         return problem.exit_code
     failures, found = 0, []
