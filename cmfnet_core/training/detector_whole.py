@@ -48,12 +48,15 @@ class Recipe:
     epochs: int
     lr: float
     real_repeat: int     # each real view is seen this many times an epoch (0: synthetic views only)
+    keep_shipped: float = 0.0  # weight of a pull towards the shipped detector's answers on the
+                               # synthetic views (distillation): learn the real photos, keep the rest
 
 
 RECIPES = {
     "shipped": Recipe(True, 0, 0.0, 0),            # run 14 as it is, scored the same way
     "finetune": Recipe(True, 6, 5e-4, 2),
     "finetune-real4": Recipe(True, 8, 5e-4, 4),    # the real photos weigh as much as the synthetic views
+    "finetune-keep": Recipe(True, 6, 5e-4, 2, keep_shipped=1.0),
     "finetune-synth": Recipe(True, 6, 5e-4, 0),   # the control: the same training without real photos
     "scratch": Recipe(False, 30, 2e-3, 2),
 }
@@ -195,6 +198,7 @@ def train_whole(views: Views, train_folds, recipe: Recipe, seed: int, batch: int
     pool = training_pool(views, train_folds, recipe.real_repeat)
     log(f"training on folds {sorted(train_folds)}: {int((pool[:, 0] == 0).sum())} synthetic views, "
         f"{int((pool[:, 0] == 1).sum())} real (x {recipe.real_repeat}) and no-photo views")
+    shipped = det.twin_from_state(detect.read_detector_state(detect.DETECTOR_WEIGHTS)) if recipe.keep_shipped else None
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
     steps = recipe.epochs * (len(pool) // batch)
@@ -212,7 +216,13 @@ def train_whole(views: Views, train_folds, recipe: Recipe, seed: int, batch: int
             s, d = torch.from_numpy(s).float() / 255, torch.from_numpy(d).float() / 255
             if rng.random() < 0.5:  # mirror: the classes do not care
                 s, d = s.flip(-1), d.flip(-1)
-            loss = F.cross_entropy(model(s, d), torch.from_numpy(soft_targets(y)))
+            logits = model(s, d)
+            loss = F.cross_entropy(logits, torch.from_numpy(soft_targets(y)))
+            if shipped is not None and len(synth_i):
+                with torch.no_grad():
+                    before = F.softmax(shipped(s[:len(synth_i)], d[:len(synth_i)]), dim=1)
+                loss = loss + recipe.keep_shipped * F.kl_div(
+                    F.log_softmax(logits[:len(synth_i)], dim=1), before, reduction="batchmean") * len(synth_i) / len(y)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
