@@ -26,7 +26,7 @@ import numpy as np
 from .backends import PER_SHAPE, Backend, check_options, make_backend
 from .backends.precision import LIGHT_MAX_FEAT, resolve_precision
 from .i18n import _
-from .tiling import (MULTIPLE, axis_ramp, blend_weights, fit_context, grid_weight_sums, plan_tiles, round_up,
+from .tiling import (MULTIPLE, blend_weights, fit_context, grid_weight_sums, plan_tiles, round_up,
                      take_tile)
 from .weights import TASKS, Weights, WeightsError, read_weights, resolve_weights
 
@@ -338,8 +338,7 @@ class Restorer:
             top, bottom = max(tile.y, y + c), min(tile.y + tile.h, y + h + c)
             left, right = max(tile.x, x + c), min(tile.x + tile.w, x + w + c)
             rows, cols = slice(top - tile.y, bottom - tile.y), slice(left - tile.x, right - tile.x)
-            mask = np.outer(axis_ramp(tile.y, tile.h, padded[0], self.overlap, c)[rows],
-                            axis_ramp(tile.x, tile.w, padded[1], self.overlap, c)[cols])
+            mask = blend_weights(tile, padded, self.overlap, c, rows, cols)
             parts[i] = ((slice(top - y - c, bottom - y - c), slice(left - x - c, right - x - c)),
                         result[rows, cols] * mask[..., None])
             pending[kept(tile)] -= 1
@@ -384,7 +383,7 @@ class _Band:
 
     def add(self, tile, result: np.ndarray) -> None:
         c = self.context
-        mask = blend_weights(tile, self.padded, self.overlap, c)[c:tile.h - c, :, None]
+        mask = blend_weights(tile, self.padded, self.overlap, c, rows=slice(c, tile.h - c))[..., None]
         self.total[:, tile.x:tile.x + tile.w] += result[c:tile.h - c] * mask
 
     def finished(self, rows: slice, width: int) -> np.ndarray:

@@ -117,10 +117,12 @@ def axis_ramp(start: int, size: int, length: int, overlap: int, context: int = 0
     return weights
 
 
-def blend_weights(tile: Tile, padded: tuple[int, int], overlap: int, context: int = 0) -> np.ndarray:
-    """Feathering mask (h x w) for a tile: 0 on its context, fades only towards neighbours."""
-    return np.outer(axis_ramp(tile.y, tile.h, padded[0], overlap, context),
-                    axis_ramp(tile.x, tile.w, padded[1], overlap, context))
+def blend_weights(tile: Tile, padded: tuple[int, int], overlap: int, context: int = 0,
+                  rows: slice = slice(None), cols: slice = slice(None)) -> np.ndarray:
+    """Feathering mask (h x w) for a tile: 0 on its context, fades only towards neighbours.
+    ``rows``, ``cols``: only that part of it (tile coordinates), the same values."""
+    return np.outer(axis_ramp(tile.y, tile.h, padded[0], overlap, context)[rows],
+                    axis_ramp(tile.x, tile.w, padded[1], overlap, context)[cols])
 
 
 def axis_weight_sums(starts: list[int], size: int, length: int, overlap: int,
