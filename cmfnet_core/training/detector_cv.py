@@ -190,6 +190,16 @@ def head_module(start: dict | None):
     return head
 
 
+def soft_targets(labels: np.ndarray, smoothing: float = 0.05) -> np.ndarray:
+    """Label smoothing as run 14 trained; a no-photo view's target is every class alike."""
+    k = len(CLASSES)
+    target = np.full((len(labels), k), 1 / k, np.float32)
+    known = labels >= 0
+    target[known] = smoothing / k
+    target[known, labels[known]] = 1 - smoothing + smoothing / k
+    return target
+
+
 def train_head(F: Features, train_folds, recipe: str, seed: int, lr: float = 1e-3):
     """The head trained on the views of photos in ``train_folds`` (and the no-photo views)."""
     import torch
@@ -202,10 +212,7 @@ def train_head(F: Features, train_folds, recipe: str, seed: int, lr: float = 1e-
     keep = in_fold & ((F.source != SOURCE_REAL) | (real_weight > 0))
     x = torch.from_numpy(F.feats[keep])
     labels = F.labels[keep]
-    target = np.full((len(labels), len(CLASSES)), 1 / len(CLASSES), np.float32)
-    known = labels >= 0
-    target[known] = 0.0125
-    target[known, labels[known]] = 1 - 0.0125 * (len(CLASSES) - 1)  # label smoothing 0.05
+    target = soft_targets(labels)
     # each class weighs the same within the synthetic and within the real views
     weight = np.ones(len(labels), np.float32)
     src = F.source[keep]

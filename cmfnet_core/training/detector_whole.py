@@ -162,16 +162,6 @@ class Views:
 
 # --- training ---------------------------------------------------------------------------
 
-def soft_targets(labels: np.ndarray, smoothing: float = 0.05) -> np.ndarray:
-    """Label smoothing as run 14 trained; a no-photo view's target is every class alike."""
-    k = len(CLASSES)
-    target = np.full((len(labels), k), 1 / k, np.float32)
-    known = labels >= 0
-    target[known] = smoothing / k
-    target[known, labels[known]] = 1 - smoothing + smoothing / k
-    return target
-
-
 def training_pool(views: Views, train_folds, real_repeat: int) -> np.ndarray:
     """The views one epoch goes through, as rows (0, i) for synthetic view i and (1, i) for real
     or no-photo view i: those of photos in ``train_folds`` only, each real view ``real_repeat``
@@ -191,14 +181,14 @@ def train_whole(views: Views, train_folds, recipe: Recipe, seed: int, batch: int
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model = (det.twin_from_state(detect.read_detector_state(detect.DETECTOR_WEIGHTS))
-             if recipe.from_shipped else det.twin())
+    shipped_state = detect.read_detector_state(detect.DETECTOR_WEIGHTS)
+    model = det.twin_from_state(shipped_state) if recipe.from_shipped else det.twin()
     if recipe.epochs == 0:
         return model.eval()
     pool = training_pool(views, train_folds, recipe.real_repeat)
     log(f"training on folds {sorted(train_folds)}: {int((pool[:, 0] == 0).sum())} synthetic views, "
         f"{int((pool[:, 0] == 1).sum())} real (x {recipe.real_repeat}) and no-photo views")
-    shipped = det.twin_from_state(detect.read_detector_state(detect.DETECTOR_WEIGHTS)) if recipe.keep_shipped else None
+    shipped = det.twin_from_state(shipped_state) if recipe.keep_shipped else None
     model.train()
     optimiser = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=1e-4)
     steps = recipe.epochs * (len(pool) // batch)
@@ -217,7 +207,7 @@ def train_whole(views: Views, train_folds, recipe: Recipe, seed: int, batch: int
             if rng.random() < 0.5:  # mirror: the classes do not care
                 s, d = s.flip(-1), d.flip(-1)
             logits = model(s, d)
-            loss = F.cross_entropy(logits, torch.from_numpy(soft_targets(y)))
+            loss = F.cross_entropy(logits, torch.from_numpy(cv.soft_targets(y)))
             if shipped is not None and len(synth_i):
                 with torch.no_grad():
                     before = F.softmax(shipped(s[:len(synth_i)], d[:len(synth_i)]), dim=1)
